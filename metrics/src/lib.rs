@@ -52,6 +52,7 @@ mod config;
 mod families;
 mod labels;
 mod retention;
+pub mod scrape;
 mod self_metrics;
 
 use std::sync::{Arc, LazyLock};

@@ -1,0 +1,260 @@
+//! A parsed scrape: the Prometheus text format read back into
+//! `(name, labels) → value`, so tests and tools assert on values, not on text
+//! prefixes.
+//!
+//! Strict on purpose: a sample without a `# TYPE` for its family, a series that
+//! appears twice, a bad escape or an unparsable value is an error, because any
+//! of those would be a bug in the renderer.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// One sample line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The sample name (`…_bucket`, `…_sum`, `…_count` for histograms).
+    pub name: String,
+    /// Label name → unescaped value.
+    pub labels: BTreeMap<String, String>,
+    /// The value.
+    pub value: f64,
+}
+
+/// What went wrong, with the 1-based line number.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("line {line}: {what}")]
+pub struct ScrapeError {
+    /// 1-based line number.
+    pub line: usize,
+    /// Description.
+    pub what: String,
+}
+
+/// A parsed scrape.
+#[derive(Debug, Default, Clone)]
+pub struct Scrape {
+    samples: Vec<Sample>,
+    types: HashMap<String, String>,
+    helps: HashMap<String, String>,
+}
+
+impl Scrape {
+    /// Parses the text format 0.0.4.
+    pub fn parse(text: &str) -> Result<Scrape, ScrapeError> {
+        let mut s = Scrape::default();
+        let mut seen = std::collections::HashSet::new();
+        for (i, line) in text.lines().enumerate() {
+            let err = |what: String| ScrapeError { line: i + 1, what };
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| err("TYPE without a type".into()))?;
+                if s.types.insert(name.to_owned(), kind.to_owned()).is_some() {
+                    return Err(err(format!("second TYPE for {name}")));
+                }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+                s.helps.insert(name.to_owned(), unescape(help, false).map_err(err)?);
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let sample = parse_sample(line).map_err(err)?;
+            family_of(&sample.name, &s.types)
+                .ok_or_else(|| err(format!("{} has no # TYPE", sample.name)))?;
+            let key = (sample.name.clone(), sample.labels.clone());
+            if !seen.insert(key) {
+                return Err(err(format!("duplicate series {}{:?}", sample.name, sample.labels)));
+            }
+            s.samples.push(sample);
+        }
+        Ok(s)
+    }
+
+    /// Every sample.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// The samples named `name`.
+    pub fn series<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.name == name)
+    }
+
+    /// The value of the series with exactly these labels.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series(name)
+            .find(|s| {
+                s.labels.len() == labels.len()
+                    && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+    }
+
+    /// Sum of the series named `name` whose labels include all of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .map(|s| s.value)
+            .sum()
+    }
+
+    /// The `# TYPE` of a family.
+    pub fn type_of(&self, family: &str) -> Option<&str> {
+        self.types.get(family).map(String::as_str)
+    }
+
+    /// The unescaped `# HELP` of a family.
+    pub fn help_of(&self, family: &str) -> Option<&str> {
+        self.helps.get(family).map(String::as_str)
+    }
+
+    /// Whether any sample carries `label="value"`.
+    pub fn has_label_value(&self, label: &str, value: &str) -> bool {
+        self.samples
+            .iter()
+            .any(|s| s.labels.get(label).map(String::as_str) == Some(value))
+    }
+}
+
+fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> Option<&'a str> {
+    if types.contains_key(name) {
+        return Some(name);
+    }
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix)
+            && types.get(base).is_some_and(|t| t == "histogram" || t == "summary")
+        {
+            return Some(base);
+        }
+    }
+    None
+}
+
+fn is_name_char(c: char, first: bool) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
+}
+
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let name_end = line
+        .char_indices()
+        .find(|&(i, c)| !is_name_char(c, i == 0))
+        .map_or(line.len(), |(i, _)| i);
+    if name_end == 0 {
+        return Err(format!("no metric name in {line:?}"));
+    }
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = BTreeMap::new();
+    if let Some(r) = rest.strip_prefix('{') {
+        rest = r;
+        loop {
+            rest = rest.trim_start();
+            if let Some(r) = rest.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let eq = rest.find('=').ok_or("label without =")?;
+            let lname = rest[..eq].trim();
+            if lname.is_empty() || !lname.chars().enumerate().all(|(i, c)| is_name_char(c, i == 0) && c != ':') {
+                return Err(format!("bad label name {lname:?}"));
+            }
+            rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+            let (raw, after) = split_quoted(rest)?;
+            if labels.insert(lname.to_owned(), unescape(raw, true)?).is_some() {
+                return Err(format!("label {lname} twice"));
+            }
+            rest = after;
+            rest = rest.trim_start();
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r;
+            } else if !rest.starts_with('}') {
+                return Err("expected , or } after a label".into());
+            }
+        }
+    }
+    let mut parts = rest.split_ascii_whitespace();
+    let value = parts.next().ok_or("no value")?;
+    let value = parse_value(value)?;
+    if let Some(ts) = parts.next() {
+        ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+    }
+    if parts.next().is_some() {
+        return Err("trailing text after the sample".into());
+    }
+    Ok(Sample { name: name.to_owned(), labels, value })
+}
+
+/// Splits at the closing unescaped quote.
+fn split_quoted(s: &str) -> Result<(&str, &str), String> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Ok((&s[..i], &s[i + 1..])),
+            _ => {}
+        }
+    }
+    Err("unterminated label value".into())
+}
+
+fn unescape(s: &str, quotes: bool) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') if quotes => out.push('"'),
+            other => return Err(format!("bad escape \\{}", other.map(String::from).unwrap_or_default())),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_value(v: &str) -> Result<f64, String> {
+    match v {
+        "+Inf" | "Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        "NaN" => Ok(f64::NAN),
+        _ => v.parse::<f64>().map_err(|_| format!("bad value {v:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_escapes_and_histograms() {
+        let text = "# HELP a A \\\\ help\\nline\n# TYPE a counter\na{x=\"q\\\"\\\\\\n}\",y=\"\"} 3\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\n";
+        let s = Scrape::parse(text).unwrap();
+        assert_eq!(s.get("a", &[("x", "q\"\\\n}"), ("y", "")]), Some(3.0));
+        assert_eq!(s.help_of("a"), Some("A \\ help\nline"));
+        assert_eq!(s.get("h_count", &[]), Some(2.0));
+        assert_eq!(s.get("h_bucket", &[("le", "+Inf")]), Some(2.0));
+    }
+
+    #[test]
+    fn rejects_what_a_renderer_must_never_write() {
+        for bad in [
+            "a 1\n",                                   // no TYPE
+            "# TYPE a counter\na 1\na 2\n",            // duplicate series
+            "# TYPE a counter\na{x=\"\\t\"} 1\n",      // bad escape
+            "# TYPE a counter\na{x=\"1} 1\n",          // unterminated
+            "# TYPE a counter\na one\n",               // bad value
+        ] {
+            assert!(Scrape::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
