@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::cells::{
-    ActiveCell, Buckets, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Cell,
+    ActiveCell, Buckets, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal,
 };
 use crate::families::{ActionCells, ActorSeries};
 use crate::labels::ActorLabels;
@@ -63,7 +63,9 @@ pub(crate) struct TypeInner {
 
 impl fmt::Debug for TypeInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypeInner").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TypeInner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,14 +87,25 @@ impl ActorType {
     /// retained shares the same series (counters continue); otherwise a new
     /// entry is created (evicting the oldest expiring entry early at the cap, or
     /// sharing the type's overflow label set if every entry is live).
-    pub fn register(&self, actor_id: &str, generation: Option<u64>, actor_key: &str) -> ActorMetrics {
+    pub fn register(
+        &self,
+        actor_id: &str,
+        generation: Option<u64>,
+        actor_key: &str,
+    ) -> ActorMetrics {
         self.metrics.register(self, actor_id, generation, actor_key)
     }
 
     /// Resolves the aggregate cells of one action of this type. Call once per
     /// action and keep the result: recording with it is atomic operations only.
     pub fn action(&self, action: &str) -> ActionMetrics {
-        if let Some((_, cells)) = self.inner.actions.read().iter().find(|(n, _)| &**n == action) {
+        if let Some((_, cells)) = self
+            .inner
+            .actions
+            .read()
+            .iter()
+            .find(|(n, _)| &**n == action)
+        {
             return ActionMetrics(cells.clone());
         }
         let mut actions = self.inner.actions.write();
@@ -198,7 +211,11 @@ pub(crate) trait Record: Cell {
     type Ref<'a>
     where
         Self: 'a;
-    fn recorder<'a>(&'a self, reg: &'a Registration, buckets: Option<&'static Buckets>) -> Self::Ref<'a>;
+    fn recorder<'a>(
+        &'a self,
+        reg: &'a Registration,
+        buckets: Option<&'static Buckets>,
+    ) -> Self::Ref<'a>;
 }
 
 /// Records into one counter of an actor.
@@ -346,7 +363,11 @@ impl Record for ActiveCell {
 impl Record for HistogramCell {
     type Ref<'a> = HistogramRef<'a>;
     #[inline]
-    fn recorder<'a>(&'a self, _: &'a Registration, buckets: Option<&'static Buckets>) -> HistogramRef<'a> {
+    fn recorder<'a>(
+        &'a self,
+        _: &'a Registration,
+        buckets: Option<&'static Buckets>,
+    ) -> HistogramRef<'a> {
         HistogramRef {
             cell: self,
             // The families macro passes the declared bucket set for every histogram.

@@ -283,16 +283,25 @@ mod tests {
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                     "{name}: snake_case ASCII"
                 );
-                assert!(!name.contains("_ms") && !name.contains("millis"), "{name}: base units");
+                assert!(
+                    !name.contains("_ms") && !name.contains("millis"),
+                    "{name}: base units"
+                );
                 match f.kind {
                     "counter" => assert!(name.ends_with("_total"), "{name}: counters end _total"),
-                    _ => assert!(!name.ends_with("_total"), "{name}: only counters end _total"),
+                    _ => assert!(
+                        !name.ends_with("_total"),
+                        "{name}: only counters end _total"
+                    ),
                 }
                 if f.kind == "histogram" {
                     assert!(name.ends_with("_seconds"), "{name}: durations in seconds");
                     let b = f.buckets.expect("histograms declare buckets").bounds();
                     assert!(!b.is_empty());
-                    assert!(b.windows(2).all(|w| w[0] < w[1]), "{name}: buckets increase");
+                    assert!(
+                        b.windows(2).all(|w| w[0] < w[1]),
+                        "{name}: buckets increase"
+                    );
                 }
                 assert!(!f.help.is_empty(), "{name}: HELP");
             }

@@ -129,7 +129,9 @@ impl Metrics {
         clock: Arc<dyn Clock>,
         registry: prometheus::Registry,
     ) -> Result<Self, MetricsError> {
-        Ok(Metrics(Arc::new(retention::Inner::new(config, clock, registry)?)))
+        Ok(Metrics(Arc::new(retention::Inner::new(
+            config, clock, registry,
+        )?)))
     }
 
     /// The actor type named `name` (the `actor_name` label), created on first

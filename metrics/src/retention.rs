@@ -73,15 +73,25 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(config: Config, clock: Arc<dyn Clock>, registry: Registry) -> Result<Self, MetricsError> {
+    pub(crate) fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        registry: Registry,
+    ) -> Result<Self, MetricsError> {
         if config.max_retained == 0 {
-            return Err(MetricsError::InvalidConfig("max_retained must be at least 1"));
+            return Err(MetricsError::InvalidConfig(
+                "max_retained must be at least 1",
+            ));
         }
         if config.sweep_interval.is_zero() {
-            return Err(MetricsError::InvalidConfig("sweep_interval must be positive"));
+            return Err(MetricsError::InvalidConfig(
+                "sweep_interval must be positive",
+            ));
         }
         if config.max_sweep_per_tick == 0 {
-            return Err(MetricsError::InvalidConfig("max_sweep_per_tick must be at least 1"));
+            return Err(MetricsError::InvalidConfig(
+                "max_sweep_per_tick must be at least 1",
+            ));
         }
         let selfm = SelfMetrics::register(&registry, config.max_retained)?;
         Ok(Inner {
@@ -151,7 +161,9 @@ impl Inner {
             self.config.max_label_value_bytes,
         ));
         if labels.truncated_values() > 0 {
-            self.selfm.truncated.inc_by(u64::from(labels.truncated_values()));
+            self.selfm
+                .truncated
+                .inc_by(u64::from(labels.truncated_values()));
         }
         loop {
             match self.retained.entry_sync(labels.clone()) {
@@ -212,20 +224,22 @@ impl Inner {
             return;
         }
         let retention = self.config.retention;
-        let updated = self.retained.update_sync(&reg.entry.labels, |_, e: &mut Arc<ActorEntry>| {
-            if e.series.active.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-                e.series.zero_gauges();
-                let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                self.selfm.live.dec();
-                self.selfm.expiring.inc();
-                // Pushed under the bucket lock so items of one label set stay in order.
-                self.expiry.lock().push_back(Expiry {
-                    deadline: self.clock.now() + retention,
-                    entry: e.clone(),
-                    epoch,
-                });
-            }
-        });
+        let updated = self
+            .retained
+            .update_sync(&reg.entry.labels, |_, e: &mut Arc<ActorEntry>| {
+                if e.series.active.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    e.series.zero_gauges();
+                    let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                    self.selfm.live.dec();
+                    self.selfm.expiring.inc();
+                    // Pushed under the bucket lock so items of one label set stay in order.
+                    self.expiry.lock().push_back(Expiry {
+                        deadline: self.clock.now() + retention,
+                        entry: e.clone(),
+                        epoch,
+                    });
+                }
+            });
         // An entry cannot leave the map while a registration of it is live.
         debug_assert!(updated.is_some(), "stopped label set was not retained");
     }
@@ -277,7 +291,9 @@ impl Inner {
             let budget = limit - report.removed;
             {
                 let mut q = self.expiry.lock();
-                while batch.len() < BATCH.min(budget) && q.front().is_some_and(|i| i.deadline <= now) {
+                while batch.len() < BATCH.min(budget)
+                    && q.front().is_some_and(|i| i.deadline <= now)
+                {
                     batch.extend(q.pop_front());
                 }
                 report.more_due = q.front().is_some_and(|i| i.deadline <= now);
@@ -300,9 +316,15 @@ impl Inner {
             }
         }
         self.selfm.sweeps.inc();
-        self.selfm.sweep_duration.observe(started.elapsed().as_secs_f64());
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.selfm.last_sweep.set(i64::try_from(unix).unwrap_or(i64::MAX));
+        self.selfm
+            .sweep_duration
+            .observe(started.elapsed().as_secs_f64());
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.selfm
+            .last_sweep
+            .set(i64::try_from(unix).unwrap_or(i64::MAX));
         report
     }
 
@@ -317,7 +339,11 @@ impl Inner {
                 let Some(inner) = weak.upgrade() else { break };
                 let report = inner.sweep(inner.clock.now());
                 if report.removed > 0 {
-                    tracing::debug!(removed = report.removed, skipped = report.skipped, "swept expired actor label sets");
+                    tracing::debug!(
+                        removed = report.removed,
+                        skipped = report.skipped,
+                        "swept expired actor label sets"
+                    );
                 }
             }
         })
@@ -331,7 +357,8 @@ impl Inner {
     /// aggregates, then `TextEncoder` output of the registry.
     pub(crate) fn render_into(&self, out: &mut String) -> Result<(), MetricsError> {
         let types: Vec<ActorType> = self.types.lock().clone();
-        let mut entries: Vec<Arc<ActorEntry>> = Vec::with_capacity(self.count.load(Ordering::Relaxed) + 8);
+        let mut entries: Vec<Arc<ActorEntry>> =
+            Vec::with_capacity(self.count.load(Ordering::Relaxed) + 8);
         let mut totals: Vec<SeriesTotals> = vec![SeriesTotals::default(); types.len()];
         {
             // Collect a consistent view: every actor is either in `entries` or

@@ -58,7 +58,8 @@ impl Scrape {
             }
             if let Some(rest) = line.strip_prefix("# HELP ") {
                 let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-                s.helps.insert(name.to_owned(), unescape(help, false).map_err(err)?);
+                s.helps
+                    .insert(name.to_owned(), unescape(help, false).map_err(err)?);
                 continue;
             }
             if line.starts_with('#') {
@@ -69,7 +70,10 @@ impl Scrape {
                 .ok_or_else(|| err(format!("{} has no # TYPE", sample.name)))?;
             let key = (sample.name.clone(), sample.labels.clone());
             if !seen.insert(key) {
-                return Err(err(format!("duplicate series {}{:?}", sample.name, sample.labels)));
+                return Err(err(format!(
+                    "duplicate series {}{:?}",
+                    sample.name, sample.labels
+                )));
             }
             s.samples.push(sample);
         }
@@ -91,7 +95,9 @@ impl Scrape {
         self.series(name)
             .find(|s| {
                 s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
             })
             .map(|s| s.value)
     }
@@ -99,7 +105,11 @@ impl Scrape {
     /// Sum of the series named `name` whose labels include all of `labels`.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.series(name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|s| s.value)
             .sum()
     }
@@ -128,7 +138,9 @@ fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> Option<&'a s
     }
     for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix)
-            && types.get(base).is_some_and(|t| t == "histogram" || t == "summary")
+            && types
+                .get(base)
+                .is_some_and(|t| t == "histogram" || t == "summary")
         {
             return Some(base);
         }
@@ -161,12 +173,22 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             }
             let eq = rest.find('=').ok_or("label without =")?;
             let lname = rest[..eq].trim();
-            if lname.is_empty() || !lname.chars().enumerate().all(|(i, c)| is_name_char(c, i == 0) && c != ':') {
+            if lname.is_empty()
+                || !lname
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| is_name_char(c, i == 0) && c != ':')
+            {
                 return Err(format!("bad label name {lname:?}"));
             }
-            rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+            rest = rest[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
             let (raw, after) = split_quoted(rest)?;
-            if labels.insert(lname.to_owned(), unescape(raw, true)?).is_some() {
+            if labels
+                .insert(lname.to_owned(), unescape(raw, true)?)
+                .is_some()
+            {
                 return Err(format!("label {lname} twice"));
             }
             rest = after;
@@ -182,12 +204,17 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let value = parts.next().ok_or("no value")?;
     let value = parse_value(value)?;
     if let Some(ts) = parts.next() {
-        ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
     }
     if parts.next().is_some() {
         return Err("trailing text after the sample".into());
     }
-    Ok(Sample { name: name.to_owned(), labels, value })
+    Ok(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
 }
 
 /// Splits at the closing unescaped quote.
@@ -216,7 +243,12 @@ fn unescape(s: &str, quotes: bool) -> Result<String, String> {
             Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
             Some('"') if quotes => out.push('"'),
-            other => return Err(format!("bad escape \\{}", other.map(String::from).unwrap_or_default())),
+            other => {
+                return Err(format!(
+                    "bad escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
         }
     }
     Ok(out)
@@ -248,11 +280,11 @@ mod tests {
     #[test]
     fn rejects_what_a_renderer_must_never_write() {
         for bad in [
-            "a 1\n",                                   // no TYPE
-            "# TYPE a counter\na 1\na 2\n",            // duplicate series
-            "# TYPE a counter\na{x=\"\\t\"} 1\n",      // bad escape
-            "# TYPE a counter\na{x=\"1} 1\n",          // unterminated
-            "# TYPE a counter\na one\n",               // bad value
+            "a 1\n",                              // no TYPE
+            "# TYPE a counter\na 1\na 2\n",       // duplicate series
+            "# TYPE a counter\na{x=\"\\t\"} 1\n", // bad escape
+            "# TYPE a counter\na{x=\"1} 1\n",     // unterminated
+            "# TYPE a counter\na one\n",          // bad value
         ] {
             assert!(Scrape::parse(bad).is_err(), "{bad:?}");
         }

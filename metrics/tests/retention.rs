@@ -1,6 +1,5 @@
 //! Retention, revival, removal, cap and aggregates, read through a parsed scrape.
 
-
 use std::time::Duration;
 
 use actor_metrics::scrape::Scrape;
@@ -10,7 +9,11 @@ use tokio::time::Instant;
 const RETENTION: Duration = Duration::from_secs(600);
 
 fn metrics(config: Config) -> Metrics {
-    Metrics::new(Config { envoy_key: "envoy-1".into(), ..config }).unwrap()
+    Metrics::new(Config {
+        envoy_key: "envoy-1".into(),
+        ..config
+    })
+    .unwrap()
 }
 
 fn scrape(m: &Metrics) -> Scrape {
@@ -18,7 +21,11 @@ fn scrape(m: &Metrics) -> Scrape {
 }
 
 fn actor_labels<'a>(id_gen: &'a str, key: &'a str) -> [(&'a str, &'a str); 3] {
-    [("actor_id_gen", id_gen), ("actor_key", key), ("envoy_key", "envoy-1")]
+    [
+        ("actor_id_gen", id_gen),
+        ("actor_key", key),
+        ("envoy_key", "envoy-1"),
+    ]
 }
 
 #[tokio::test(start_paused = true)]
@@ -53,7 +60,11 @@ async fn retention_is_exact_to_the_millisecond_with_the_background_sweeper() {
         tokio::task::yield_now().await;
     }
     let s = scrape(&m);
-    assert_eq!(s.get("actor_queue_messages_sent_total", &labels), None, "removed after the retention");
+    assert_eq!(
+        s.get("actor_queue_messages_sent_total", &labels),
+        None,
+        "removed after the retention"
+    );
     assert_eq!(s.get("actor_active", &labels), None);
     assert_eq!(s.get("actor_metrics_series_removed_total", &[]), Some(1.0));
 
@@ -61,9 +72,15 @@ async fn retention_is_exact_to_the_millisecond_with_the_background_sweeper() {
         tokio::time::advance(Duration::from_secs(60)).await;
         tokio::task::yield_now().await;
         let s = scrape(&m);
-        assert!(!s.has_label_value("actor_id_gen", "a:1"), "never back on later scrapes");
+        assert!(
+            !s.has_label_value("actor_id_gen", "a:1"),
+            "never back on later scrapes"
+        );
         assert_eq!(
-            s.get("actor_type_queue_messages_sent_total", &[("actor_name", "counter")]),
+            s.get(
+                "actor_type_queue_messages_sent_total",
+                &[("actor_name", "counter")]
+            ),
             Some(7.0),
             "the aggregate keeps the removed actor's count"
         );
@@ -73,11 +90,18 @@ async fn retention_is_exact_to_the_millisecond_with_the_background_sweeper() {
 
 #[tokio::test(start_paused = true)]
 async fn sweep_boundary_is_inclusive_at_the_deadline() {
-    let m = metrics(Config { retention: RETENTION, ..Config::default() });
+    let m = metrics(Config {
+        retention: RETENTION,
+        ..Config::default()
+    });
     let a = m.actor_type("t").register("a", Some(1), "k");
     let stopped_at = Instant::now();
     a.stopped();
-    assert_eq!(m.sweep(stopped_at + RETENTION - Duration::from_millis(1)).removed, 0);
+    assert_eq!(
+        m.sweep(stopped_at + RETENTION - Duration::from_millis(1))
+            .removed,
+        0
+    );
     assert_eq!(m.retained_len(), 1);
     assert_eq!(m.sweep(stopped_at + RETENTION).removed, 1);
     assert_eq!(m.retained_len(), 0);
@@ -85,7 +109,10 @@ async fn sweep_boundary_is_inclusive_at_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn revival_before_expiry_continues_and_after_removal_starts_fresh() {
-    let m = metrics(Config { retention: RETENTION, ..Config::default() });
+    let m = metrics(Config {
+        retention: RETENTION,
+        ..Config::default()
+    });
     let ty = m.actor_type("counter");
     let labels = actor_labels("a:1", "k");
 
@@ -101,7 +128,10 @@ async fn revival_before_expiry_continues_and_after_removal_starts_fresh() {
     tokio::time::advance(RETENTION).await;
     let r = m.sweep(Instant::now());
     assert_eq!((r.removed, r.skipped), (0, 1));
-    assert_eq!(scrape(&m).get("actor_connections_total", &labels), Some(4.0));
+    assert_eq!(
+        scrape(&m).get("actor_connections_total", &labels),
+        Some(4.0)
+    );
     assert_eq!(scrape(&m).get("actor_active", &labels), Some(1.0));
 
     b.stopped();
@@ -111,7 +141,10 @@ async fn revival_before_expiry_continues_and_after_removal_starts_fresh() {
 
     let c = ty.register("a", Some(1), "k");
     assert_eq!(c.connections_total().get(), 0, "fresh series after removal");
-    assert_eq!(scrape(&m).get("actor_connections_total", &labels), Some(0.0));
+    assert_eq!(
+        scrape(&m).get("actor_connections_total", &labels),
+        Some(0.0)
+    );
     assert_eq!(
         scrape(&m).get("actor_type_connections_total", &[("actor_name", "counter")]),
         Some(4.0),
@@ -121,7 +154,10 @@ async fn revival_before_expiry_continues_and_after_removal_starts_fresh() {
 
 #[tokio::test]
 async fn stale_expiry_item_does_not_remove_a_set_stopped_again_later() {
-    let m = metrics(Config { retention: RETENTION, ..Config::default() });
+    let m = metrics(Config {
+        retention: RETENTION,
+        ..Config::default()
+    });
     let ty = m.actor_type("t");
     let t0 = Instant::now();
     ty.register("a", Some(1), "k").stopped(); // item 1, deadline t0 + R
@@ -142,8 +178,20 @@ async fn naive_concatenation_collisions_stay_two_series() {
     a.queue_messages_sent_total().inc_by(1);
     b.queue_messages_sent_total().inc_by(2);
     let s = scrape(&m);
-    assert_eq!(s.get("actor_queue_messages_sent_total", &actor_labels("x:1", "2y")), Some(1.0));
-    assert_eq!(s.get("actor_queue_messages_sent_total", &actor_labels("x:12", "y")), Some(2.0));
+    assert_eq!(
+        s.get(
+            "actor_queue_messages_sent_total",
+            &actor_labels("x:1", "2y")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get(
+            "actor_queue_messages_sent_total",
+            &actor_labels("x:12", "y")
+        ),
+        Some(2.0)
+    );
     assert_eq!(m.retained_len(), 2);
 }
 
@@ -172,13 +220,27 @@ async fn stop_zeroes_gauges_keeps_counters_and_aggregates_stay_exact() {
     let s = scrape(&m);
     let la = actor_labels("a:1", "ka");
     assert_eq!(s.get("actor_active", &la), Some(0.0));
-    assert_eq!(s.get("actor_connections_active", &la), Some(0.0), "gauge zeroed");
-    assert_eq!(s.get("actor_connections_total", &la), Some(2.0), "counter kept");
+    assert_eq!(
+        s.get("actor_connections_active", &la),
+        Some(0.0),
+        "gauge zeroed"
+    );
+    assert_eq!(
+        s.get("actor_connections_total", &la),
+        Some(2.0),
+        "counter kept"
+    );
     let mut la_inbox = la.to_vec();
     la_inbox.push(("inbox", "queue"));
     assert_eq!(s.get("actor_inbox_depth", &la_inbox), Some(0.0));
     assert_eq!(s.get("actor_type_connections_active", &agg), Some(3.0));
-    assert_eq!(s.get("actor_type_user_tasks_active", &[("actor_name", "chat"), ("kind", "background")]), Some(0.0));
+    assert_eq!(
+        s.get(
+            "actor_type_user_tasks_active",
+            &[("actor_name", "chat"), ("kind", "background")]
+        ),
+        Some(0.0)
+    );
     assert_eq!(s.get("actor_type_connections_total", &agg), Some(5.0));
 
     // A write through a stopped handle is ignored: no stuck gauge.
@@ -205,8 +267,17 @@ async fn stopped_is_idempotent_and_clones_share_one_registration() {
     drop(a);
     drop(clone);
     let s = scrape(&m);
-    assert_eq!(s.get("actor_metrics_retained_label_sets", &[("state", "expiring")]), Some(1.0));
-    assert_eq!(s.get("actor_metrics_retained_label_sets", &[("state", "live")]), Some(0.0));
+    assert_eq!(
+        s.get(
+            "actor_metrics_retained_label_sets",
+            &[("state", "expiring")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get("actor_metrics_retained_label_sets", &[("state", "live")]),
+        Some(0.0)
+    );
     // One stop → one expiry item: one removal, nothing skipped.
     let r = m.sweep(Instant::now() + RETENTION);
     assert_eq!((r.removed, r.skipped), (1, 0));
@@ -221,14 +292,20 @@ async fn two_live_registrations_share_series_until_both_stop() {
     a.queue_depth().set(2);
     a.stopped();
     assert_eq!(b.queue_depth().get(), 2, "still live through b");
-    assert_eq!(scrape(&m).get("actor_active", &actor_labels("a:1", "k")), Some(1.0));
+    assert_eq!(
+        scrape(&m).get("actor_active", &actor_labels("a:1", "k")),
+        Some(1.0)
+    );
     b.stopped();
     assert_eq!(b.queue_depth().get(), 0);
 }
 
 #[tokio::test]
 async fn cap_evicts_oldest_expiring_then_overflows() {
-    let m = metrics(Config { max_retained: 3, ..Config::default() });
+    let m = metrics(Config {
+        max_retained: 3,
+        ..Config::default()
+    });
     let ty = m.actor_type("t");
     let a = ty.register("a", Some(1), "k");
     let b = ty.register("b", Some(1), "k");
@@ -255,11 +332,18 @@ async fn cap_evicts_oldest_expiring_then_overflows() {
     assert_eq!(m.retained_len(), 3, "the map never exceeds the cap");
     let s = scrape(&m);
     let overflow = actor_labels("overflow:", "t");
-    assert_eq!(s.get("actor_queue_messages_sent_total", &overflow), Some(2.0));
+    assert_eq!(
+        s.get("actor_queue_messages_sent_total", &overflow),
+        Some(2.0)
+    );
     assert_eq!(s.get("actor_active", &overflow), Some(2.0));
     assert_eq!(s.get("actor_metrics_overflow_total", &[]), Some(2.0));
     assert_eq!(s.get("actor_metrics_evicted_early_total", &[]), Some(2.0));
-    assert_eq!(s.get("actor_type_active", &[("actor_name", "t")]), Some(5.0), "totals stay exact");
+    assert_eq!(
+        s.get("actor_type_active", &[("actor_name", "t")]),
+        Some(5.0),
+        "totals stay exact"
+    );
     drop((c, d, e, f, g));
 }
 
@@ -276,7 +360,10 @@ async fn odd_label_values_render_and_parse_back() {
         "}{,=\"",
         long.as_str(),
     ];
-    let m = metrics(Config { max_label_value_bytes: 256, ..Config::default() });
+    let m = metrics(Config {
+        max_label_value_bytes: 256,
+        ..Config::default()
+    });
     let ty = m.actor_type("weird \"type\"\n");
     let handles: Vec<_> = values
         .iter()
@@ -293,16 +380,30 @@ async fn odd_label_values_render_and_parse_back() {
         let expect_key = if key.len() > 256 { &key[..256] } else { key };
         let id = format!("id{i}:1");
         assert_eq!(
-            s.get("actor_queue_messages_sent_total", &[("actor_id_gen", &id), ("actor_key", expect_key), ("envoy_key", "envoy-1")]),
+            s.get(
+                "actor_queue_messages_sent_total",
+                &[
+                    ("actor_id_gen", &id),
+                    ("actor_key", expect_key),
+                    ("envoy_key", "envoy-1")
+                ]
+            ),
             Some(i as f64 + 1.0),
             "key {key:?}"
         );
     }
-    assert_eq!(s.get("actor_metrics_label_values_truncated_total", &[]), Some(1.0));
-    assert_eq!(s.get("actor_type_active", &[("actor_name", "weird \"type\"\n")]), Some(8.0));
+    assert_eq!(
+        s.get("actor_metrics_label_values_truncated_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get("actor_type_active", &[("actor_name", "weird \"type\"\n")]),
+        Some(8.0)
+    );
 
     // An independent parser reads the same values back.
-    let other = openmetrics_parser::prometheus::parse_prometheus(&text).expect("independent parser accepts the scrape");
+    let other = openmetrics_parser::prometheus::parse_prometheus(&text)
+        .expect("independent parser accepts the scrape");
     let fam = &other.families["actor_queue_messages_sent_total"];
     assert_eq!(fam.iter_samples().count(), values.len());
     drop(handles);
@@ -310,19 +411,35 @@ async fn odd_label_values_render_and_parse_back() {
 
 #[tokio::test]
 async fn per_actor_detail_off_exports_only_aggregates() {
-    let m = metrics(Config { per_actor_detail: false, ..Config::default() });
+    let m = metrics(Config {
+        per_actor_detail: false,
+        ..Config::default()
+    });
     let ty = m.actor_type("t");
     let a = ty.register("a", Some(1), "k");
     a.queue_messages_sent_total().inc();
     let s = scrape(&m);
     assert_eq!(s.series("actor_queue_messages_sent_total").count(), 0);
-    assert_eq!(s.get("actor_type_queue_messages_sent_total", &[("actor_name", "t")]), Some(1.0));
+    assert_eq!(
+        s.get(
+            "actor_type_queue_messages_sent_total",
+            &[("actor_name", "t")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
 fn invalid_config_is_a_typed_error() {
-    let err = Metrics::new(Config { max_retained: 0, ..Config::default() }).unwrap_err();
-    assert!(matches!(err, actor_metrics::MetricsError::InvalidConfig(_)), "{err}");
+    let err = Metrics::new(Config {
+        max_retained: 0,
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, actor_metrics::MetricsError::InvalidConfig(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -342,8 +459,17 @@ async fn action_aggregates_by_action() {
     assert_eq!(s.get("actor_type_action_calls_total", &inc_l), Some(2.0));
     assert_eq!(s.get("actor_type_action_errors_total", &inc_l), Some(0.0));
     assert_eq!(s.get("actor_type_action_errors_total", &fail_l), Some(1.0));
-    assert_eq!(s.get("actor_type_action_duration_seconds_count", &inc_l), Some(2.0));
-    assert_eq!(s.get("actor_action_calls_total", &actor_labels("b:1", "k")), Some(2.0));
-    assert_eq!(s.get("actor_action_errors_total", &actor_labels("b:1", "k")), Some(1.0));
+    assert_eq!(
+        s.get("actor_type_action_duration_seconds_count", &inc_l),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get("actor_action_calls_total", &actor_labels("b:1", "k")),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get("actor_action_errors_total", &actor_labels("b:1", "k")),
+        Some(1.0)
+    );
     drop((a, b));
 }

@@ -71,39 +71,83 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
             })
         })
         .collect();
-    let kept: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let kept: Vec<_> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     done.store(true, Ordering::Relaxed);
     let swept_concurrently = sweeper.join().unwrap();
     m.sweep(Instant::now() + Duration::from_secs(3600));
 
     let total_ops = (THREADS * OPS_PER_THREAD) as f64;
-    let live_sets: HashSet<String> = kept.iter().map(|h| h.labels().actor_id_gen().to_owned()).collect();
+    let live_sets: HashSet<String> = kept
+        .iter()
+        .map(|h| h.labels().actor_id_gen().to_owned())
+        .collect();
     let s = Scrape::parse(&m.render()).unwrap();
     let agg = [("actor_name", "stress")];
 
-    assert_eq!(s.get("actor_type_queue_messages_sent_total", &agg), Some(total_ops));
     assert_eq!(
-        s.get("actor_type_action_calls_total", &[("action", "op"), ("actor_name", "stress")]),
+        s.get("actor_type_queue_messages_sent_total", &agg),
         Some(total_ops)
     );
     assert_eq!(
-        s.get("actor_type_action_errors_total", &[("action", "op"), ("actor_name", "stress")]),
+        s.get(
+            "actor_type_action_calls_total",
+            &[("action", "op"), ("actor_name", "stress")]
+        ),
+        Some(total_ops)
+    );
+    assert_eq!(
+        s.get(
+            "actor_type_action_errors_total",
+            &[("action", "op"), ("actor_name", "stress")]
+        ),
         Some((THREADS * OPS_PER_THREAD.div_ceil(10)) as f64)
     );
     assert_eq!(s.get("actor_type_active", &agg), Some(kept.len() as f64));
-    assert_eq!(s.get("actor_type_connections_active", &agg), Some(kept.len() as f64));
-    assert_eq!(m.retained_len(), live_sets.len(), "only live sets remain after the final sweep");
-    assert_eq!(s.get("actor_metrics_retained_label_sets", &[("state", "live")]), Some(live_sets.len() as f64));
-    assert_eq!(s.get("actor_metrics_retained_label_sets", &[("state", "expiring")]), Some(0.0));
+    assert_eq!(
+        s.get("actor_type_connections_active", &agg),
+        Some(kept.len() as f64)
+    );
+    assert_eq!(
+        m.retained_len(),
+        live_sets.len(),
+        "only live sets remain after the final sweep"
+    );
+    assert_eq!(
+        s.get("actor_metrics_retained_label_sets", &[("state", "live")]),
+        Some(live_sets.len() as f64)
+    );
+    assert_eq!(
+        s.get(
+            "actor_metrics_retained_label_sets",
+            &[("state", "expiring")]
+        ),
+        Some(0.0)
+    );
     let mut active_sum = 0.0;
     for set in &live_sets {
-        let held = kept.iter().filter(|h| h.labels().actor_id_gen() == set).count() as f64;
-        let v = s.get("actor_active", &[("actor_id_gen", set), ("actor_key", "k"), ("envoy_key", "e")]);
+        let held = kept
+            .iter()
+            .filter(|h| h.labels().actor_id_gen() == set)
+            .count() as f64;
+        let v = s.get(
+            "actor_active",
+            &[
+                ("actor_id_gen", set),
+                ("actor_key", "k"),
+                ("envoy_key", "e"),
+            ],
+        );
         assert_eq!(v, Some(held), "actor_active of {set}");
         active_sum += held;
     }
     assert_eq!(active_sum, kept.len() as f64);
-    assert!(swept_concurrently > 0, "the sweeper really raced the workers (removed or skipped revived sets)");
+    assert!(
+        swept_concurrently > 0,
+        "the sweeper really raced the workers (removed or skipped revived sets)"
+    );
 
     drop(kept);
     m.sweep(Instant::now() + Duration::from_secs(3600));
@@ -111,5 +155,9 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
     assert_eq!(m.retained_len(), 0);
     assert_eq!(s.get("actor_type_active", &agg), Some(0.0));
     assert_eq!(s.get("actor_type_connections_active", &agg), Some(0.0));
-    assert_eq!(s.get("actor_type_queue_messages_sent_total", &agg), Some(total_ops), "nothing lost");
+    assert_eq!(
+        s.get("actor_type_queue_messages_sent_total", &agg),
+        Some(total_ops),
+        "nothing lost"
+    );
 }
