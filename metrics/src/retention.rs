@@ -227,19 +227,27 @@ impl Inner {
         let updated = self
             .retained
             .update_sync(&reg.entry.labels, |_, e: &mut Arc<ActorEntry>| {
-                if e.series.active.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    e.series.zero_gauges();
-                    let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                    self.selfm.live.dec();
-                    self.selfm.expiring.inc();
-                    // Pushed under the bucket lock so items of one label set stay in order.
-                    self.expiry.lock().push_back(Expiry {
-                        deadline: self.clock.now() + retention,
-                        entry: e.clone(),
-                        epoch,
-                    });
+                if e.series.active.0.fetch_sub(1, Ordering::SeqCst) != 1 {
+                    return None;
                 }
+                e.series.zero_gauges();
+                let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                self.selfm.live.dec();
+                self.selfm.expiring.inc();
+                Some(Expiry {
+                    deadline: self.clock.now() + retention,
+                    entry: e.clone(),
+                    epoch,
+                })
             });
+        // Pushed after the bucket lock is released, to keep that critical section
+        // short. Items may then land slightly out of deadline order; the sweeper
+        // tolerates it (an item waits at most until the one ahead of it is due,
+        // and the epoch check makes a stale item harmless).
+        if let Some(Some(item)) = updated {
+            self.expiry.lock().push_back(item);
+            return;
+        }
         // An entry cannot leave the map while a registration of it is live.
         debug_assert!(updated.is_some(), "stopped label set was not retained");
     }
