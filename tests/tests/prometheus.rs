@@ -1,0 +1,265 @@
+//! A real Prometheus scrapes a real `actor-host`: exact values, staleness after
+//! retention, aggregates that never go back, and `promtool check metrics`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use actor_e2e_tests::{Host, Prometheus, prometheus_available, wait_for};
+
+const T: Duration = Duration::from_secs(60);
+
+/// Scrapes Prometheus has taken of the host so far.
+fn scrapes(p: &Prometheus) -> f64 {
+    p.value("count_over_time(up{job=\"actor-host\"}[1h])")
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn prometheus_sees_exact_values_then_staleness_after_retention() {
+    if !prometheus_available("prometheus_sees_exact_values_then_staleness_after_retention") {
+        return;
+    }
+    let host = Host::start(&[
+        "--workload",
+        "none",
+        "--retention",
+        "4s",
+        "--sweep-interval",
+        "250ms",
+    ]);
+    let prom = Prometheus::start(host.metrics);
+    wait_for(T, "up == 1", || {
+        (prom.value("up{job=\"actor-host\"}") == Some(1.0)).then_some(())
+    });
+
+    // Drive one actor through its life.
+    let (status, created) = host.post("/actors/counter/e2e-key", "");
+    assert_eq!(status, 200, "{created}");
+    let generation = created["generation"].as_u64().expect("generation");
+    for _ in 0..3 {
+        assert_eq!(
+            host.post("/actors/counter/e2e-key/actions/increment", "{}")
+                .0,
+            200
+        );
+    }
+    for _ in 0..2 {
+        assert!(host.post("/actors/counter/e2e-key/actions/fail", "{}").0 >= 400);
+    }
+    assert_eq!(
+        host.post("/actors/counter/e2e-key/actions/connect", "{}").0,
+        200
+    );
+
+    let sel = "{job=\"actor-host\",actor_key=\"e2e-key\"}";
+    let active = wait_for(T, "actor_active == 1 in Prometheus", || {
+        let r = prom.query(&format!("actor_active{sel}"));
+        (r.len() == 1 && r[0]["value"][1] == "1").then(|| r[0].clone())
+    });
+    let labels = &active["metric"];
+    assert!(
+        labels["actor_id_gen"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{generation}")),
+        "{labels}"
+    );
+    assert!(
+        !labels["envoy_key"].as_str().unwrap_or("").is_empty(),
+        "{labels}"
+    );
+    wait_for(T, "exact action counters", || {
+        (prom.value(&format!("actor_action_calls_total{sel}")) == Some(5.0)
+            && prom.value(&format!("actor_action_errors_total{sel}")) == Some(2.0)
+            && prom.value(&format!("actor_connections_active{sel}")) == Some(1.0))
+        .then_some(())
+    });
+    wait_for(T, "aggregate by action", || {
+        (prom.value(
+            "sum(actor_type_action_calls_total{actor_name=\"counter\",action=\"increment\"})",
+        ) == Some(3.0))
+        .then_some(())
+    });
+
+    // Stop it: active and gauges drop to 0, counters stay.
+    assert_eq!(host.delete("/actors/counter/e2e-key").0, 200);
+    wait_for(T, "actor_active == 0 after stop", || {
+        (prom.value(&format!("actor_active{sel}")) == Some(0.0)
+            && prom.value(&format!("actor_connections_active{sel}")) == Some(0.0)
+            && prom.value(&format!("actor_action_calls_total{sel}")) == Some(5.0))
+        .then_some(())
+    });
+
+    // After retention + sweep the series leave the scrape, and Prometheus marks them stale.
+    wait_for(T, "series gone from the scrape", || {
+        (!host.scrape().has_label_value("actor_key", "e2e-key")).then_some(())
+    });
+    wait_for(T, "stale in Prometheus", || {
+        prom.query(&format!("actor_active{sel}"))
+            .is_empty()
+            .then_some(())
+    });
+    let seen = scrapes(&prom);
+    wait_for(T, "three more scrapes", || {
+        (scrapes(&prom) >= seen + 3.0).then_some(())
+    });
+    for family in [
+        "actor_active",
+        "actor_action_calls_total",
+        "actor_connections_active",
+    ] {
+        assert!(
+            prom.query(&format!("{family}{sel}")).is_empty(),
+            "{family} came back"
+        );
+    }
+    assert!(!host.scrape().has_label_value("actor_key", "e2e-key"));
+
+    // Aggregates never decreased over the whole run and kept the removed actor's counts.
+    assert_eq!(
+        prom.value("sum(actor_type_action_calls_total{actor_name=\"counter\"})"),
+        Some(5.0)
+    );
+    for r in prom.query("resets(actor_type_action_calls_total[1h]) > 0 or resets(actor_type_connections_total[1h]) > 0") {
+        panic!("an aggregate counter went back: {r}");
+    }
+    assert_eq!(prom.value("actor_metrics_series_removed_total"), Some(1.0));
+}
+
+/// Every metric name a rule, recording rule or dashboard uses.
+fn names_used_in(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("actor_") {
+        let start = i + pos;
+        let boundary = start == 0
+            || !(bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b':');
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(text.len(), |e| start + e);
+        // Label names (actor_id_gen, actor_key, actor_name) are not metric names.
+        let word = &text[start..end];
+        if boundary
+            && !["actor_id_gen", "actor_key", "actor_name"].contains(&word)
+            && !bytes.get(end).is_some_and(|b| *b == b':')
+        {
+            names.push(word.to_owned());
+        }
+        i = end.max(start + 1);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
+    if !prometheus_available("promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names") {
+        return;
+    }
+    let host = Host::start(&[
+        "--workload",
+        "demo",
+        "--actors",
+        "20",
+        "--retention",
+        "30s",
+        "--sweep-interval",
+        "1s",
+    ]);
+    // Busy: actions ran, some actors stopped and are retained, user tasks and SQLite commits happened.
+    let text = wait_for(T, "a busy scrape", || {
+        let text = host.scrape_text();
+        let s = actor_metrics::scrape::Scrape::parse(&text).ok()?;
+        let busy = s.sum("actor_type_action_calls_total", &[]) >= 50.0
+            && s.sum("actor_type_sqlite_commits_total", &[]) > 0.0
+            && s.get(
+                "actor_metrics_retained_label_sets",
+                &[("state", "expiring")],
+            )
+            .unwrap_or(0.0)
+                > 0.0;
+        busy.then_some(text)
+    });
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool check metrics: {findings}"
+    );
+
+    // The shipped rules pass promtool and name only metrics that a real scrape has.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    let rules = [
+        format!("{root}/prometheus/alerts.yml"),
+        format!("{root}/prometheus/recording.yml"),
+    ];
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .args(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check rules: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let dashboard = std::fs::read_to_string(format!("{root}/grafana/actor-metrics.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&dashboard).expect("dashboard JSON parses");
+
+    let scrape = actor_metrics::scrape::Scrape::parse(&text).unwrap();
+    let exists = |name: &str| {
+        scrape.type_of(name).is_some()
+            || ["_bucket", "_sum", "_count"].iter().any(|s| {
+                name.strip_suffix(s)
+                    .is_some_and(|b| scrape.type_of(b) == Some("histogram"))
+            })
+    };
+    let mut used = Vec::new();
+    for file in rules
+        .iter()
+        .map(|r| std::fs::read_to_string(r).unwrap())
+        .chain([dashboard])
+    {
+        used.extend(names_used_in(&file));
+    }
+    assert!(
+        used.len() > 10,
+        "found metric names in the shipped files: {used:?}"
+    );
+    let missing: Vec<_> = used.iter().filter(|n| !exists(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "names used in deploy/ but absent from a real scrape: {missing:?}"
+    );
+}
+
+#[test]
+fn names_used_in_finds_metric_names_not_labels_or_rule_names() {
+    let names = names_used_in(
+        "sum without(instance) (rate(actor_type_action_calls_total{actor_name=\"x\"}[5m])) / actor_name:actor_type_action_calls:rate5m + actor_active",
+    );
+    assert_eq!(names, ["actor_active", "actor_type_action_calls_total"]);
+}
