@@ -1,1 +1,1 @@
-
+//! Shared helpers for the benches (see BENCHMARKS.md).
