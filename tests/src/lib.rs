@@ -35,7 +35,7 @@ pub struct Host {
     pub app: SocketAddr,
     /// The metrics address.
     pub metrics: SocketAddr,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Host {
@@ -84,7 +84,7 @@ impl Host {
             child,
             app,
             metrics,
-            _data: data,
+            data,
         }
     }
 
@@ -96,6 +96,16 @@ impl Host {
                 .set("content-type", "application/json")
                 .send_string(body),
         )
+    }
+
+    /// `GET`s from the app API.
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        json_response(ureq::get(&format!("http://{}{}", self.app, path)).call())
+    }
+
+    /// The host's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
     /// `DELETE`s on the app API.

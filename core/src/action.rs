@@ -1,0 +1,95 @@
+//! Action calls: what actor code returns, and what a caller of the host gets.
+
+use serde_json::Value;
+
+/// An error returned by an actor's own code for one action call. The actor keeps
+/// running; the call counts in `actor_action_errors_total`.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The payload does not fit the action (a client error).
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+    /// The action ran and failed on purpose or by a rule of the actor (a client error).
+    #[error("{0}")]
+    Failed(String),
+    /// The actor's database failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why [`Host::call`](crate::Host::call) did not return a value.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No actor type with this name.
+    #[error("unknown actor type {0:?}")]
+    UnknownType(String),
+    /// The actor type has no action with this name (not sent to the actor, not recorded).
+    #[error("actor type {actor_name:?} has no action {action:?}")]
+    UnknownAction {
+        /// The actor type.
+        actor_name: String,
+        /// The action asked for.
+        action: String,
+    },
+    /// No actor with this key exists (create it first).
+    #[error("no actor {actor_name}/{key:?}; create it with POST /actors/{actor_name}/<key>")]
+    NotFound {
+        /// The actor type.
+        actor_name: String,
+        /// The key asked for.
+        key: String,
+    },
+    /// The key is not acceptable (too long).
+    #[error("bad actor key: {0}")]
+    BadKey(String),
+    /// The actor's code returned an error.
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    /// The actor's code panicked; the actor was stopped and its stop recorded.
+    #[error("the actor panicked while handling {action:?} and was stopped")]
+    Panicked {
+        /// The action that panicked.
+        action: String,
+    },
+    /// The actor's inbox is full.
+    #[error("the actor's inbox is full")]
+    Overloaded,
+    /// The actor stopped (slept, was destroyed or failed to start) before answering.
+    #[error("the actor stopped before answering: {0}")]
+    Stopped(String),
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+    /// The actor could not start (for example its database file is corrupt).
+    #[error("the actor could not start: {0}")]
+    StartFailed(String),
+}
+
+impl CallError {
+    /// The HTTP status the app API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CallError::UnknownType(_) | CallError::NotFound { .. } => 404,
+            CallError::UnknownAction { .. } | CallError::BadKey(_) => 400,
+            CallError::Action(ActionError::BadPayload(_)) => 400,
+            CallError::Action(ActionError::Failed(_)) => 422,
+            CallError::Action(ActionError::Sqlite(_))
+            | CallError::Panicked { .. }
+            | CallError::StartFailed(_) => 500,
+            CallError::Overloaded | CallError::Stopped(_) | CallError::ShuttingDown => 503,
+        }
+    }
+}
+
+/// A reply to one action call.
+pub type CallResult = Result<Value, CallError>;
+
+/// Reads an optional unsigned field of a JSON payload.
+pub fn u64_field(payload: &Value, field: &str) -> Result<Option<u64>, ActionError> {
+    match payload.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ActionError::BadPayload(format!("{field:?} must be an unsigned integer"))
+        }),
+    }
+}

@@ -1,0 +1,152 @@
+//! The built-in `counter` actor type: a number kept in the actor's own SQLite
+//! database, and actions that exercise every instrumented event.
+
+use std::time::Duration;
+
+use actor_metrics::{MutationReason, TaskKind};
+use serde_json::{Value, json};
+
+use crate::action::{ActionError, u64_field};
+use crate::actor::{Behaviour, BoxFuture, Context};
+
+/// Longest `slow`/`spawn_task` duration accepted: 10 minutes.
+const MAX_MS: u64 = 600_000;
+
+/// The `counter` actor type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counter;
+
+/// Every action of `counter`.
+pub const ACTIONS: &[&str] = &[
+    "increment",
+    "get",
+    "fail",
+    "slow",
+    "spawn_task",
+    "connect",
+    "disconnect",
+    "enqueue",
+    "dequeue",
+    "panic",
+];
+
+impl Behaviour for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn actions(&self) -> &'static [&'static str] {
+        ACTIONS
+    }
+
+    fn load_state(&self, ctx: &mut Context) -> Result<(), ActionError> {
+        let db = ctx.db();
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);",
+        )?;
+        let inserted = db.execute(
+            "INSERT OR IGNORE INTO counter (id, value) VALUES (1, 0)",
+            [],
+        )?;
+        if inserted > 0 {
+            ctx.mutated(MutationReason::Internal);
+        }
+        Ok(())
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a mut Context,
+        action: &'static str,
+        payload: Value,
+    ) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            match action {
+                "increment" => {
+                    let by = u64_field(&payload, "by")?.unwrap_or(1);
+                    let by = i64::try_from(by)
+                        .map_err(|_| ActionError::BadPayload("\"by\" is too large".into()))?;
+                    let tx = ctx.db().transaction()?;
+                    let value: i64 = tx.query_row(
+                        "UPDATE counter SET value = value + ?1 WHERE id = 1 RETURNING value",
+                        [by],
+                        |row| row.get(0),
+                    )?;
+                    tx.commit()?;
+                    ctx.mutated(MutationReason::Action);
+                    Ok(json!({ "value": value }))
+                }
+                "get" => {
+                    let value: i64 = ctx.db().query_row(
+                        "SELECT value FROM counter WHERE id = 1",
+                        [],
+                        |row| row.get(0),
+                    )?;
+                    Ok(json!({ "value": value }))
+                }
+                "fail" => Err(ActionError::Failed("the action failed as asked".into())),
+                "slow" => {
+                    let ms = bounded_ms(&payload, 100)?;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(json!({ "slept_ms": ms }))
+                }
+                "spawn_task" => {
+                    let ms = bounded_ms(&payload, 100)?;
+                    let kind = task_kind(&payload)?;
+                    ctx.spawn_task(kind, async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    });
+                    Ok(json!({ "spawned": actor_metrics::LabelEnum::as_str(kind), "ms": ms }))
+                }
+                "connect" => {
+                    let open = ctx.accept_connection();
+                    ctx.mutated(MutationReason::Connection);
+                    Ok(json!({ "connections": open }))
+                }
+                "disconnect" => {
+                    let open = ctx
+                        .close_connection()
+                        .ok_or_else(|| ActionError::Failed("no connection is open".into()))?;
+                    ctx.mutated(MutationReason::Connection);
+                    Ok(json!({ "connections": open }))
+                }
+                "enqueue" => {
+                    let message = payload.get("message").cloned().unwrap_or(Value::Null);
+                    ctx.send_queue(message);
+                    Ok(json!({ "queued": true }))
+                }
+                "dequeue" => Ok(json!({ "message": ctx.receive_queue() })),
+                "panic" => panic!("the counter actor was asked to panic"),
+                other => Err(ActionError::Failed(format!("unhandled action {other:?}"))),
+            }
+        })
+    }
+}
+
+fn bounded_ms(payload: &Value, default: u64) -> Result<u64, ActionError> {
+    let ms = u64_field(payload, "ms")?.unwrap_or(default);
+    if ms > MAX_MS {
+        return Err(ActionError::BadPayload(format!(
+            "\"ms\" is at most {MAX_MS}"
+        )));
+    }
+    Ok(ms)
+}
+
+fn task_kind(payload: &Value) -> Result<TaskKind, ActionError> {
+    use actor_metrics::LabelEnum;
+    match payload.get("kind") {
+        None | Some(Value::Null) => Ok(TaskKind::Background),
+        Some(Value::String(s)) => TaskKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                ActionError::BadPayload(format!(
+                    "\"kind\" must be one of {:?}",
+                    TaskKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+                ))
+            }),
+        Some(_) => Err(ActionError::BadPayload("\"kind\" must be a string".into())),
+    }
+}

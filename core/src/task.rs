@@ -1,0 +1,91 @@
+//! User tasks: background work an actor spawns, with a kind, tracked so that
+//! stopping the actor can wait for them (with a timeout) and abort the rest.
+
+use std::future::Future;
+
+use actor_metrics::{ActorMetrics, TaskKind};
+use tokio::task::JoinSet;
+
+/// The user tasks of one actor.
+#[derive(Debug)]
+pub struct UserTasks {
+    set: JoinSet<()>,
+    metrics: ActorMetrics,
+}
+
+impl UserTasks {
+    /// An empty set recording into `metrics`.
+    pub fn new(metrics: ActorMetrics) -> Self {
+        UserTasks {
+            set: JoinSet::new(),
+            metrics,
+        }
+    }
+
+    /// Spawns `work` as a user task of `kind`: `actor_user_tasks_active{kind}` is
+    /// up while it runs and its run time goes to `actor_user_task_duration_seconds{kind}`.
+    /// A task that panics or is aborted leaves the gauge too (a guard's `Drop`),
+    /// but only a task that finished records a duration.
+    pub fn spawn<F>(&mut self, kind: TaskKind, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.metrics.user_tasks_active(kind).inc();
+        let guard = Running {
+            metrics: self.metrics.clone(),
+            kind,
+            started: tokio::time::Instant::now(),
+            finished: false,
+        };
+        self.set.spawn(async move {
+            // Move the whole guard in (not just the field) so it drops with the task.
+            let mut guard = guard;
+            work.await;
+            guard.finished = true;
+        });
+        // Reap finished tasks so a long-lived actor does not keep their results.
+        while self.set.try_join_next().is_some() {}
+    }
+
+    /// Tasks not yet reaped (running or finished since the last reap).
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether there are no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// Waits for every task to finish.
+    pub async fn join_all(&mut self) {
+        while self.set.join_next().await.is_some() {}
+    }
+
+    /// Aborts every task still running and waits for them to end; returns how many were aborted.
+    pub async fn abort_all(&mut self) -> usize {
+        let left = self.set.len();
+        self.set.abort_all();
+        while self.set.join_next().await.is_some() {}
+        left
+    }
+}
+
+/// Leaves `actor_user_tasks_active{kind}` however the task ends.
+struct Running {
+    metrics: ActorMetrics,
+    kind: TaskKind,
+    started: tokio::time::Instant,
+    finished: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.finished {
+            self.metrics
+                .user_task_duration_seconds(self.kind)
+                .observe_duration(self.started.elapsed());
+        }
+        self.metrics.user_tasks_active(self.kind).dec();
+    }
+}

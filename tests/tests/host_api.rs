@@ -1,0 +1,364 @@
+//! `actor-host` end to end through its app API on ephemeral ports, with the exact
+//! metric values read back from a parsed scrape of its metrics port after each step.
+
+use std::process::Command;
+use std::time::Duration;
+
+use actor_e2e_tests::{Host, actor_host_bin, wait_for};
+use actor_metrics::scrape::Scrape;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Sum of `name` over series with `actor_id_gen` (and any `extra` labels).
+fn per(s: &Scrape, name: &str, id_gen: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("actor_id_gen", id_gen)];
+    labels.extend_from_slice(extra);
+    s.sum(name, &labels)
+}
+
+fn agg(s: &Scrape, name: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("actor_name", "counter")];
+    labels.extend_from_slice(extra);
+    s.sum(name, &labels)
+}
+
+fn id_gen(created: &serde_json::Value) -> String {
+    format!(
+        "{}:{}",
+        created["actor_id"].as_str().expect("actor_id"),
+        created["generation"].as_u64().expect("generation")
+    )
+}
+
+fn call(host: &Host, key: &str, action: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    host.post(
+        &format!("/actors/counter/{key}/actions/{action}"),
+        &body.to_string(),
+    )
+}
+
+#[test]
+fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
+    let host = Host::start(&["--workload", "none"]);
+
+    // Create.
+    let (status, created) = host.post("/actors/counter/k1", "");
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["generation"], 1);
+    let g1 = id_gen(&created);
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_active", &g1, &[]), 1.0);
+    assert_eq!(agg(&s, "actor_type_active", &[]), 1.0);
+    for phase in ["open_db", "load_state", "on_start"] {
+        assert_eq!(
+            per(&s, "actor_startup_duration_seconds_count", &g1, &[("phase", phase)]),
+            1.0,
+            "{phase}"
+        );
+    }
+    let commits0 = per(&s, "actor_sqlite_commits_total", &g1, &[]);
+
+    // Three increments: three actions, three transactions, three updated rows.
+    for expect in 1..=3 {
+        let (status, body) = call(&host, "k1", "increment", json!({}));
+        assert_eq!((status, body["result"]["value"].as_i64()), (200, Some(expect)));
+    }
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 3.0);
+    assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 0.0);
+    assert_eq!(per(&s, "actor_sqlite_commits_total", &g1, &[]), commits0 + 3.0);
+    assert_eq!(
+        per(&s, "actor_sqlite_rows_changed_total", &g1, &[("op", "update")]),
+        3.0
+    );
+    assert_eq!(
+        per(&s, "actor_state_mutations_total", &g1, &[("reason", "action")]),
+        3.0
+    );
+    assert_eq!(
+        agg(&s, "actor_type_action_calls_total", &[("action", "increment")]),
+        3.0
+    );
+
+    // An error, and a slow call.
+    assert_eq!(call(&host, "k1", "fail", json!({})).0, 422);
+    assert_eq!(call(&host, "k1", "slow", json!({"ms": 50})).0, 200);
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 5.0);
+    assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 1.0);
+    assert_eq!(per(&s, "actor_action_duration_seconds_count", &g1, &[]), 5.0);
+    assert!(per(&s, "actor_action_duration_seconds_sum", &g1, &[]) >= 0.05);
+    assert_eq!(
+        agg(&s, "actor_type_action_errors_total", &[("action", "fail")]),
+        1.0
+    );
+
+    // Connections and the queue.
+    assert_eq!(call(&host, "k1", "connect", json!({})).0, 200);
+    for m in 0..2 {
+        assert_eq!(call(&host, "k1", "enqueue", json!({"message": m})).0, 200);
+    }
+    let (_, got) = call(&host, "k1", "dequeue", json!({}));
+    assert_eq!(got["result"]["message"], 0);
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_connections_active", &g1, &[]), 1.0);
+    assert_eq!(per(&s, "actor_connections_total", &g1, &[]), 1.0);
+    assert_eq!(per(&s, "actor_queue_depth", &g1, &[]), 1.0);
+    assert_eq!(per(&s, "actor_queue_messages_sent_total", &g1, &[]), 2.0);
+    assert_eq!(per(&s, "actor_queue_messages_received_total", &g1, &[]), 1.0);
+    assert_eq!(agg(&s, "actor_type_connections_active", &[]), 1.0);
+
+    // A user task: active while it runs, then one observed duration.
+    assert_eq!(
+        call(&host, "k1", "spawn_task", json!({"kind": "background", "ms": 1500})).0,
+        200
+    );
+    let bg = [("kind", "background")];
+    assert_eq!(
+        per(&host.scrape(), "actor_user_tasks_active", &g1, &bg),
+        1.0
+    );
+    wait_for(T, "the user task to finish", || {
+        let s = host.scrape();
+        (per(&s, "actor_user_tasks_active", &g1, &bg) == 0.0
+            && per(&s, "actor_user_task_duration_seconds_count", &g1, &bg) == 1.0)
+            .then_some(())
+    });
+
+    // Sleep: inactive, gauges 0, counters kept, no longer listed.
+    assert_eq!(host.post("/actors/counter/k1/sleep", "").0, 200);
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_active", &g1, &[]), 0.0);
+    assert_eq!(per(&s, "actor_connections_active", &g1, &[]), 0.0);
+    assert_eq!(per(&s, "actor_queue_depth", &g1, &[]), 0.0);
+    assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 10.0);
+    assert_eq!(
+        per(&s, "actor_shutdown_wait_seconds_count", &g1, &[("reason", "sleep")]),
+        1.0
+    );
+    assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
+    assert_eq!(agg(&s, "actor_type_connections_active", &[]), 0.0);
+    assert_eq!(host.get("/actors").1["actors"], json!([]));
+
+    // Wake: a new generation and label set; state kept on disk.
+    let (status, woken) = host.post("/actors/counter/k1", "");
+    assert_eq!(status, 200);
+    assert_eq!(woken["generation"], 2);
+    assert_eq!(woken["actor_id"], created["actor_id"]);
+    let g2 = id_gen(&woken);
+    let (_, body) = call(&host, "k1", "increment", json!({}));
+    assert_eq!(body["result"]["value"], 4, "state survived sleep");
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_active", &g2, &[]), 1.0);
+    assert_eq!(per(&s, "actor_action_calls_total", &g2, &[]), 1.0);
+    assert_eq!(per(&s, "actor_active", &g1, &[]), 0.0, "old generation retained");
+    assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 10.0);
+    assert_eq!(agg(&s, "actor_type_action_calls_total", &[]), 11.0);
+    assert_eq!(host.get("/actors").1["actors"][0]["generation"], 2);
+
+    // Destroy: stops, forgets the id; a new create starts from zero with a new id.
+    assert_eq!(host.delete("/actors/counter/k1").0, 200);
+    let s = host.scrape();
+    assert_eq!(per(&s, "actor_active", &g2, &[]), 0.0);
+    assert_eq!(
+        per(&s, "actor_shutdown_wait_seconds_count", &g2, &[("reason", "destroy")]),
+        1.0
+    );
+    assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
+    assert_eq!(host.delete("/actors/counter/k1").0, 404);
+    let (_, again) = host.post("/actors/counter/k1", "");
+    assert_ne!(again["actor_id"], created["actor_id"]);
+    assert_eq!(call(&host, "k1", "get", json!({})).1["result"]["value"], 0);
+}
+
+#[test]
+fn a_panicking_action_stops_the_actor_and_leaves_no_gauge_up() {
+    let host = Host::start(&["--workload", "none", "--shutdown-timeout", "500ms"]);
+    let (_, created) = host.post("/actors/counter/p", "");
+    let g1 = id_gen(&created);
+    assert_eq!(call(&host, "p", "connect", json!({})).0, 200);
+    assert_eq!(call(&host, "p", "enqueue", json!({"message": "x"})).0, 200);
+    assert_eq!(
+        call(&host, "p", "spawn_task", json!({"kind": "keep_awake", "ms": 60000})).0,
+        200
+    );
+
+    let (status, body) = call(&host, "p", "panic", json!({}));
+    assert_eq!(status, 500, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("panicked"), "{body}");
+
+    // The caller got its answer at once; the stop (draining the task) follows.
+    let s = wait_for(T, "the panicked actor's stop", || {
+        let s = host.scrape();
+        (per(&s, "actor_active", &g1, &[]) == 0.0).then_some(s)
+    });
+    for gauge in ["actor_connections_active", "actor_queue_depth"] {
+        assert_eq!(per(&s, gauge, &g1, &[]), 0.0, "{gauge}");
+    }
+    assert_eq!(
+        per(&s, "actor_user_tasks_active", &g1, &[("kind", "keep_awake")]),
+        0.0
+    );
+    assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 1.0);
+    assert_eq!(
+        per(&s, "actor_shutdown_wait_seconds_count", &g1, &[("reason", "panic")]),
+        1.0
+    );
+    assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
+    assert_eq!(agg(&s, "actor_type_connections_active", &[]), 0.0);
+    assert_eq!(agg(&s, "actor_type_user_tasks_active", &[]), 0.0);
+
+    // The next call wakes a new generation; the host kept serving.
+    let (status, body) = call(&host, "p", "increment", json!({}));
+    assert_eq!((status, body["result"]["value"].as_i64()), (200, Some(1)));
+    assert_eq!(host.get("/actors").1["actors"][0]["generation"], 2);
+}
+
+#[test]
+fn a_user_task_that_outlives_the_shutdown_timeout_is_counted_with_its_reason() {
+    let host = Host::start(&["--workload", "none", "--shutdown-timeout", "300ms"]);
+    let (_, created) = host.post("/actors/counter/t", "");
+    let g1 = id_gen(&created);
+    assert_eq!(
+        call(&host, "t", "spawn_task", json!({"kind": "scheduled", "ms": 60000})).0,
+        200
+    );
+    assert_eq!(host.post("/actors/counter/t/sleep", "").0, 200);
+    let s = host.scrape();
+    assert_eq!(
+        per(&s, "actor_shutdown_timeouts_total", &g1, &[("reason", "sleep")]),
+        1.0
+    );
+    assert!(
+        per(&s, "actor_shutdown_wait_seconds_sum", &g1, &[("reason", "sleep")]) >= 0.3
+    );
+    assert_eq!(
+        per(&s, "actor_user_tasks_active", &g1, &[("kind", "scheduled")]),
+        0.0
+    );
+    assert_eq!(
+        agg(&s, "actor_type_shutdown_timeouts_total", &[("reason", "sleep")]),
+        1.0
+    );
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_host_keeps_serving() {
+    let host = Host::start(&["--workload", "none"]);
+    let err = |r: (u16, serde_json::Value)| -> (u16, String) {
+        (r.0, r.1["error"].as_str().unwrap_or_default().to_owned())
+    };
+
+    let (status, msg) = err(host.post("/actors/nope/k", ""));
+    assert_eq!(status, 404);
+    assert!(msg.contains("unknown actor type"), "{msg}");
+    assert_eq!(host.post("/actors/counter/k", "").0, 200);
+    let (status, msg) = err(call(&host, "k", "nope", json!({})));
+    assert_eq!(status, 400);
+    assert!(msg.contains("no action"), "{msg}");
+    let (status, msg) = err(host.post("/actors/counter/k/actions/increment", "{not json"));
+    assert_eq!(status, 400);
+    assert!(msg.contains("invalid JSON"), "{msg}");
+    let (status, msg) = err(call(&host, "k", "increment", json!({"by": "two"})));
+    assert_eq!(status, 400, "{msg}");
+    assert_eq!(err(call(&host, "missing", "get", json!({}))).0, 404);
+    assert_eq!(err(host.get("/nope")).0, 404);
+    assert_eq!(err(host.get("/metrics")).0, 404, "metrics only on the metrics port");
+    assert_eq!(err(host.delete("/actors")).0, 405);
+
+    // Keys with '/', '"', '\' and a newline, percent-encoded, are one key each.
+    let (status, created) = host.post("/actors/counter/a%2Fb%22c%5Cd%0Ae", "");
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["key"], "a/b\"c\\d\ne");
+    assert_eq!(call(&host, "a%2Fb%22c%5Cd%0Ae", "increment", json!({})).0, 200);
+    let s = host.scrape();
+    assert!(s.has_label_value("actor_key", "a/b\"c\\d\ne"));
+    // An unknown action never became a label value.
+    assert!(!s.has_label_value("action", "nope"));
+
+    // A 64 KiB key is refused with a 4xx.
+    let long = "x".repeat(64 * 1024);
+    let status = host.post(&format!("/actors/counter/{long}"), "").0;
+    assert!((400..500).contains(&status), "64 KiB key: {status}");
+
+    // Still serving.
+    let (status, list) = host.get("/actors");
+    assert_eq!(status, 200);
+    assert_eq!(list["actors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(call(&host, "k", "increment", json!({})).0, 200);
+}
+
+#[test]
+fn a_corrupt_database_fails_that_actor_only() {
+    let host = Host::start(&["--workload", "none"]);
+    // The first actor of a fresh host gets id 1: plant a broken file where its database goes.
+    let dir = host.data_dir().join("counter");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1.db"), vec![0x5a; 8192]).unwrap();
+
+    let (status, body) = host.post("/actors/counter/broken", "");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("could not start"),
+        "{body}"
+    );
+    let s = host.scrape();
+    assert_eq!(s.sum("actor_active", &[("actor_key", "broken")]), 0.0);
+    assert_eq!(s.sum("actor_type_active", &[]), 0.0);
+    assert_eq!(host.post("/actors/counter/fine", "").0, 200);
+    assert_eq!(call(&host, "fine", "increment", json!({})).0, 200);
+}
+
+#[test]
+fn sigterm_during_the_demo_exits_cleanly() {
+    let host = Host::start(&["--workload", "demo", "--actors", "5"]);
+    wait_for(T, "some demo traffic", || {
+        (host
+            .scrape()
+            .sum("actor_type_action_calls_total", &[])
+            > 20.0)
+            .then_some(())
+    });
+    let status = host.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Starts `actor-host` expecting it to fail; returns (exit code, stderr).
+fn start_fails(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(actor_host_bin())
+        .args(["--workload", "none", "--duration", "30s"])
+        .args(args)
+        .output()
+        .expect("run actor-host");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn startup_errors_print_one_line_and_exit_non_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = start_fails(&["--metrics-addr", &addr, "--app-addr", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("actor-host: error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains(&addr), "{line}");
+
+    let (code, stderr) = start_fails(&["--app-addr", &addr, "--metrics-addr", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let (code, stderr) = start_fails(&[
+        "--app-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        file.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not writable"), "{stderr}");
+}
