@@ -1,1 +1,133 @@
-fn main() {}
+//! RSS per retained actor (full catalogue populated) for this design and for the
+//! same series as `prometheus` `MetricVec` children.
+//!
+//! `cargo run --release -p actor-benches --bin memory [-- --actors N]`
+//!
+//! Each design is measured in a fresh child process (this binary re-executed
+//! with `--mode ours|mirror`), reading `/proc/self/statm` before and after
+//! building, so one design's allocator state does not pollute the other's.
+
+use std::process::Command;
+use std::time::Duration;
+
+use actor_benches::{
+    ENVOY, Mirror, actor_id, actor_id_gen, actor_key, populate, rss_bytes, series_per_actor,
+};
+use actor_metrics::{Config, Metrics};
+
+const DEFAULT_ACTORS: usize = 100_000;
+
+fn usage() -> ! {
+    eprintln!("usage: memory [--actors N] [--mode ours|mirror]");
+    std::process::exit(2)
+}
+
+/// Returns the allocator's free memory to the OS so RSS counts live data only.
+fn trim() {
+    // SAFETY: malloc_trim has no preconditions (glibc).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Child: builds `n` retained actors in one design, prints the RSS growth.
+fn measure(mode: &str, n: usize) {
+    trim();
+    let before = rss_bytes();
+    let keep: Box<dyn std::any::Any> = match mode {
+        "ours" => {
+            let m = Metrics::new(Config {
+                max_retained: n.max(1) * 2,
+                retention: Duration::from_secs(3600),
+                envoy_key: ENVOY.into(),
+                ..Config::default()
+            })
+            .expect("valid configuration");
+            let ty = m.actor_type("counter");
+            let act = ty.action("increment");
+            for i in 0..n {
+                let a = ty.register(&actor_id(i), Some(1), &actor_key(i));
+                populate(i, Some((&a, &act)), None);
+                a.stopped(); // retained: stopped, within retention
+            }
+            assert_eq!(m.retained_len(), n);
+            Box::new(m)
+        }
+        "mirror" => {
+            let m = Mirror::new();
+            for i in 0..n {
+                let (id_gen, key) = (actor_id_gen(i), actor_key(i));
+                populate(i, None, Some((&m, [&id_gen, &key, ENVOY])));
+            }
+            Box::new(m)
+        }
+        _ => usage(),
+    };
+    trim();
+    let after = rss_bytes();
+    println!("{}", after.saturating_sub(before));
+    drop(keep);
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut n = DEFAULT_ACTORS;
+    let mut mode = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--actors" => {
+                n = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--mode" => mode = Some(args.next().unwrap_or_else(|| usage())),
+            _ => usage(),
+        }
+    }
+    if let Some(mode) = mode {
+        measure(&mode, n);
+        return;
+    }
+
+    let exe = std::env::current_exe().expect("own executable path");
+    let run = |mode: &str| -> u64 {
+        let out = Command::new(&exe)
+            .args(["--mode", mode, "--actors", &n.to_string()])
+            .output()
+            .expect("re-execute the memory binary");
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("child prints its RSS growth")
+    };
+    let ours = run("ours");
+    let mirror = run("mirror");
+    let per = |b: u64| b as f64 / n as f64;
+    println!(
+        "RSS per retained actor, {n} actors, full catalogue ({} series per actor):",
+        series_per_actor()
+    );
+    println!("| design | RSS growth | bytes per actor |");
+    println!("|---|---:|---:|");
+    println!(
+        "| actor-metrics (one allocation per actor) | {:.1} MB | {:.0} |",
+        ours as f64 / 1e6,
+        per(ours)
+    );
+    println!(
+        "| prometheus MetricVec children | {:.1} MB | {:.0} |",
+        mirror as f64 / 1e6,
+        per(mirror)
+    );
+    println!(
+        "ratio ours / MetricVec: {:.3} (1/{:.1}; goal <= 1/10)",
+        per(ours) / per(mirror),
+        per(mirror) / per(ours)
+    );
+}
