@@ -36,10 +36,16 @@ fn main() {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let a = run(&bin, seconds, actors, true);
-        println!("round {round}: detail on, scraped every 1 s: {:.0} actions/s ({} scrapes)", a.0, a.1);
+        println!(
+            "round {round}: detail on, scraped every 1 s: {:.0} actions/s ({} scrapes)",
+            a.0, a.1
+        );
         on.push(a.0);
         let b = run(&bin, seconds, actors, false);
-        println!("round {round}: detail off, not scraped:      {:.0} actions/s", b.0);
+        println!(
+            "round {round}: detail off, not scraped:      {:.0} actions/s",
+            b.0
+        );
         off.push(b.0);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -68,7 +74,14 @@ fn host_bin() -> PathBuf {
 fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(bin)
-        .args(["--workload", "demo", "--rate", "0", "--progress-every", "1h"])
+        .args([
+            "--workload",
+            "demo",
+            "--rate",
+            "0",
+            "--progress-every",
+            "1h",
+        ])
         .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .args(["--actors", &actors.to_string()])
         .args(["--duration", &format!("{seconds}s")])
@@ -81,7 +94,10 @@ fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
         .expect("spawn actor-host");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let metrics: SocketAddr = loop {
-        let line = lines.next().expect("actor-host exited early").expect("stdout");
+        let line = lines
+            .next()
+            .expect("actor-host exited early")
+            .expect("stdout");
         if let Some(rest) = line.strip_prefix("listening ") {
             break rest
                 .split_whitespace()
@@ -130,7 +146,8 @@ fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
 fn scrape(addr: SocketAddr) -> Option<usize> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
     let mut body = Vec::new();
     s.read_to_end(&mut body).ok()?;
     (body.get(8..13) == Some(b" 200 ".as_slice())).then_some(body.len())
