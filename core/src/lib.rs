@@ -58,7 +58,11 @@ pub struct HostConfig {
     pub shutdown_timeout: Duration,
     /// Capacity of each actor's inbox. Default 1024.
     pub inbox_capacity: usize,
-    /// SQLite hook options (checkpoint threshold, busy timeout).
+    /// SQLite options (checkpoint threshold, busy timeout, `synchronous`).
+    /// Default: the crate's defaults with `synchronous = NORMAL`, SQLite's
+    /// recommendation for WAL databases: a commit survives a crash of the
+    /// process; only a power cut can lose the last commits. Actions run on the
+    /// runtime's threads, so a sync per commit would stall them.
     pub sqlite: actor_sqlite_hooks::HookOptions,
 }
 
@@ -69,7 +73,10 @@ impl HostConfig {
             data_dir: data_dir.into(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
-            sqlite: actor_sqlite_hooks::HookOptions::default(),
+            sqlite: actor_sqlite_hooks::HookOptions {
+                synchronous: actor_sqlite_hooks::Synchronous::Normal,
+                ..actor_sqlite_hooks::HookOptions::default()
+            },
         }
     }
 }

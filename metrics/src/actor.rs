@@ -34,12 +34,16 @@ pub(crate) struct ActorEntry {
 }
 
 impl ActorEntry {
+    /// A new entry with one live registration (`actor_active` 1), set before the
+    /// entry is published rather than by a store after it is built.
     pub(crate) fn new(labels: Arc<ActorLabels>, ty: Arc<TypeInner>, overflow: bool) -> Self {
+        let series = ActorSeries::default();
+        series.active.0.store(1, Ordering::Relaxed);
         ActorEntry {
             label_block: labels.label_block(),
             labels,
             ty,
-            series: ActorSeries::default(),
+            series,
             epoch: AtomicU64::new(0),
             overflow,
         }

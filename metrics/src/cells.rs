@@ -79,7 +79,9 @@ pub(crate) trait Cell: Default + Send + Sync {
     const TYPE: &'static str;
     fn add_to(&self, total: &mut Self::Total);
     /// Adds this cell's value into another cell (an actor's final values folded
-    /// into its type's totals when the sweeper removes it).
+    /// into its type's totals when the sweeper removes it). Only called with the
+    /// fold lock held for writing, so `retired` has no concurrent writer and is
+    /// updated with plain loads and stores rather than atomic read-modify-writes.
     fn fold_into(&self, retired: &Self);
     /// Zeroes a gauge; counters and histograms keep their totals.
     fn zero(&self) {}
@@ -129,6 +131,12 @@ impl HistogramTotal {
     }
 }
 
+/// `a += n` for a cell with no concurrent writer (see [`Cell::fold_into`]).
+#[inline]
+fn add_exclusive(a: &AtomicU64, n: u64) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
 impl CounterCell {
     #[inline]
     pub(crate) fn add(&self, n: u64) {
@@ -166,7 +174,10 @@ impl Cell for CounterCell {
         *total += self.0.load(Ordering::Relaxed);
     }
     fn fold_into(&self, retired: &Self) {
-        retired.add(self.0.load(Ordering::Relaxed));
+        let n = self.0.load(Ordering::Relaxed);
+        if n != 0 {
+            add_exclusive(&retired.0, n);
+        }
     }
     fn render(total: &u64, name: &str, labels: &str, _: Option<&Buckets>, out: &mut String) {
         sample_line(out, name, "", labels, None);
@@ -218,19 +229,24 @@ impl Cell for HistogramCell {
         total.sum += f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
     }
     fn fold_into(&self, retired: &Self) {
+        // Most buckets of an actor's histogram are empty; only non-zero ones
+        // touch the type's cells (cold cache lines otherwise left alone).
+        let mut any = false;
         for (r, c) in retired.counts.iter().zip(&self.counts) {
-            r.fetch_add(c.load(Ordering::Acquire), Ordering::Relaxed);
+            let n = c.load(Ordering::Acquire);
+            if n != 0 {
+                add_exclusive(r, n);
+                any = true;
+            }
         }
         let sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
-        let mut cur = retired.sum_bits.load(Ordering::Relaxed);
-        while let Err(actual) = retired.sum_bits.compare_exchange_weak(
-            cur,
-            (f64::from_bits(cur) + sum).to_bits(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            cur = actual;
+        if !any && sum == 0.0 {
+            return;
         }
+        let cur = f64::from_bits(retired.sum_bits.load(Ordering::Relaxed));
+        retired
+            .sum_bits
+            .store((cur + sum).to_bits(), Ordering::Relaxed);
     }
     fn render(
         total: &HistogramTotal,
@@ -314,28 +330,48 @@ pub(crate) fn push_f64(out: &mut String, v: f64) {
     }
 }
 
-/// Cells of an enum-labelled family, one per variant, each allocated on first use
-/// so an actor exports only the variants it used.
+/// Cells of an enum-labelled family: one block with a cell per variant, allocated
+/// on the first use of any variant, and a bitmask of the variants used, so an
+/// actor exports only the values it used. One allocation per family instead of
+/// one per variant keeps an entry's allocations (and the sweep's frees) few.
 #[derive(Debug)]
-pub struct Labelled<C, const N: usize>([OnceLock<Box<C>>; N]);
+pub struct Labelled<C, const N: usize> {
+    used: AtomicU32,
+    cells: OnceLock<Box<[C; N]>>,
+}
 
 impl<C, const N: usize> Default for Labelled<C, N> {
     fn default() -> Self {
-        Labelled(std::array::from_fn(|_| OnceLock::new()))
+        const { assert!(N <= 32, "the used-variant mask is a u32") };
+        Labelled {
+            used: AtomicU32::new(0),
+            cells: OnceLock::new(),
+        }
     }
 }
 
 impl<C: Cell, const N: usize> Labelled<C, N> {
     #[inline]
     pub(crate) fn get(&self, index: usize) -> &C {
-        self.0[index].get_or_init(Box::default)
+        let cells = self
+            .cells
+            .get_or_init(|| Box::new(std::array::from_fn(|_| C::default())));
+        let bit = 1u32 << index;
+        // Marked before the caller writes, so a scrape that sees a value sees the variant.
+        if self.used.load(Ordering::Relaxed) & bit == 0 {
+            self.used.fetch_or(bit, Ordering::Release);
+        }
+        &cells[index]
     }
 
     pub(crate) fn used(&self) -> impl Iterator<Item = (usize, &C)> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.get().map(|c| (i, &**c)))
+        let used = self.used.load(Ordering::Acquire);
+        self.cells.get().into_iter().flat_map(move |cells| {
+            cells
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| used & (1 << i) != 0)
+        })
     }
 
     pub(crate) fn zero(&self) {
@@ -349,8 +385,19 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
     }
 
     pub(crate) fn fold_into(&self, retired: &Self) {
-        for (i, c) in self.used() {
-            c.fold_into(retired.get(i));
+        let used = self.used.load(Ordering::Acquire);
+        let Some(cells) = self.cells.get() else {
+            return;
+        };
+        // The retired side marks what it received, as a recording would.
+        retired.used.fetch_or(used, Ordering::Release);
+        let into = retired
+            .cells
+            .get_or_init(|| Box::new(std::array::from_fn(|_| C::default())));
+        for (i, (c, r)) in cells.iter().zip(into.iter()).enumerate() {
+            if used & (1 << i) != 0 {
+                c.fold_into(r);
+            }
         }
     }
 }

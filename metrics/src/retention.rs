@@ -94,12 +94,16 @@ impl Inner {
             ));
         }
         let selfm = SelfMetrics::register(&registry, config.max_retained)?;
+        let capacity = config.max_retained.min(1 << 17);
         Ok(Inner {
             envoy_key: Arc::from(config.envoy_key.as_str()),
             config,
             clock,
             registry,
-            retained: scc::HashMap::default(),
+            // Sized for the cap up front (at most 2^17 label sets, about 3 MB):
+            // scc never shrinks a map below the capacity it was built with, so
+            // churn and sweeps do not keep reallocating the bucket array.
+            retained: scc::HashMap::with_capacity(capacity),
             count: AtomicUsize::new(0),
             expiry: Mutex::new(VecDeque::new()),
             fold: RwLock::new(()),
@@ -176,7 +180,6 @@ impl Inner {
                 scc::hash_map::Entry::Vacant(v) => {
                     if self.count.fetch_add(1, Ordering::SeqCst) < self.config.max_retained {
                         let e = Arc::new(ActorEntry::new(labels, ty.inner.clone(), false));
-                        e.series.active.0.store(1, Ordering::SeqCst);
                         v.insert_entry(e.clone());
                         self.selfm.live.inc();
                         return self.handle(e);
@@ -210,7 +213,6 @@ impl Inner {
             }
             scc::hash_map::Entry::Vacant(v) => {
                 let e = Arc::new(ActorEntry::new(labels, ty.inner.clone(), true));
-                e.series.active.0.store(1, Ordering::SeqCst);
                 v.insert_entry(e.clone());
                 self.selfm.live.inc();
                 self.handle(e)
