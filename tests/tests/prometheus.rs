@@ -70,7 +70,8 @@ fn prometheus_sees_exact_values_then_staleness_after_retention() {
         "{labels}"
     );
     wait_for(T, "exact action counters", || {
-        (prom.value(&format!("actor_action_calls_total{sel}")) == Some(5.0)
+        // 3 increments + 2 failures + 1 connect, each an action call.
+        (prom.value(&format!("actor_action_calls_total{sel}")) == Some(6.0)
             && prom.value(&format!("actor_action_errors_total{sel}")) == Some(2.0)
             && prom.value(&format!("actor_connections_active{sel}")) == Some(1.0))
         .then_some(())
@@ -87,7 +88,7 @@ fn prometheus_sees_exact_values_then_staleness_after_retention() {
     wait_for(T, "actor_active == 0 after stop", || {
         (prom.value(&format!("actor_active{sel}")) == Some(0.0)
             && prom.value(&format!("actor_connections_active{sel}")) == Some(0.0)
-            && prom.value(&format!("actor_action_calls_total{sel}")) == Some(5.0))
+            && prom.value(&format!("actor_action_calls_total{sel}")) == Some(6.0))
         .then_some(())
     });
 
@@ -119,12 +120,15 @@ fn prometheus_sees_exact_values_then_staleness_after_retention() {
     // Aggregates never decreased over the whole run and kept the removed actor's counts.
     assert_eq!(
         prom.value("sum(actor_type_action_calls_total{actor_name=\"counter\"})"),
-        Some(5.0)
+        Some(6.0)
     );
     let resets = prom.query(
         "resets(actor_type_action_calls_total[1h]) > 0 or resets(actor_type_connections_total[1h]) > 0",
     );
-    assert!(resets.is_empty(), "an aggregate counter went back: {resets:?}");
+    assert!(
+        resets.is_empty(),
+        "an aggregate counter went back: {resets:?}"
+    );
     assert_eq!(prom.value("actor_metrics_series_removed_total"), Some(1.0));
 }
 
