@@ -52,7 +52,12 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     assert_eq!(agg(&s, "actor_type_active", &[]), 1.0);
     for phase in ["open_db", "load_state", "on_start"] {
         assert_eq!(
-            per(&s, "actor_startup_duration_seconds_count", &g1, &[("phase", phase)]),
+            per(
+                &s,
+                "actor_startup_duration_seconds_count",
+                &g1,
+                &[("phase", phase)]
+            ),
             1.0,
             "{phase}"
         );
@@ -62,22 +67,42 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     // Three increments: three actions, three transactions, three updated rows.
     for expect in 1..=3 {
         let (status, body) = call(&host, "k1", "increment", json!({}));
-        assert_eq!((status, body["result"]["value"].as_i64()), (200, Some(expect)));
+        assert_eq!(
+            (status, body["result"]["value"].as_i64()),
+            (200, Some(expect))
+        );
     }
     let s = host.scrape();
     assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 3.0);
     assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 0.0);
-    assert_eq!(per(&s, "actor_sqlite_commits_total", &g1, &[]), commits0 + 3.0);
     assert_eq!(
-        per(&s, "actor_sqlite_rows_changed_total", &g1, &[("op", "update")]),
+        per(&s, "actor_sqlite_commits_total", &g1, &[]),
+        commits0 + 3.0
+    );
+    assert_eq!(
+        per(
+            &s,
+            "actor_sqlite_rows_changed_total",
+            &g1,
+            &[("op", "update")]
+        ),
         3.0
     );
     assert_eq!(
-        per(&s, "actor_state_mutations_total", &g1, &[("reason", "action")]),
+        per(
+            &s,
+            "actor_state_mutations_total",
+            &g1,
+            &[("reason", "action")]
+        ),
         3.0
     );
     assert_eq!(
-        agg(&s, "actor_type_action_calls_total", &[("action", "increment")]),
+        agg(
+            &s,
+            "actor_type_action_calls_total",
+            &[("action", "increment")]
+        ),
         3.0
     );
 
@@ -87,7 +112,10 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     let s = host.scrape();
     assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 5.0);
     assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 1.0);
-    assert_eq!(per(&s, "actor_action_duration_seconds_count", &g1, &[]), 5.0);
+    assert_eq!(
+        per(&s, "actor_action_duration_seconds_count", &g1, &[]),
+        5.0
+    );
     assert!(per(&s, "actor_action_duration_seconds_sum", &g1, &[]) >= 0.05);
     assert_eq!(
         agg(&s, "actor_type_action_errors_total", &[("action", "fail")]),
@@ -106,12 +134,21 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     assert_eq!(per(&s, "actor_connections_total", &g1, &[]), 1.0);
     assert_eq!(per(&s, "actor_queue_depth", &g1, &[]), 1.0);
     assert_eq!(per(&s, "actor_queue_messages_sent_total", &g1, &[]), 2.0);
-    assert_eq!(per(&s, "actor_queue_messages_received_total", &g1, &[]), 1.0);
+    assert_eq!(
+        per(&s, "actor_queue_messages_received_total", &g1, &[]),
+        1.0
+    );
     assert_eq!(agg(&s, "actor_type_connections_active", &[]), 1.0);
 
     // A user task: active while it runs, then one observed duration.
     assert_eq!(
-        call(&host, "k1", "spawn_task", json!({"kind": "background", "ms": 1500})).0,
+        call(
+            &host,
+            "k1",
+            "spawn_task",
+            json!({"kind": "background", "ms": 1500})
+        )
+        .0,
         200
     );
     let bg = [("kind", "background")];
@@ -134,7 +171,12 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     assert_eq!(per(&s, "actor_queue_depth", &g1, &[]), 0.0);
     assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 10.0);
     assert_eq!(
-        per(&s, "actor_shutdown_wait_seconds_count", &g1, &[("reason", "sleep")]),
+        per(
+            &s,
+            "actor_shutdown_wait_seconds_count",
+            &g1,
+            &[("reason", "sleep")]
+        ),
         1.0
     );
     assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
@@ -152,7 +194,11 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     let s = host.scrape();
     assert_eq!(per(&s, "actor_active", &g2, &[]), 1.0);
     assert_eq!(per(&s, "actor_action_calls_total", &g2, &[]), 1.0);
-    assert_eq!(per(&s, "actor_active", &g1, &[]), 0.0, "old generation retained");
+    assert_eq!(
+        per(&s, "actor_active", &g1, &[]),
+        0.0,
+        "old generation retained"
+    );
     assert_eq!(per(&s, "actor_action_calls_total", &g1, &[]), 10.0);
     assert_eq!(agg(&s, "actor_type_action_calls_total", &[]), 11.0);
     assert_eq!(host.get("/actors").1["actors"][0]["generation"], 2);
@@ -162,7 +208,12 @@ fn every_lifecycle_step_shows_exact_values_in_the_scrape() {
     let s = host.scrape();
     assert_eq!(per(&s, "actor_active", &g2, &[]), 0.0);
     assert_eq!(
-        per(&s, "actor_shutdown_wait_seconds_count", &g2, &[("reason", "destroy")]),
+        per(
+            &s,
+            "actor_shutdown_wait_seconds_count",
+            &g2,
+            &[("reason", "destroy")]
+        ),
         1.0
     );
     assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
@@ -180,13 +231,22 @@ fn a_panicking_action_stops_the_actor_and_leaves_no_gauge_up() {
     assert_eq!(call(&host, "p", "connect", json!({})).0, 200);
     assert_eq!(call(&host, "p", "enqueue", json!({"message": "x"})).0, 200);
     assert_eq!(
-        call(&host, "p", "spawn_task", json!({"kind": "keep_awake", "ms": 60000})).0,
+        call(
+            &host,
+            "p",
+            "spawn_task",
+            json!({"kind": "keep_awake", "ms": 60000})
+        )
+        .0,
         200
     );
 
     let (status, body) = call(&host, "p", "panic", json!({}));
     assert_eq!(status, 500, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("panicked"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("panicked"),
+        "{body}"
+    );
 
     // The caller got its answer at once; the stop (draining the task) follows.
     let s = wait_for(T, "the panicked actor's stop", || {
@@ -197,12 +257,22 @@ fn a_panicking_action_stops_the_actor_and_leaves_no_gauge_up() {
         assert_eq!(per(&s, gauge, &g1, &[]), 0.0, "{gauge}");
     }
     assert_eq!(
-        per(&s, "actor_user_tasks_active", &g1, &[("kind", "keep_awake")]),
+        per(
+            &s,
+            "actor_user_tasks_active",
+            &g1,
+            &[("kind", "keep_awake")]
+        ),
         0.0
     );
     assert_eq!(per(&s, "actor_action_errors_total", &g1, &[]), 1.0);
     assert_eq!(
-        per(&s, "actor_shutdown_wait_seconds_count", &g1, &[("reason", "panic")]),
+        per(
+            &s,
+            "actor_shutdown_wait_seconds_count",
+            &g1,
+            &[("reason", "panic")]
+        ),
         1.0
     );
     assert_eq!(agg(&s, "actor_type_active", &[]), 0.0);
@@ -221,24 +291,44 @@ fn a_user_task_that_outlives_the_shutdown_timeout_is_counted_with_its_reason() {
     let (_, created) = host.post("/actors/counter/t", "");
     let g1 = id_gen(&created);
     assert_eq!(
-        call(&host, "t", "spawn_task", json!({"kind": "scheduled", "ms": 60000})).0,
+        call(
+            &host,
+            "t",
+            "spawn_task",
+            json!({"kind": "scheduled", "ms": 60000})
+        )
+        .0,
         200
     );
     assert_eq!(host.post("/actors/counter/t/sleep", "").0, 200);
     let s = host.scrape();
     assert_eq!(
-        per(&s, "actor_shutdown_timeouts_total", &g1, &[("reason", "sleep")]),
+        per(
+            &s,
+            "actor_shutdown_timeouts_total",
+            &g1,
+            &[("reason", "sleep")]
+        ),
         1.0
     );
     assert!(
-        per(&s, "actor_shutdown_wait_seconds_sum", &g1, &[("reason", "sleep")]) >= 0.3
+        per(
+            &s,
+            "actor_shutdown_wait_seconds_sum",
+            &g1,
+            &[("reason", "sleep")]
+        ) >= 0.3
     );
     assert_eq!(
         per(&s, "actor_user_tasks_active", &g1, &[("kind", "scheduled")]),
         0.0
     );
     assert_eq!(
-        agg(&s, "actor_type_shutdown_timeouts_total", &[("reason", "sleep")]),
+        agg(
+            &s,
+            "actor_type_shutdown_timeouts_total",
+            &[("reason", "sleep")]
+        ),
         1.0
     );
 }
@@ -264,14 +354,21 @@ fn bad_requests_get_clear_errors_and_the_host_keeps_serving() {
     assert_eq!(status, 400, "{msg}");
     assert_eq!(err(call(&host, "missing", "get", json!({}))).0, 404);
     assert_eq!(err(host.get("/nope")).0, 404);
-    assert_eq!(err(host.get("/metrics")).0, 404, "metrics only on the metrics port");
+    assert_eq!(
+        err(host.get("/metrics")).0,
+        404,
+        "metrics only on the metrics port"
+    );
     assert_eq!(err(host.delete("/actors")).0, 405);
 
     // Keys with '/', '"', '\' and a newline, percent-encoded, are one key each.
     let (status, created) = host.post("/actors/counter/a%2Fb%22c%5Cd%0Ae", "");
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["key"], "a/b\"c\\d\ne");
-    assert_eq!(call(&host, "a%2Fb%22c%5Cd%0Ae", "increment", json!({})).0, 200);
+    assert_eq!(
+        call(&host, "a%2Fb%22c%5Cd%0Ae", "increment", json!({})).0,
+        200
+    );
     let s = host.scrape();
     assert!(s.has_label_value("actor_key", "a/b\"c\\d\ne"));
     // An unknown action never became a label value.
@@ -314,11 +411,7 @@ fn a_corrupt_database_fails_that_actor_only() {
 fn sigterm_during_the_demo_exits_cleanly() {
     let host = Host::start(&["--workload", "demo", "--actors", "5"]);
     wait_for(T, "some demo traffic", || {
-        (host
-            .scrape()
-            .sum("actor_type_action_calls_total", &[])
-            > 20.0)
-            .then_some(())
+        (host.scrape().sum("actor_type_action_calls_total", &[]) > 20.0).then_some(())
     });
     let status = host.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -331,7 +424,10 @@ fn start_fails(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("run actor-host");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
