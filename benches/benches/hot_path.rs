@@ -32,8 +32,10 @@ fn two_threads(iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
     let start_line = Barrier::new(3);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| {
+            .map(|cpu| {
+                let start_line = &start_line;
+                s.spawn(move || {
+                    pin_to_cpu(cpu);
                     start_line.wait();
                     for _ in 0..iters {
                         op();
@@ -48,6 +50,20 @@ fn two_threads(iters: u64, op: &(dyn Fn() + Sync)) -> Duration {
         }
         start.elapsed()
     })
+}
+
+/// Pins the calling thread to one CPU, so the two threads really run at once on
+/// two CPUs (left to the scheduler they sometimes share one and take turns,
+/// which made the contended figures swing run to run). Best effort.
+fn pin_to_cpu(cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it;
+    // sched_setaffinity(0, ..) only reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % cpus, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 fn hot_path(c: &mut Criterion) {

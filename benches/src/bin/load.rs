@@ -1,7 +1,9 @@
 //! End-to-end load: runs `actor-host --workload demo --rate 0` (as fast as the
 //! actors go) for a fixed time with per-actor detail on and scraped every second,
 //! and with per-actor detail off and never scraped, alternating runs, and prints
-//! actions/s of each and the overhead in percent.
+//! actions/s of each and the overhead in percent, and the host's CPU time per
+//! action (user + system, from `getrusage(RUSAGE_CHILDREN)` around each run) for
+//! each, since a latency-bound workload can hide CPU spent on metrics.
 //!
 //! `cargo build --release -p actor-core && cargo run --release -p actor-benches --bin load -- [--seconds 20] [--rounds 2] [--actors 50]`
 
@@ -35,25 +37,64 @@ fn main() {
     println!("{seconds} s per run, {rounds} rounds, {actors} actors, 4 callers, rate unthrottled");
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let a = run(&bin, seconds, actors, true);
-        println!(
-            "round {round}: detail on, scraped every 1 s: {:.0} actions/s ({} scrapes)",
-            a.0, a.1
-        );
-        on.push(a.0);
-        let b = run(&bin, seconds, actors, false);
-        println!(
-            "round {round}: detail off, not scraped:      {:.0} actions/s",
-            b.0
-        );
-        off.push(b.0);
+        // Alternate which mode goes first, so drift over the run (page cache,
+        // clock, neighbours) does not favour one mode.
+        let order = if round % 2 == 1 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for detail in order {
+            let r = run(&bin, seconds, actors, detail);
+            if detail {
+                println!(
+                    "round {round}: detail on, scraped every 1 s: {:.0} actions/s, {:.2} us CPU per action ({} scrapes)",
+                    r.rate, r.cpu_us_per_call, r.scrapes
+                );
+                on.push(r);
+            } else {
+                println!(
+                    "round {round}: detail off, not scraped:      {:.0} actions/s, {:.2} us CPU per action",
+                    r.rate, r.cpu_us_per_call
+                );
+                off.push(r);
+            }
+        }
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (on, off) = (mean(&on), mean(&off));
-    println!(
-        "mean: on {on:.0} actions/s, off {off:.0} actions/s, overhead {:.2} %",
-        (off - on) / off * 100.0
+    let mean = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let (on_rate, off_rate) = (mean(&on, |r| r.rate), mean(&off, |r| r.rate));
+    let (on_cpu, off_cpu) = (
+        mean(&on, |r| r.cpu_us_per_call),
+        mean(&off, |r| r.cpu_us_per_call),
     );
+    println!(
+        "mean: on {on_rate:.0} actions/s, off {off_rate:.0} actions/s, throughput overhead {:.2} %",
+        (off_rate - on_rate) / off_rate * 100.0
+    );
+    println!(
+        "mean: on {on_cpu:.2} us CPU per action, off {off_cpu:.2} us, CPU overhead {:.2} %",
+        (on_cpu - off_cpu) / off_cpu * 100.0
+    );
+}
+
+/// What one run measured.
+struct Run {
+    /// Actions per second, from the host's own summary line.
+    rate: f64,
+    /// Scrapes taken during the run.
+    scrapes: u64,
+    /// Host CPU time (user + system) per action answered, in microseconds.
+    cpu_us_per_call: f64,
+}
+
+/// CPU time of waited-for children so far, in microseconds.
+fn children_cpu_us() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    assert_eq!(rc, 0, "getrusage");
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(u.ru_utime) + us(u.ru_stime)
 }
 
 /// `target/<profile>/actor-host`, next to this binary.
@@ -70,8 +111,9 @@ fn host_bin() -> PathBuf {
     bin
 }
 
-/// One run; returns (actions/s from the host's own summary line, scrapes taken).
-fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
+/// One run of the host.
+fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> Run {
+    let cpu_before = children_cpu_us();
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(bin)
         .args([
@@ -119,14 +161,17 @@ fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
             }
         })
     });
-    let mut rate = None;
+    let (mut rate, mut calls) = (None, None);
     for line in lines.by_ref() {
         let line = line.expect("stdout");
         if let Some(rest) = line.strip_prefix("summary ") {
-            rate = rest
-                .split_whitespace()
-                .find_map(|p| p.strip_prefix("calls_per_s="))
-                .and_then(|v| v.parse::<f64>().ok());
+            let field = |name: &str| {
+                rest.split_whitespace()
+                    .find_map(|p| p.strip_prefix(name))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            rate = field("calls_per_s=");
+            calls = field("calls=");
         }
     }
     done.store(true, Ordering::Relaxed);
@@ -136,10 +181,12 @@ fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> (f64, u64) {
     }
     let status = child.wait().expect("wait");
     assert!(status.success(), "actor-host exited with {status}");
-    (
-        rate.expect("a summary line"),
-        scrapes.load(Ordering::Relaxed),
-    )
+    let cpu = children_cpu_us() - cpu_before;
+    Run {
+        rate: rate.expect("a summary line"),
+        scrapes: scrapes.load(Ordering::Relaxed),
+        cpu_us_per_call: cpu / calls.expect("a summary line").max(1.0),
+    }
 }
 
 /// One plain HTTP/1.0 scrape; the body length, or `None` if it failed.
