@@ -78,9 +78,15 @@ async fn worker(
     rate: u64,
     seed: u64,
 ) {
-    // Pace in 10 ms ticks so high rates do not need a timer per call.
-    let per_tick = if rate == 0 { 0 } else { rate.div_ceil(100) };
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    // Pace in ticks of at least 10 ms so high rates do not need a timer per
+    // call: below 100 calls/s one call per tick of 1/rate, above it
+    // rate/100 calls per 10 ms tick.
+    let (per_tick, period) = match rate {
+        0 => (0, Duration::from_millis(10)),
+        1..=100 => (1, Duration::from_secs(1) / rate as u32),
+        _ => (rate.div_ceil(100), Duration::from_millis(10)),
+    };
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut n: u64 = 0;
