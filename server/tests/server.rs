@@ -69,6 +69,13 @@ async fn send(addr: SocketAddr, method: Method, path: &str, headers: &[(&str, &s
     }
 }
 
+/// A server on an ephemeral port that reports ready, and its address.
+async fn serve(source: impl actor_metrics_server::MetricsSource) -> (ServerHandle, SocketAddr) {
+    let server = MetricsServer::bind(local(), source, ready()).await.unwrap();
+    let addr = server.local_addr();
+    (server, addr)
+}
+
 async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, Method::GET, path, &[]).await
 }
@@ -93,10 +100,7 @@ fn small_metrics() -> Metrics {
 #[tokio::test]
 async fn routes_methods_and_statuses() {
     let m = small_metrics();
-    let server = MetricsServer::bind(local(), m.clone(), ready())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = serve(m.clone()).await;
 
     let r = get(addr, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -152,33 +156,21 @@ async fn readyz_goes_503_200_503_with_the_causes() {
     .await
     .unwrap();
     let addr = server.local_addr();
-    let r = get(addr, "/readyz").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let readyz = || async move {
+        let r = get(addr, "/readyz").await;
+        (r.status.as_u16(), r.text().to_owned())
+    };
+    let not_ready = |body: &str| (503, body.to_owned());
     assert_eq!(
-        r.text(),
-        "not ready: metrics not initialised\nnot ready: actors not loaded\n"
+        readyz().await,
+        not_ready("not ready: metrics not initialised\nnot ready: actors not loaded\n")
     );
     readiness.mark_ready("metrics not initialised");
-    let r = get(addr, "/readyz").await;
-    assert_eq!(
-        (r.status, r.text()),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: actors not loaded\n"
-        )
-    );
+    assert_eq!(readyz().await, not_ready("not ready: actors not loaded\n"));
     server.readiness().mark_ready("actors not loaded");
-    let r = get(addr, "/readyz").await;
-    assert_eq!((r.status, r.text()), (StatusCode::OK, "ready\n"));
+    assert_eq!(readyz().await, (200, "ready\n".to_owned()));
     readiness.set_not_ready("shutting down");
-    let r = get(addr, "/readyz").await;
-    assert_eq!(
-        (r.status, r.text()),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: shutting down\n"
-        )
-    );
+    assert_eq!(readyz().await, not_ready("not ready: shutting down\n"));
     // Health is about serving, not readiness.
     assert_eq!(get(addr, "/healthz").await.status, StatusCode::OK);
     // The default options start not ready.
@@ -200,17 +192,16 @@ async fn gzip_body_equals_the_plain_body() {
     // A fixed source, so both scrapes see the same text.
     let m = small_metrics();
     let text = m.render();
-    let server = MetricsServer::bind(
-        local(),
-        FnSource(move |out: &mut String| out.push_str(&text)),
-        ready(),
-    )
-    .await
-    .unwrap();
-    let addr = server.local_addr();
+    let (_server, addr) = serve(FnSource(move |out: &mut String| out.push_str(&text))).await;
     let plain = get(addr, "/metrics").await;
     assert_eq!(plain.header("content-encoding"), None);
-    for accept in ["gzip", "deflate, gzip;q=0.8", "*", "br;q=1.0, gzip;q=0.5"] {
+    let gzipped = ["gzip", "deflate, gzip;q=0.8", "*", "br;q=1.0, gzip;q=0.5"];
+    let identity = ["gzip;q=0", "identity", "deflate", "*;q=0", "gzip;q=0, *"];
+    for (accept, gzip) in gzipped
+        .map(|a| (a, true))
+        .into_iter()
+        .chain(identity.map(|a| (a, false)))
+    {
         let r = send(
             addr,
             Method::GET,
@@ -219,20 +210,14 @@ async fn gzip_body_equals_the_plain_body() {
         )
         .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.header("content-encoding"), Some("gzip"), "{accept}");
         assert_eq!(r.header("vary"), Some("accept-encoding"));
-        assert_eq!(gunzip(&r.body), plain.text(), "{accept}");
-    }
-    for accept in ["gzip;q=0", "identity", "deflate", "*;q=0", "gzip;q=0, *"] {
-        let r = send(
-            addr,
-            Method::GET,
-            "/metrics",
-            &[("accept-encoding", accept)],
-        )
-        .await;
-        assert_eq!(r.header("content-encoding"), None, "{accept}");
-        assert_eq!(r.text(), plain.text());
+        if gzip {
+            assert_eq!(r.header("content-encoding"), Some("gzip"), "{accept}");
+            assert_eq!(gunzip(&r.body), plain.text(), "{accept}");
+        } else {
+            assert_eq!(r.header("content-encoding"), None, "{accept}");
+            assert_eq!(r.text(), plain.text(), "{accept}");
+        }
     }
 }
 
@@ -291,6 +276,13 @@ async fn bearer_token_guards_metrics_only() {
     assert!(matches!(err, ServerError::InvalidOptions(_)), "{err}");
 }
 
+/// Sends raw bytes on a new connection and reads until the server closes it.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    read_until_closed(&mut s, Duration::from_secs(10)).await
+}
+
 /// Reads until the server closes the connection; returns what it sent.
 async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
     let mut got = Vec::new();
@@ -335,11 +327,7 @@ async fn slow_and_silent_clients_are_cut_while_scrapes_go_on() {
     read_until_closed(&mut silent, Duration::from_secs(10)).await;
 
     // A kept-alive connection idling after a request is cut too.
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let got = read_until_closed(&mut idle, Duration::from_secs(10)).await;
+    let got = exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
     assert!(
         got.starts_with(b"HTTP/1.1 200"),
         "{}",
@@ -359,33 +347,26 @@ async fn slow_and_silent_clients_are_cut_while_scrapes_go_on() {
 
 #[tokio::test]
 async fn a_declared_large_body_gets_413_and_bodies_are_ignored() {
-    let server = MetricsServer::bind(local(), small_metrics(), ready())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-        .await
-        .unwrap();
-    let got = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (_server, addr) = serve(small_metrics()).await;
+    let got = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await;
     assert!(
         got.starts_with(b"HTTP/1.1 413"),
         "{}",
         String::from_utf8_lossy(&got)
     );
     // A small body is ignored: the scrape is served.
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
+    let got = exchange(
+        addr,
         b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
     )
-    .await
-    .unwrap();
-    let got = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    .await;
     assert!(got.starts_with(b"HTTP/1.1 200"));
     // Garbage instead of HTTP: the connection is dropped, the server goes on.
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"\x00\x01\x02 not http\r\n\r\n").await.unwrap();
-    let got = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let got = exchange(addr, b"\x00\x01\x02 not http\r\n\r\n").await;
     assert!(!got.starts_with(b"HTTP/1.1 200"));
     assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
 }
@@ -406,10 +387,7 @@ async fn two_hundred_concurrent_scrapes_of_50k_series_while_updates_go_on() {
         })
         .collect();
     let actors = Arc::new(actors);
-    let server = MetricsServer::bind(local(), m.clone(), ready())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (_server, addr) = serve(m.clone()).await;
     let first = get(addr, "/metrics").await;
     let series = first
         .text()
@@ -477,10 +455,7 @@ async fn two_hundred_concurrent_scrapes_of_50k_series_while_updates_go_on() {
 
 #[tokio::test]
 async fn a_port_in_use_is_a_typed_error_naming_the_address() {
-    let first = MetricsServer::bind(local(), small_metrics(), ready())
-        .await
-        .unwrap();
-    let addr = first.local_addr();
+    let (_first, addr) = serve(small_metrics()).await;
     let err = MetricsServer::bind(addr, small_metrics(), ready())
         .await
         .unwrap_err();
@@ -580,10 +555,7 @@ async fn shutdown_grace_bounds_a_stuck_connection() {
 #[tokio::test]
 async fn self_metrics_count_scrapes_and_a_second_server_does_not_panic() {
     let m = small_metrics();
-    let server = MetricsServer::bind(local(), m.clone(), ready())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (_server, addr) = serve(m.clone()).await;
     let first = get(addr, "/metrics").await;
     get(addr, "/metrics").await;
     let s = Scrape::parse(get(addr, "/metrics").await.text()).unwrap();
@@ -624,10 +596,7 @@ async fn self_metrics_count_scrapes_and_a_second_server_does_not_panic() {
 
 #[tokio::test]
 async fn dropping_the_handle_stops_the_server() {
-    let server = MetricsServer::bind(local(), small_metrics(), ready())
-        .await
-        .unwrap();
-    let addr = server.local_addr();
+    let (server, addr) = serve(small_metrics()).await;
     assert_eq!(get(addr, "/healthz").await.status, StatusCode::OK);
     drop(server);
     let refused = async {

@@ -1,6 +1,6 @@
 //! The hooks against real SQLite files in a temp dir.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actor_metrics::scrape::Scrape;
@@ -242,14 +242,21 @@ fn wal_len(db: &Path) -> u64 {
     std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
 }
 
-#[test]
-fn a_locked_write_waits_and_succeeds_and_busy_is_counted() {
-    let (dir, metrics) = setup();
+/// A database with one row and a connection in the middle of a write
+/// transaction, holding the write lock.
+fn holding_the_write_lock(dir: &tempfile::TempDir, metrics: &Metrics) -> (PathBuf, Connection) {
     let path = dir.path().join("shared.db");
-    let holder = open(&path, actor(&metrics, "1"), &fast()).unwrap();
+    let holder = open(&path, actor(metrics, "1"), &fast()).unwrap();
     holder
         .execute_batch("CREATE TABLE t (v INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
         .unwrap();
+    (path, holder)
+}
+
+#[test]
+fn a_locked_write_waits_and_succeeds_and_busy_is_counted() {
+    let (dir, metrics) = setup();
+    let (path, holder) = holding_the_write_lock(&dir, &metrics);
 
     let waiter_metrics = actor(&metrics, "2");
     let waiter = open(&path, waiter_metrics.clone(), &fast()).unwrap();
@@ -273,11 +280,7 @@ fn a_locked_write_waits_and_succeeds_and_busy_is_counted() {
 #[test]
 fn a_lock_held_past_the_busy_timeout_fails_with_busy_after_waiting() {
     let (dir, metrics) = setup();
-    let path = dir.path().join("shared.db");
-    let holder = open(&path, actor(&metrics, "1"), &fast()).unwrap();
-    holder
-        .execute_batch("CREATE TABLE t (v INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
-        .unwrap();
+    let (path, holder) = holding_the_write_lock(&dir, &metrics);
     let m = actor(&metrics, "2");
     let options = HookOptions {
         busy_timeout: Duration::from_millis(60),
