@@ -1,12 +1,27 @@
-//! Prints a scrape with every family populated for a few actors (used to lint
-//! the output with `promtool check metrics` and to show what a scrape looks like).
+//! Prints a scrape with every family populated for a few actors, at the detail
+//! level given as the first argument (`off`, `core`, `full`; default `core`):
+//! used to lint the output with `promtool check metrics` and to show what a
+//! scrape looks like.
 
 use std::time::Duration;
 
-use actor_metrics::*;
+use actor_metrics::labels::*;
+use actor_metrics::{Config, DetailLevel, Metrics};
 
 fn main() {
-    let m = Metrics::new(Config::default()).expect("default config is valid");
+    let level = match std::env::args().nth(1).map(|a| a.parse::<DetailLevel>()) {
+        None => DetailLevel::Core,
+        Some(Ok(level)) => level,
+        Some(Err(e)) => {
+            eprintln!("scrape: {e}");
+            std::process::exit(2);
+        }
+    };
+    let m = Metrics::new(Config {
+        per_actor_detail: level,
+        ..Config::default()
+    })
+    .expect("default config is valid");
     let ty = m.actor_type("counter");
     let inc = ty.action("increment");
     let actors: Vec<_> = (0..3)

@@ -1,87 +1,43 @@
-//! The actor handle: a cheap `Arc` whose children were resolved at registration.
+//! The handles a host holds: [`ActorType`], [`ActionMetrics`] and [`ActorMetrics`],
+//! built on top of the store.
 //!
-//! Recording is an atomic operation on a cell inside the actor's one allocation:
-//! no label hashing, no map access, no lock. Cloning a handle is one atomic
-//! increment. The actor's end is recorded explicitly by [`ActorMetrics::stopped`]
-//! (idempotent); the drop of the last handle is only the fallback.
+//! The store hands out an actor's entry; an [`ActorMetrics`] wraps it in a
+//! registration (the entry, its own gauge contributions, a stop flag). Recording
+//! goes to a cell inside the entry resolved at registration: no label hashing, no
+//! map access, no lock. Cloning a handle is one atomic increment. The actor's end
+//! is recorded explicitly by [`ActorMetrics::stopped`] (idempotent); the drop of
+//! the last clone is only the fallback.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cells::{
-    ActiveCell, Buckets, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal,
-};
-use crate::families::{ActionCells, ActorSeries};
-use crate::labels::ActorLabels;
-use crate::retention::Inner;
-
-/// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
-#[derive(Debug)]
-pub(crate) struct ActorEntry {
-    pub(crate) labels: Arc<ActorLabels>,
-    /// `actor_id_gen="…",actor_key="…",envoy_key="…"`, escaped once.
-    pub(crate) label_block: Box<str>,
-    pub(crate) ty: Arc<TypeInner>,
-    pub(crate) series: ActorSeries,
-    /// Bumped each time the last live registration stops; an expiry queue item
-    /// carries the epoch it was queued at, so a revived-then-stopped-again entry
-    /// is not removed by a stale item.
-    pub(crate) epoch: AtomicU64,
-    /// The shared overflow label set of its type (not counted against the cap).
-    pub(crate) overflow: bool,
-}
-
-impl ActorEntry {
-    /// A new entry with one live registration (`actor_active` 1), set before the
-    /// entry is published rather than by a store after it is built.
-    pub(crate) fn new(labels: Arc<ActorLabels>, ty: Arc<TypeInner>, overflow: bool) -> Self {
-        let series = ActorSeries::default();
-        series.active.0.store(1, Ordering::Relaxed);
-        ActorEntry {
-            label_block: labels.label_block(),
-            labels,
-            ty,
-            series,
-            epoch: AtomicU64::new(0),
-            overflow,
-        }
-    }
-
-    /// Live registrations (the `actor_active` value).
-    pub(crate) fn live(&self) -> u32 {
-        self.series.active.0.load(Ordering::SeqCst)
-    }
-}
-
-/// One actor type (`actor_name`): its aggregate label block, the final values of
-/// its removed actors, and its per-action cells.
-pub(crate) struct TypeInner {
-    pub(crate) name: Box<str>,
-    pub(crate) label_block: Box<str>,
-    /// Totals folded in from actors the sweeper removed, so aggregates never go back.
-    pub(crate) retired: ActorSeries,
-    pub(crate) actions: parking_lot::RwLock<Vec<(Box<str>, Arc<ActionCells>)>>,
-}
-
-impl fmt::Debug for TypeInner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypeInner")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
+use crate::buckets::ACTION_BUCKETS;
+use crate::families::{ActionCells, OwnGauges, Totals, opt_buckets, with_families};
+use crate::labels::*;
+use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record};
+use crate::store::{ActorEntry, Store, TypeInner};
 
 /// An actor type, resolved once by the host ([`Metrics::actor_type`](crate::Metrics::actor_type)).
 /// Registering its actors and resolving its actions go through it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ActorType {
-    pub(crate) inner: Arc<TypeInner>,
-    pub(crate) metrics: Arc<Inner>,
+    inner: Arc<TypeInner>,
+    store: Arc<Store>,
+}
+
+impl fmt::Debug for ActorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ActorType").field(&self.inner.name).finish()
+    }
 }
 
 impl ActorType {
+    pub(crate) fn new(inner: Arc<TypeInner>, store: Arc<Store>) -> Self {
+        ActorType { inner, store }
+    }
+
     /// The `actor_name` label value.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -97,62 +53,75 @@ impl ActorType {
         generation: Option<u64>,
         actor_key: &str,
     ) -> ActorMetrics {
-        self.metrics.register(self, actor_id, generation, actor_key)
+        let entry = self
+            .store
+            .register(&self.inner, actor_id, generation, actor_key);
+        ActorMetrics(Arc::new(Registration {
+            entry,
+            store: self.store.clone(),
+            stopped: AtomicBool::new(false),
+            own: OwnGauges::default(),
+        }))
     }
 
     /// Resolves the aggregate cells of one action of this type. Call once per
     /// action and keep the result: recording with it is atomic operations only.
+    /// The action's aggregate series exist (at 0) from this call on.
     pub fn action(&self, action: &str) -> ActionMetrics {
-        if let Some((_, cells)) = self
-            .inner
-            .actions
-            .read()
-            .iter()
-            .find(|(n, _)| &**n == action)
-        {
-            return ActionMetrics(cells.clone());
-        }
-        let mut actions = self.inner.actions.write();
-        if let Some((_, cells)) = actions.iter().find(|(n, _)| &**n == action) {
-            return ActionMetrics(cells.clone());
-        }
-        let cells = Arc::new(ActionCells::default());
-        actions.push((action.into(), cells.clone()));
-        ActionMetrics(cells)
+        ActionMetrics(self.inner.action(action))
+    }
+
+    /// This type's totals over every actor it ever had (what its `actor_type_*`
+    /// aggregates export). Reads every retained actor of the instance: for a
+    /// progress line, not for a hot path.
+    pub fn totals(&self) -> Totals {
+        let index = self.inner.index;
+        self.store
+            .snapshot(|e| e.ty.index == index)
+            .type_totals()
+            .into_iter()
+            .nth(index)
+            .unwrap_or_default()
     }
 }
 
 /// The resolved aggregate (`actor_type_action_*{actor_name, action}`) cells of one action.
 #[derive(Clone, Debug)]
-pub struct ActionMetrics(pub(crate) Arc<ActionCells>);
+pub struct ActionMetrics(Arc<ActionCells>);
 
 /// One registration of an actor's label set; dropped with the last handle clone.
-pub(crate) struct Registration {
-    pub(crate) entry: Arc<ActorEntry>,
-    pub(crate) metrics: Arc<Inner>,
-    pub(crate) stopped: AtomicBool,
+struct Registration {
+    entry: Arc<ActorEntry>,
+    store: Arc<Store>,
+    stopped: AtomicBool,
+    own: OwnGauges,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         // Fallback only: hosts record the stop explicitly at task exit.
-        self.metrics.stop(self);
+        self.store.stop(&self.entry, &self.stopped, &self.own);
     }
 }
 
 /// A cheap, cloneable handle to one actor's series (an `Arc`).
 ///
+/// Its accessors (one per family, listed in `families.rs`) return a recorder
+/// for that family's cell:
+///
 /// ```
-/// use actor_metrics::{Config, Metrics, Inbox};
+/// use actor_metrics::{Config, Metrics};
+/// use actor_metrics::labels::Inbox;
 /// let metrics = Metrics::new(Config::default()).unwrap();
 /// let counter = metrics.actor_type("counter");
 /// let actor = counter.register("a1", Some(1), "user-42");
 /// actor.queue_messages_sent_total().inc();
 /// actor.inbox_depth(Inbox::Action).set(3);
 /// actor.stopped(); // gauges go to 0; the series stay for the retention window
+/// assert_eq!(actor.inbox_depth(Inbox::Action).get(), 0);
 /// ```
 #[derive(Clone)]
-pub struct ActorMetrics(pub(crate) Arc<Registration>);
+pub struct ActorMetrics(Arc<Registration>);
 
 impl fmt::Debug for ActorMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,12 +133,14 @@ impl fmt::Debug for ActorMetrics {
 }
 
 impl ActorMetrics {
-    /// Records the actor's end: `actor_active` drops, every gauge of the actor is
-    /// zeroed once no registration of its label set is live, and the label set is
-    /// queued to expire after the retention window. Idempotent; later calls and
-    /// the final drop do nothing more.
+    /// Records the actor's end: this registration's gauge contributions leave
+    /// (every gauge of the actor is 0 once no registration of its label set is
+    /// live), `actor_active` drops, and the label set is queued to expire after
+    /// the retention window. Idempotent; later calls and the final drop do
+    /// nothing more.
     pub fn stopped(&self) {
-        self.0.metrics.stop(&self.0);
+        let r = &self.0;
+        r.store.stop(&r.entry, &r.stopped, &r.own);
     }
 
     /// Whether [`ActorMetrics::stopped`] was called (or the registration ended).
@@ -197,185 +168,53 @@ impl ActorMetrics {
     #[inline]
     pub fn record_action(&self, action: &ActionMetrics, elapsed: Duration, ok: bool) {
         let secs = elapsed.as_secs_f64();
-        let bounds = crate::cells::ACTION_BUCKETS.bounds();
         let s = &self.0.entry.series;
+        let a = &action.0;
         s.action_calls_total.add(1);
-        action.0.action_calls_total.add(1);
+        a.action_calls_total.add(1);
         if !ok {
             s.action_errors_total.add(1);
-            action.0.action_errors_total.add(1);
+            a.action_errors_total.add(1);
         }
-        s.action_duration_seconds.observe(bounds, secs);
-        action.0.action_duration_seconds.observe(bounds, secs);
+        s.action_duration_seconds.observe(&ACTION_BUCKETS, secs);
+        a.action_duration_seconds.observe(&ACTION_BUCKETS, secs);
     }
 }
 
-/// How a family's cell is recorded through a handle.
-pub(crate) trait Record: Cell {
-    type Ref<'a>
-    where
-        Self: 'a;
-    fn recorder<'a>(
-        &'a self,
-        reg: &'a Registration,
-        buckets: Option<&'static Buckets>,
-    ) -> Self::Ref<'a>;
+/// The recorder type each cell kind's accessor returns.
+macro_rules! ref_of {
+    (CounterCell) => { CounterRef<'_> };
+    (GaugeCell) => { GaugeRef<'_> };
+    (HistogramCell) => { HistogramRef<'_> };
+    (ActiveCell) => { ActiveRef<'_> };
 }
 
-/// Records into one counter of an actor.
-#[derive(Debug, Clone, Copy)]
-pub struct CounterRef<'a>(&'a CounterCell);
-
-impl CounterRef<'_> {
-    /// Adds one.
-    #[inline]
-    pub fn inc(self) {
-        self.0.add(1);
-    }
-    /// Adds `n`.
-    #[inline]
-    pub fn inc_by(self, n: u64) {
-        self.0.add(n);
-    }
-    /// The current value.
-    pub fn get(self) -> u64 {
-        self.0.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Records into one gauge of an actor. Writes through a stopped registration are
-/// ignored, and a write racing with the stop is undone, so no gauge is left
-/// stuck after the actor is gone.
-#[derive(Clone, Copy)]
-pub struct GaugeRef<'a> {
-    cell: &'a GaugeCell,
-    reg: &'a Registration,
-}
-
-impl fmt::Debug for GaugeRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("GaugeRef").field(&self.get()).finish()
-    }
-}
-
-impl GaugeRef<'_> {
-    /// Sets the value.
-    #[inline]
-    pub fn set(self, v: i64) {
-        if self.reg.stopped.load(Ordering::Acquire) {
-            return;
+macro_rules! declare_accessors {
+    (
+        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
+        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
+        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
+    ) => {
+        impl ActorMetrics {
+            $(
+                #[doc = concat!("`actor_", $sname, "`: ", $shelp)]
+                #[inline]
+                pub fn $sf(&self) -> ref_of!($scell) {
+                    let r = &*self.0;
+                    r.entry.series.$sf.recorder(&r.own.$sf, &r.stopped, opt_buckets!($($sb)?))
+                }
+            )*
+            $(
+                #[doc = concat!("`actor_", $lname, "`: ", $lhelp)]
+                #[inline]
+                pub fn $lf(&self, label: $le) -> ref_of!($lcell) {
+                    let r = &*self.0;
+                    let i = label.index();
+                    r.entry.series.$lf.get(i).recorder(&r.own.$lf[i], &r.stopped, opt_buckets!($($lb)?))
+                }
+            )*
         }
-        self.cell.0.store(v, Ordering::SeqCst);
-        self.undo_if_stopped();
-    }
-    /// Adds `d` (may be negative).
-    #[inline]
-    pub fn add(self, d: i64) {
-        if self.reg.stopped.load(Ordering::Acquire) {
-            return;
-        }
-        self.cell.0.fetch_add(d, Ordering::SeqCst);
-        self.undo_if_stopped();
-    }
-    /// Adds one.
-    #[inline]
-    pub fn inc(self) {
-        self.add(1);
-    }
-    /// Subtracts one.
-    #[inline]
-    pub fn dec(self) {
-        self.add(-1);
-    }
-    /// The current value.
-    pub fn get(self) -> i64 {
-        self.cell.0.load(Ordering::SeqCst)
-    }
-
-    /// The stop path sets `stopped` and then zeroes the gauges; this path writes
-    /// and then reads `stopped` (both sequentially consistent), so at least one
-    /// of the two sees the other and the final value is 0.
-    #[inline]
-    fn undo_if_stopped(self) {
-        if self.reg.stopped.load(Ordering::SeqCst) && self.reg.entry.live() == 0 {
-            self.cell.0.store(0, Ordering::SeqCst);
-        }
-    }
+    };
 }
 
-/// Records into one histogram of an actor.
-#[derive(Debug, Clone, Copy)]
-pub struct HistogramRef<'a> {
-    cell: &'a HistogramCell,
-    buckets: &'static Buckets,
-}
-
-impl HistogramRef<'_> {
-    /// Observes a value in seconds.
-    #[inline]
-    pub fn observe(self, secs: f64) {
-        self.cell.observe(self.buckets.bounds(), secs);
-    }
-    /// Observes a duration.
-    #[inline]
-    pub fn observe_duration(self, d: Duration) {
-        self.observe(d.as_secs_f64());
-    }
-    /// The current totals.
-    pub fn get(self) -> HistogramTotal {
-        let mut t = HistogramTotal::default();
-        self.cell.add_to(&mut t);
-        t
-    }
-}
-
-/// Reads `actor_active` of an actor.
-#[derive(Debug, Clone, Copy)]
-pub struct ActiveRef<'a>(&'a ActiveCell);
-
-impl ActiveRef<'_> {
-    /// Live registrations of this label set.
-    pub fn get(self) -> u32 {
-        self.0.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Record for CounterCell {
-    type Ref<'a> = CounterRef<'a>;
-    #[inline]
-    fn recorder<'a>(&'a self, _: &'a Registration, _: Option<&'static Buckets>) -> CounterRef<'a> {
-        CounterRef(self)
-    }
-}
-
-impl Record for GaugeCell {
-    type Ref<'a> = GaugeRef<'a>;
-    #[inline]
-    fn recorder<'a>(&'a self, reg: &'a Registration, _: Option<&'static Buckets>) -> GaugeRef<'a> {
-        GaugeRef { cell: self, reg }
-    }
-}
-
-impl Record for ActiveCell {
-    type Ref<'a> = ActiveRef<'a>;
-    #[inline]
-    fn recorder<'a>(&'a self, _: &'a Registration, _: Option<&'static Buckets>) -> ActiveRef<'a> {
-        ActiveRef(self)
-    }
-}
-
-impl Record for HistogramCell {
-    type Ref<'a> = HistogramRef<'a>;
-    #[inline]
-    fn recorder<'a>(
-        &'a self,
-        _: &'a Registration,
-        buckets: Option<&'static Buckets>,
-    ) -> HistogramRef<'a> {
-        HistogramRef {
-            cell: self,
-            // The families macro passes the declared bucket set for every histogram.
-            buckets: buckets.unwrap_or(&crate::cells::ACTION_BUCKETS),
-        }
-    }
-}
+with_families!(declare_accessors);

@@ -1,110 +1,64 @@
 //! The storage of one series: plain atomics, updated without locks or lookups.
 //!
 //! A per-actor family is a *cell* inside the actor's one allocation; an update is
-//! one atomic operation on it. Scrapes read cells into plain *totals*
-//! ([`Cell::Total`]), which are also what aggregates add up.
+//! an atomic operation on it. A scrape reads cells into plain *totals*
+//! ([`Cell::Total`]), which are also what aggregates add up. Nothing here writes
+//! exposition text; that is the renderer's job.
+//!
+//! Gauges are shared by every live registration of a label set, so each
+//! registration also keeps its own *contribution* ([`Cell::Own`]): a write moves
+//! the registration's contribution and the shared cell by the same delta, and a
+//! stop takes the registration's contribution back out. The shared cell is then
+//! always the sum of its live registrations, and aggregates stay exact when two
+//! actors share a label set (or the overflow set).
 
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-/// Most finite bucket bounds a histogram family may declare.
-pub const MAX_BUCKETS: usize = 12;
+use crate::buckets::{Buckets, MAX_BUCKETS};
 
-/// A histogram's finite bucket upper bounds, in seconds, with their `le`
-/// label values formatted once.
-#[derive(Debug)]
-pub struct Buckets {
-    bounds: &'static [f64],
-    le: OnceLock<Box<[Box<str>]>>,
+/// What kind of metric a family is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A monotonic counter (`_total`).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A distribution of durations.
+    Histogram,
 }
 
-impl Buckets {
-    /// Declares a bucket set; at most [`MAX_BUCKETS`] increasing finite bounds.
-    pub const fn new(bounds: &'static [f64]) -> Self {
-        assert!(bounds.len() <= MAX_BUCKETS, "too many buckets");
-        Buckets {
-            bounds,
-            le: OnceLock::new(),
-        }
-    }
-
-    /// The finite upper bounds.
-    pub fn bounds(&self) -> &'static [f64] {
-        self.bounds
-    }
-
-    /// `le` values as `TextEncoder` writes them (`f64` Display), then `+Inf`.
-    pub(crate) fn le_values(&self) -> &[Box<str>] {
-        self.le.get_or_init(|| {
-            self.bounds
-                .iter()
-                .map(|b| b.to_string().into_boxed_str())
-                .chain(std::iter::once(Box::from("+Inf")))
-                .collect()
-        })
-    }
-}
-
-/// Action calls: 1 ms to 10 s.
-pub static ACTION_BUCKETS: Buckets = Buckets::new(&[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-]);
-/// SQLite commits and statements: 50 µs to 500 ms.
-pub static SQLITE_BUCKETS: Buckets = Buckets::new(&[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
-]);
-/// User tasks: 10 ms to 1 h (tasks run long).
-pub static TASK_BUCKETS: Buckets = Buckets::new(&[
-    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-]);
-/// Shutdown waits: 1 ms to 60 s (timeouts are seconds long).
-pub static SHUTDOWN_BUCKETS: Buckets = Buckets::new(&[
-    0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-]);
-/// Startup phases: 0.5 ms to 5 s.
-pub static STARTUP_BUCKETS: Buckets = Buckets::new(&[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-]);
-/// The sweeper's own tick duration: 10 µs to 1 s.
-pub static SWEEP_BUCKETS: Buckets = Buckets::new(&[
-    0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
-]);
-
-/// Storage of one series kind. `Total` is the plain value a scrape reads and
-/// aggregates add up.
+/// Storage of one series kind.
 pub(crate) trait Cell: Default + Send + Sync {
-    type Total: Default + Clone;
-    /// The `# TYPE` word.
-    const TYPE: &'static str;
+    /// The plain value a scrape reads and aggregates add up.
+    type Total: Default + Clone + Send + Sync;
+    /// What one registration keeps of its own (a gauge's contribution; nothing
+    /// for the other kinds).
+    type Own: Default + Send + Sync;
+    /// The family kind.
+    const KIND: Kind;
+    /// Adds this cell's value to `total`.
     fn add_to(&self, total: &mut Self::Total);
     /// Adds this cell's value into another cell (an actor's final values folded
     /// into its type's totals when the sweeper removes it). Only called with the
     /// fold lock held for writing, so `retired` has no concurrent writer and is
     /// updated with plain loads and stores rather than atomic read-modify-writes.
     fn fold_into(&self, retired: &Self);
-    /// Zeroes a gauge; counters and histograms keep their totals.
-    fn zero(&self) {}
-    fn render(
-        total: &Self::Total,
-        name: &str,
-        labels: &str,
-        buckets: Option<&Buckets>,
-        out: &mut String,
-    );
+    /// Takes a stopping registration's contribution back out of the shared cell.
+    fn withdraw(&self, _own: &Self::Own) {}
 }
 
 /// A monotonic counter.
 #[derive(Debug, Default)]
-pub struct CounterCell(pub(crate) AtomicU64);
+pub struct CounterCell(AtomicU64);
 
-/// A gauge; per actor it is set or moved by deltas, and zeroed when the actor stops.
+/// A gauge: the sum of the contributions of the live registrations that share it.
 #[derive(Debug, Default)]
-pub struct GaugeCell(pub(crate) AtomicI64);
+pub struct GaugeCell(AtomicI64);
 
 /// Live registrations of a label set: `actor_active`.
 #[derive(Debug, Default)]
-pub struct ActiveCell(pub(crate) AtomicU32);
+pub struct ActiveCell(AtomicU32);
 
 /// A histogram: per-bucket (non-cumulative) counts, the `+Inf` bucket last, and
 /// the sum as `f64` bits. The count is the sum of the buckets, so a scrape always
@@ -142,12 +96,54 @@ impl CounterCell {
     pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl GaugeCell {
+    /// Moves the shared value by `d`.
+    #[inline]
+    pub(crate) fn add(&self, d: i64) {
+        self.0.fetch_add(d, Ordering::SeqCst);
+    }
+
+    pub(crate) fn get(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ActiveCell {
+    /// One more live registration; returns the count before.
+    pub(crate) fn enter(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// One live registration fewer; returns the count before.
+    pub(crate) fn leave(&self) -> u32 {
+        self.0.fetch_sub(1, Ordering::SeqCst)
+    }
+
+    /// Sets the count of a new, unpublished entry.
+    pub(crate) fn init(&self, n: u32) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl HistogramCell {
+    /// Counts `v` in its bucket and adds it to the sum. NaN is ignored: it would
+    /// turn the sum into NaN for the rest of the series' life.
     #[inline]
-    pub(crate) fn observe(&self, bounds: &[f64], v: f64) {
-        let idx = bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len());
+    pub(crate) fn observe(&self, buckets: &Buckets, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        let idx = buckets.index_of(v);
         let mut cur = self.sum_bits.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
@@ -169,62 +165,54 @@ impl HistogramCell {
 
 impl Cell for CounterCell {
     type Total = u64;
-    const TYPE: &'static str = "counter";
+    type Own = ();
+    const KIND: Kind = Kind::Counter;
     fn add_to(&self, total: &mut u64) {
-        *total += self.0.load(Ordering::Relaxed);
+        *total = total.wrapping_add(self.get());
     }
     fn fold_into(&self, retired: &Self) {
-        let n = self.0.load(Ordering::Relaxed);
+        let n = self.get();
         if n != 0 {
             add_exclusive(&retired.0, n);
         }
-    }
-    fn render(total: &u64, name: &str, labels: &str, _: Option<&Buckets>, out: &mut String) {
-        sample_line(out, name, "", labels, None);
-        push_u64(out, *total);
-        out.push('\n');
     }
 }
 
 impl Cell for GaugeCell {
     type Total = i64;
-    const TYPE: &'static str = "gauge";
+    type Own = AtomicI64;
+    const KIND: Kind = Kind::Gauge;
     fn add_to(&self, total: &mut i64) {
-        *total += self.0.load(Ordering::SeqCst);
+        *total = total.wrapping_add(self.get());
     }
     fn fold_into(&self, _: &Self) {
-        // A removed actor's gauges are zero (it stopped); nothing to keep.
+        // A removed actor's gauges are zero (every registration withdrew); nothing to keep.
     }
-    fn zero(&self) {
-        self.0.store(0, Ordering::SeqCst);
-    }
-    fn render(total: &i64, name: &str, labels: &str, _: Option<&Buckets>, out: &mut String) {
-        sample_line(out, name, "", labels, None);
-        push_i64(out, *total);
-        out.push('\n');
+    fn withdraw(&self, own: &AtomicI64) {
+        let mine = own.swap(0, Ordering::SeqCst);
+        if mine != 0 {
+            self.add(-mine);
+        }
     }
 }
 
 impl Cell for ActiveCell {
     type Total = u64;
-    const TYPE: &'static str = "gauge";
+    type Own = ();
+    const KIND: Kind = Kind::Gauge;
     fn add_to(&self, total: &mut u64) {
-        *total += u64::from(self.0.load(Ordering::SeqCst));
+        *total += u64::from(self.get());
     }
     fn fold_into(&self, _: &Self) {}
-    fn render(total: &u64, name: &str, labels: &str, _: Option<&Buckets>, out: &mut String) {
-        sample_line(out, name, "", labels, None);
-        push_u64(out, *total);
-        out.push('\n');
-    }
 }
 
 impl Cell for HistogramCell {
     type Total = HistogramTotal;
-    const TYPE: &'static str = "histogram";
+    type Own = ();
+    const KIND: Kind = Kind::Histogram;
     fn add_to(&self, total: &mut HistogramTotal) {
         for (t, c) in total.counts.iter_mut().zip(&self.counts) {
-            *t += c.load(Ordering::Acquire);
+            *t = t.wrapping_add(c.load(Ordering::Acquire));
         }
         total.sum += f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
     }
@@ -247,86 +235,6 @@ impl Cell for HistogramCell {
         retired
             .sum_bits
             .store((cur + sum).to_bits(), Ordering::Relaxed);
-    }
-    fn render(
-        total: &HistogramTotal,
-        name: &str,
-        labels: &str,
-        buckets: Option<&Buckets>,
-        out: &mut String,
-    ) {
-        let Some(buckets) = buckets else { return };
-        let n = buckets.bounds().len();
-        let mut cumulative = 0u64;
-        for (i, le) in buckets.le_values().iter().enumerate() {
-            cumulative += if i < n {
-                total.counts[i]
-            } else {
-                // +Inf also holds anything counted past the declared bounds.
-                total.counts[n..].iter().sum()
-            };
-            sample_line(out, name, "_bucket", labels, Some(le));
-            push_u64(out, cumulative);
-            out.push('\n');
-        }
-        sample_line(out, name, "_sum", labels, None);
-        push_f64(out, total.sum);
-        out.push('\n');
-        sample_line(out, name, "_count", labels, None);
-        push_u64(out, cumulative);
-        out.push('\n');
-    }
-}
-
-/// Writes `name{suffix}{labels[,le="…"]} ` (up to the value).
-fn sample_line(out: &mut String, name: &str, suffix: &str, labels: &str, le: Option<&str>) {
-    out.push_str(name);
-    out.push_str(suffix);
-    if !labels.is_empty() || le.is_some() {
-        out.push('{');
-        out.push_str(labels);
-        if let Some(le) = le {
-            if !labels.is_empty() {
-                out.push(',');
-            }
-            out.push_str("le=\"");
-            out.push_str(le);
-            out.push('"');
-        }
-        out.push('}');
-    }
-    out.push(' ');
-}
-
-/// Largest integer that `f64` holds exactly; below it, integer and float
-/// formatting agree, so the fast integer path writes what `TextEncoder` writes.
-const EXACT_F64_INT: u64 = 1 << 53;
-
-pub(crate) fn push_u64(out: &mut String, v: u64) {
-    if v < EXACT_F64_INT {
-        out.push_str(itoa::Buffer::new().format(v));
-    } else {
-        push_f64(out, v as f64);
-    }
-}
-
-pub(crate) fn push_i64(out: &mut String, v: i64) {
-    if v.unsigned_abs() < EXACT_F64_INT {
-        out.push_str(itoa::Buffer::new().format(v));
-    } else {
-        push_f64(out, v as f64);
-    }
-}
-
-/// `f64` as `TextEncoder` writes it (`Display`, so `1` not `1.0`; `+Inf`/`-Inf`/`NaN`).
-pub(crate) fn push_f64(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{v}");
     }
 }
 
@@ -351,6 +259,7 @@ impl<C, const N: usize> Default for Labelled<C, N> {
 }
 
 impl<C: Cell, const N: usize> Labelled<C, N> {
+    /// The cell of variant `index`, marking it used.
     #[inline]
     pub(crate) fn get(&self, index: usize) -> &C {
         let cells = self
@@ -364,6 +273,7 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
         &cells[index]
     }
 
+    /// The variants used so far, with their cells.
     pub(crate) fn used(&self) -> impl Iterator<Item = (usize, &C)> {
         let used = self.used.load(Ordering::Acquire);
         self.cells.get().into_iter().flat_map(move |cells| {
@@ -374,13 +284,9 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
         })
     }
 
-    pub(crate) fn zero(&self) {
-        self.used().for_each(|(_, c)| c.zero());
-    }
-
-    pub(crate) fn add_to(&self, total: &mut [Option<C::Total>; N]) {
+    pub(crate) fn add_to(&self, total: &mut [C::Total; N]) {
         for (i, c) in self.used() {
-            c.add_to(total[i].get_or_insert_with(Default::default));
+            c.add_to(&mut total[i]);
         }
     }
 
@@ -400,44 +306,65 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
             }
         }
     }
+
+    /// Takes a registration's contributions back out (no allocation: a
+    /// contribution can only be non-zero where a write allocated the block).
+    pub(crate) fn withdraw(&self, own: &[C::Own; N]) {
+        if let Some(cells) = self.cells.get() {
+            for (c, o) in cells.iter().zip(own) {
+                c.withdraw(o);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integer_formatting_matches_f64_display() {
-        for v in [0u64, 1, 42, 1 << 52, (1 << 53) - 1, 1 << 53, u64::MAX] {
-            let mut s = String::new();
-            push_u64(&mut s, v);
-            assert_eq!(s, (v as f64).to_string(), "value {v}");
-        }
-        for v in [-1i64, -(1 << 53), i64::MIN] {
-            let mut s = String::new();
-            push_i64(&mut s, v);
-            assert_eq!(s, (v as f64).to_string(), "value {v}");
-        }
-    }
+    use crate::buckets::ACTION_BUCKETS;
 
     #[test]
     fn histogram_buckets_and_sum() {
         let h = HistogramCell::default();
-        let b = &ACTION_BUCKETS;
-        for v in [0.0005, 0.001, 0.2, 100.0] {
-            h.observe(b.bounds(), v);
+        for v in [0.0005, 0.001, 0.2, 100.0, f64::NAN] {
+            h.observe(&ACTION_BUCKETS, v);
         }
         let mut t = HistogramTotal::default();
         h.add_to(&mut t);
-        assert_eq!(t.count(), 4);
+        assert_eq!(t.count(), 4, "NaN is not counted");
         assert_eq!(t.counts[0], 2); // 0.0005 and 0.001 (le is inclusive)
         assert_eq!(t.counts[7], 1); // 0.2 <= 0.25
-        assert_eq!(t.counts[b.bounds().len()], 1); // +Inf
+        assert_eq!(t.counts[ACTION_BUCKETS.bounds().len()], 1); // +Inf
         assert!((t.sum - 100.2015).abs() < 1e-9);
-        let mut out = String::new();
-        HistogramCell::render(&t, "h", "a=\"1\"", Some(b), &mut out);
-        assert!(out.starts_with("h_bucket{a=\"1\",le=\"0.001\"} 2\n"));
-        assert!(out.contains("h_bucket{a=\"1\",le=\"+Inf\"} 4\n"));
-        assert!(out.ends_with("h_count{a=\"1\"} 4\n"));
+    }
+
+    #[test]
+    fn a_gauge_is_the_sum_of_its_registrations_and_a_withdrawal_takes_one_out() {
+        let g = GaugeCell::default();
+        let (a, b) = (AtomicI64::new(0), AtomicI64::new(0));
+        // a sets 2, b sets 3, a moves to 5: the cell holds 5 + 3.
+        for (own, v) in [(&a, 2), (&b, 3), (&a, 5)] {
+            let old = own.swap(v, Ordering::SeqCst);
+            g.add(v - old);
+        }
+        assert_eq!(g.get(), 8);
+        g.withdraw(&a);
+        assert_eq!(g.get(), 3);
+        g.withdraw(&a);
+        assert_eq!(g.get(), 3, "withdrawing twice takes nothing more");
+        g.withdraw(&b);
+        assert_eq!(g.get(), 0);
+    }
+
+    #[test]
+    fn labelled_cells_allocate_on_first_use_and_report_used_variants() {
+        let l: Labelled<CounterCell, 4> = Labelled::default();
+        assert_eq!(l.used().count(), 0);
+        l.get(2).add(5);
+        let used: Vec<_> = l.used().map(|(i, c)| (i, c.get())).collect();
+        assert_eq!(used, [(2, 5)]);
+        let mut totals = [0u64; 4];
+        l.add_to(&mut totals);
+        assert_eq!(totals, [0, 0, 5, 0]);
     }
 }

@@ -1,11 +1,60 @@
 //! The one declaration of every per-actor family.
 //!
-//! Each line below names a family once; the per-actor storage, the recording
-//! accessor on [`ActorMetrics`](crate::ActorMetrics), the `actor_type_*`
-//! aggregate, the rendering and the removal all follow from it. Adding a family is
-//! one line here (and, for a new label, one enum in `labels.rs`).
+//! Each line of [`with_families!`] names a family once: its field, cell kind,
+//! bucket set, enum label, detail level, name and help. Everything else is
+//! generated from it where it is used, by handing a generator macro to
+//! `with_families!`:
+//!
+//! | generated | where |
+//! |---|---|
+//! | the actor's storage ([`ActorSeries`]), each registration's gauge contributions ([`OwnGauges`]), the per-action cells ([`ActionCells`]), the public [`Totals`], [`FAMILIES`] and [`FAMILY_COUNT`] | here |
+//! | the recording accessors on [`ActorMetrics`](crate::ActorMetrics) | `actor.rs` |
+//! | per-actor and aggregate writers, in text and protobuf | `render/` |
+//! | the by-name dispatch the benches use (`testing::apply`) | `testing.rs` |
+//!
+//! Adding a family is one line here plus its row in METRICS.md (a test checks the
+//! row); a new enum label is one `label_enum!` in `labels.rs`.
+//!
+//! The generated accessors on [`ActorMetrics`](crate::ActorMetrics), one per
+//! family (the three action families are recorded together by `record_action`):
+//!
+//! | accessor | family | level |
+//! |---|---|---|
+//! | `active()` | `actor_active` | core |
+//! | `queue_depth()` | `actor_queue_depth` | core |
+//! | `queue_messages_sent_total()` | `actor_queue_messages_sent_total` | full |
+//! | `queue_messages_received_total()` | `actor_queue_messages_received_total` | full |
+//! | `connections_active()` | `actor_connections_active` | core |
+//! | `connections_total()` | `actor_connections_total` | full |
+//! | `sqlite_commits_total()` | `actor_sqlite_commits_total` | core |
+//! | `sqlite_rollbacks_total()` | `actor_sqlite_rollbacks_total` | full |
+//! | `sqlite_commit_duration_seconds()` | `actor_sqlite_commit_duration_seconds` | core |
+//! | `sqlite_busy_total()` | `actor_sqlite_busy_total` | core |
+//! | `sqlite_wal_pages_total()` | `actor_sqlite_wal_pages_total` | full |
+//! | `inbox_depth(Inbox)` | `actor_inbox_depth` | core |
+//! | `user_tasks_active(TaskKind)` | `actor_user_tasks_active` | full |
+//! | `user_task_duration_seconds(TaskKind)` | `actor_user_task_duration_seconds` | full |
+//! | `state_mutations_total(MutationReason)` | `actor_state_mutations_total` | core |
+//! | `shutdown_wait_seconds(ShutdownReason)` | `actor_shutdown_wait_seconds` | full |
+//! | `shutdown_timeouts_total(ShutdownReason)` | `actor_shutdown_timeouts_total` | core |
+//! | `startup_duration_seconds(StartupPhase)` | `actor_startup_duration_seconds` | full |
+//! | `sqlite_rows_changed_total(SqliteOp)` | `actor_sqlite_rows_changed_total` | full |
+//! | `sqlite_statement_duration_seconds(StatementKind)` | `actor_sqlite_statement_duration_seconds` | full |
+//! | `record_action(..)` | `actor_action_calls_total` | core |
+//! | `record_action(..)` | `actor_action_errors_total` | core |
+//! | `record_action(..)` | `actor_action_duration_seconds` | core |
+//!
+//! Why these are `core`: an operator reading one actor asks whether it runs, how
+//! far behind it is (queue and inbox depth), who is connected, how its actions
+//! and commits go (calls, errors, mean latency from `_sum`/`_count`), whether its
+//! database waits on locks, how often its state changes, and whether its stops
+//! time out. Everything else (per-kind task and statement timings, start phases,
+//! row counts, WAL pages) stays exact on the `actor_type_*` aggregates and is
+//! one `?actor_key=` scrape away for a single actor.
 
+use crate::buckets::*;
 use crate::cells::*;
+use crate::config::DetailLevel;
 use crate::labels::*;
 
 /// What the catalogue says about one family.
@@ -17,16 +66,64 @@ pub struct FamilyInfo {
     pub aggregate_name: &'static str,
     /// `# HELP` text.
     pub help: &'static str,
-    /// `counter`, `gauge` or `histogram`.
-    pub kind: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// The lowest detail level that exports this family per actor.
+    pub level: DetailLevel,
     /// The extra enum label, if any.
     pub extra_label: Option<&'static str>,
+    /// The extra label's values, in enum order (empty without an extra label).
+    pub label_values: &'static [&'static str],
     /// Whether the aggregate also carries the `action` label.
     pub by_action: bool,
     /// Histogram buckets (`None` for other kinds).
     pub buckets: Option<&'static Buckets>,
+    /// The recording accessor on `ActorMetrics` (`record_action` for action families).
+    pub accessor: &'static str,
 }
 
+/// The catalogue, handed to a generator macro `$callback`. See the module docs.
+///
+/// Form of a line: `field: Cell[BUCKETS] by LabelEnum, level => "name", "help";`
+/// (`[BUCKETS]` for histograms only, `by` for the `labelled` group only).
+macro_rules! with_families {
+    ($callback:ident) => {
+        $callback! {
+            scalar {
+                active: ActiveCell, core => "active", "Live registrations of the actor's label set: 1 while the actor runs, 0 after it stops.";
+                queue_depth: GaugeCell, core => "queue_depth", "Messages waiting in the actor's queue.";
+                queue_messages_sent_total: CounterCell, full => "queue_messages_sent_total", "Messages sent to the actor's queue.";
+                queue_messages_received_total: CounterCell, full => "queue_messages_received_total", "Messages the actor received from its queue.";
+                connections_active: GaugeCell, core => "connections_active", "Open connections to the actor.";
+                connections_total: CounterCell, full => "connections_total", "Connections the actor accepted.";
+                sqlite_commits_total: CounterCell, core => "sqlite_commits_total", "SQLite transactions committed by the actor's database.";
+                sqlite_rollbacks_total: CounterCell, full => "sqlite_rollbacks_total", "SQLite transactions rolled back by the actor's database.";
+                sqlite_commit_duration_seconds: HistogramCell[$crate::buckets::SQLITE_BUCKETS], core => "sqlite_commit_duration_seconds", "Time from SQLite commit start until the commit is durable.";
+                sqlite_busy_total: CounterCell, core => "sqlite_busy_total", "Times the actor's database waited on a lock (SQLITE_BUSY retries).";
+                sqlite_wal_pages_total: CounterCell, full => "sqlite_wal_pages_total", "Pages appended to the actor's SQLite write-ahead log.";
+            }
+            labelled {
+                inbox_depth: GaugeCell by $crate::labels::Inbox, core => "inbox_depth", "Items waiting in one of the actor's inboxes.";
+                user_tasks_active: GaugeCell by $crate::labels::TaskKind, full => "user_tasks_active", "User tasks of the actor still running.";
+                user_task_duration_seconds: HistogramCell[$crate::buckets::TASK_BUCKETS] by $crate::labels::TaskKind, full => "user_task_duration_seconds", "Run time of the actor's finished user tasks.";
+                state_mutations_total: CounterCell by $crate::labels::MutationReason, core => "state_mutations_total", "Mutations of the actor's state.";
+                shutdown_wait_seconds: HistogramCell[$crate::buckets::SHUTDOWN_BUCKETS] by $crate::labels::ShutdownReason, full => "shutdown_wait_seconds", "Time the actor's shutdown waited for its user tasks.";
+                shutdown_timeouts_total: CounterCell by $crate::labels::ShutdownReason, core => "shutdown_timeouts_total", "Shutdowns that gave up waiting for user tasks.";
+                startup_duration_seconds: HistogramCell[$crate::buckets::STARTUP_BUCKETS] by $crate::labels::StartupPhase, full => "startup_duration_seconds", "Duration of each phase of the actor's startup.";
+                sqlite_rows_changed_total: CounterCell by $crate::labels::SqliteOp, full => "sqlite_rows_changed_total", "Rows changed in the actor's database, by operation.";
+                sqlite_statement_duration_seconds: HistogramCell[$crate::buckets::SQLITE_BUCKETS] by $crate::labels::StatementKind, full => "sqlite_statement_duration_seconds", "Run time of SQL statements on the actor's database.";
+            }
+            action {
+                action_calls_total: CounterCell, core => "action_calls_total", "Action calls handled by the actor.";
+                action_errors_total: CounterCell, core => "action_errors_total", "Action calls that returned an error.";
+                action_duration_seconds: HistogramCell[$crate::buckets::ACTION_BUCKETS], core => "action_duration_seconds", "Run time of the actor's action calls.";
+            }
+        }
+    };
+}
+pub(crate) use with_families;
+
+/// `Some(&BUCKETS)` for a histogram line, `None` otherwise.
 macro_rules! opt_buckets {
     () => {
         None
@@ -35,20 +132,39 @@ macro_rules! opt_buckets {
         Some(&$b)
     };
 }
+pub(crate) use opt_buckets;
 
-/// The public recorder type of each cell kind.
-macro_rules! ref_of {
-    (CounterCell) => { crate::actor::CounterRef<'_> };
-    (GaugeCell) => { crate::actor::GaugeRef<'_> };
-    (HistogramCell) => { crate::actor::HistogramRef<'_> };
-    (ActiveCell) => { crate::actor::ActiveRef<'_> };
+/// The [`DetailLevel`] of a declaration's `core` / `full`.
+macro_rules! level {
+    (core) => {
+        $crate::config::DetailLevel::Core
+    };
+    (full) => {
+        $crate::config::DetailLevel::Full
+    };
 }
 
-macro_rules! families {
+/// The public total type of each cell kind.
+macro_rules! total_of {
+    (ActiveCell) => {
+        u64
+    };
+    (CounterCell) => {
+        u64
+    };
+    (GaugeCell) => {
+        i64
+    };
+    (HistogramCell) => {
+        HistogramTotal
+    };
+}
+
+macro_rules! declare_storage {
     (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])? => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])? => $aname:literal, $ahelp:literal; )* }
+        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
+        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
+        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
     ) => {
         /// Every series of one actor, in one allocation.
         #[derive(Debug, Default)]
@@ -58,11 +174,12 @@ macro_rules! families {
             $(pub(crate) $af: $acell,)*
         }
 
-        /// Plain totals of the type-level (non-action) families, summed at scrape time.
-        #[derive(Debug, Default, Clone)]
-        pub(crate) struct SeriesTotals {
-            $($sf: <$scell as Cell>::Total,)*
-            $($lf: [Option<<$lcell as Cell>::Total>; <$le as LabelEnum>::COUNT],)*
+        /// What one registration keeps of its own: its contribution to each
+        /// gauge it shares with other live registrations of its label set.
+        #[derive(Debug, Default)]
+        pub(crate) struct OwnGauges {
+            $(pub(crate) $sf: <$scell as Cell>::Own,)*
+            $(pub(crate) $lf: [<$lcell as Cell>::Own; <$le as LabelEnum>::COUNT],)*
         }
 
         /// Per (`actor_name`, `action`) cells of the action families.
@@ -71,46 +188,64 @@ macro_rules! families {
             $(pub(crate) $af: $acell,)*
         }
 
+        /// One actor type's totals over its live, retained and removed actors: what
+        /// the `actor_type_*` aggregates export. Gauges count running actors only;
+        /// labelled families hold one value per label value, in enum order; the
+        /// action families are summed over every action.
+        #[derive(Debug, Default, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub struct Totals {
+            $(#[doc = $shelp] pub $sf: total_of!($scell),)*
+            $(#[doc = $lhelp] pub $lf: [total_of!($lcell); <$le as LabelEnum>::COUNT],)*
+            $(#[doc = $ahelp] pub $af: total_of!($acell),)*
+        }
+
+        /// Number of declared families.
+        pub const FAMILY_COUNT: usize = [$(stringify!($sf),)* $(stringify!($lf),)* $(stringify!($af),)*].len();
+
         /// Every family of the catalogue, in rendering order.
-        pub static FAMILIES: &[FamilyInfo] = &[
+        pub static FAMILIES: [FamilyInfo; FAMILY_COUNT] = [
             $(FamilyInfo {
                 name: concat!("actor_", $sname),
                 aggregate_name: concat!("actor_type_", $sname),
                 help: $shelp,
-                kind: <$scell as Cell>::TYPE,
+                kind: <$scell as Cell>::KIND,
+                level: level!($slevel),
                 extra_label: None,
+                label_values: &[],
                 by_action: false,
                 buckets: opt_buckets!($($sb)?),
+                accessor: stringify!($sf),
             },)*
             $(FamilyInfo {
                 name: concat!("actor_", $lname),
                 aggregate_name: concat!("actor_type_", $lname),
                 help: $lhelp,
-                kind: <$lcell as Cell>::TYPE,
+                kind: <$lcell as Cell>::KIND,
+                level: level!($llevel),
                 extra_label: Some(<$le as LabelEnum>::LABEL),
+                label_values: <$le as LabelEnum>::VALUES,
                 by_action: false,
                 buckets: opt_buckets!($($lb)?),
+                accessor: stringify!($lf),
             },)*
             $(FamilyInfo {
                 name: concat!("actor_", $aname),
                 aggregate_name: concat!("actor_type_", $aname),
                 help: $ahelp,
-                kind: <$acell as Cell>::TYPE,
+                kind: <$acell as Cell>::KIND,
+                level: level!($alevel),
                 extra_label: None,
+                label_values: &[],
                 by_action: true,
                 buckets: opt_buckets!($($ab)?),
+                accessor: "record_action",
             },)*
         ];
 
         impl ActorSeries {
-            /// Zeroes every gauge (the actor stopped); counters and histograms keep totals.
-            pub(crate) fn zero_gauges(&self) {
-                $(self.$sf.zero();)*
-                $(self.$lf.zero();)*
-            }
-
-            /// Adds this actor's values to its type's totals.
-            pub(crate) fn add_to(&self, t: &mut SeriesTotals) {
+            /// Adds this actor's values of the type-level families to `t`.
+            pub(crate) fn add_to(&self, t: &mut Totals) {
                 $(self.$sf.add_to(&mut t.$sf);)*
                 $(self.$lf.add_to(&mut t.$lf);)*
             }
@@ -120,150 +255,47 @@ macro_rules! families {
                 $(self.$sf.fold_into(&retired.$sf);)*
                 $(self.$lf.fold_into(&retired.$lf);)*
             }
+
+            /// Takes one stopping registration's gauge contributions back out.
+            pub(crate) fn withdraw(&self, own: &OwnGauges) {
+                $(self.$sf.withdraw(&own.$sf);)*
+                $(self.$lf.withdraw(&own.$lf);)*
+            }
         }
 
-        /// Writes every per-actor family for the given actors.
-        pub(crate) fn render_per_actor(actors: &[&crate::actor::ActorEntry], out: &mut String) {
-            let mut labels = String::new();
-            $(
-                header(out, concat!("actor_", $sname), $shelp, <$scell as Cell>::TYPE);
-                for a in actors {
-                    let mut t = Default::default();
-                    a.series.$sf.add_to(&mut t);
-                    <$scell as Cell>::render(&t, concat!("actor_", $sname), &a.label_block, opt_buckets!($($sb)?), out);
-                }
-            )*
-            $(
-                header(out, concat!("actor_", $lname), $lhelp, <$lcell as Cell>::TYPE);
-                for a in actors {
-                    for (i, c) in a.series.$lf.used() {
-                        let mut t = Default::default();
-                        c.add_to(&mut t);
-                        labels.clear();
-                        labels.push_str(&a.label_block);
-                        labels.push(',');
-                        push_label(&mut labels, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::ALL[i].as_str());
-                        <$lcell as Cell>::render(&t, concat!("actor_", $lname), &labels, opt_buckets!($($lb)?), out);
-                    }
-                }
-            )*
-            $(
-                header(out, concat!("actor_", $aname), $ahelp, <$acell as Cell>::TYPE);
-                for a in actors {
-                    let mut t = Default::default();
-                    a.series.$af.add_to(&mut t);
-                    <$acell as Cell>::render(&t, concat!("actor_", $aname), &a.label_block, opt_buckets!($($ab)?), out);
-                }
-            )*
-        }
-
-        /// Writes every `actor_type_*` family: `types` holds each type's label
-        /// block (`actor_name="…"`) and totals; `actions` each (type, action)
-        /// label block and cells.
-        pub(crate) fn render_aggregates(
-            types: &[(&str, SeriesTotals)],
-            actions: &[(String, std::sync::Arc<ActionCells>)],
-            out: &mut String,
-        ) {
-            let mut labels = String::new();
-            $(
-                header(out, concat!("actor_type_", $sname), $shelp, <$scell as Cell>::TYPE);
-                for (block, t) in types {
-                    <$scell as Cell>::render(&t.$sf, concat!("actor_type_", $sname), block, opt_buckets!($($sb)?), out);
-                }
-            )*
-            $(
-                header(out, concat!("actor_type_", $lname), $lhelp, <$lcell as Cell>::TYPE);
-                for (block, t) in types {
-                    for (i, v) in t.$lf.iter().enumerate() {
-                        let Some(v) = v else { continue };
-                        labels.clear();
-                        labels.push_str(block);
-                        labels.push(',');
-                        push_label(&mut labels, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::ALL[i].as_str());
-                        <$lcell as Cell>::render(v, concat!("actor_type_", $lname), &labels, opt_buckets!($($lb)?), out);
-                    }
-                }
-            )*
-            $(
-                header(out, concat!("actor_type_", $aname), $ahelp, <$acell as Cell>::TYPE);
-                for (block, cells) in actions {
-                    let mut t = Default::default();
-                    cells.$af.add_to(&mut t);
-                    <$acell as Cell>::render(&t, concat!("actor_type_", $aname), block, opt_buckets!($($ab)?), out);
-                }
-            )*
-        }
-
-        impl crate::actor::ActorMetrics {
-            $(
-                #[doc = $shelp]
-                #[inline]
-                pub fn $sf(&self) -> ref_of!($scell) {
-                    self.0.entry.series.$sf.recorder(&self.0, opt_buckets!($($sb)?))
-                }
-            )*
-            $(
-                #[doc = $lhelp]
-                #[inline]
-                pub fn $lf(&self, label: $le) -> ref_of!($lcell) {
-                    self.0.entry.series.$lf.get(label.index()).recorder(&self.0, opt_buckets!($($lb)?))
-                }
-            )*
+        impl ActionCells {
+            /// Adds this action's values to its type's totals.
+            pub(crate) fn add_to(&self, t: &mut Totals) {
+                $(self.$af.add_to(&mut t.$af);)*
+            }
         }
     };
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    out.push_str("# HELP ");
-    out.push_str(name);
-    out.push(' ');
-    // HELP escapes backslash and newline, as TextEncoder does.
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+with_families!(declare_storage);
+
+impl FamilyInfo {
+    /// The family declared under `name` (per-actor or aggregate name).
+    pub fn by_name(name: &str) -> Option<&'static FamilyInfo> {
+        FAMILIES
+            .iter()
+            .find(|f| f.name == name || f.aggregate_name == name)
+    }
+
+    /// Series one label value of this family costs per actor at `level`:
+    /// 0 below the family's level, 1 for a counter or gauge, 2 for a histogram
+    /// at `core` (`_sum`, `_count`), buckets + `+Inf` + 2 at `full`.
+    pub fn series_per_value(&self, level: DetailLevel) -> usize {
+        if level < self.level {
+            return 0;
         }
-    }
-    out.push_str("\n# TYPE ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(kind);
-    out.push('\n');
-}
-
-pub(crate) use crate::actor::Record;
-
-families! {
-    scalar {
-        active: ActiveCell => "active", "Live registrations of the actor's label set: 1 while the actor runs, 0 after it stops.";
-        queue_depth: GaugeCell => "queue_depth", "Messages waiting in the actor's queue.";
-        queue_messages_sent_total: CounterCell => "queue_messages_sent_total", "Messages sent to the actor's queue.";
-        queue_messages_received_total: CounterCell => "queue_messages_received_total", "Messages the actor received from its queue.";
-        connections_active: GaugeCell => "connections_active", "Open connections to the actor.";
-        connections_total: CounterCell => "connections_total", "Connections the actor accepted.";
-        sqlite_commits_total: CounterCell => "sqlite_commits_total", "SQLite transactions committed by the actor's database.";
-        sqlite_rollbacks_total: CounterCell => "sqlite_rollbacks_total", "SQLite transactions rolled back by the actor's database.";
-        sqlite_commit_duration_seconds: HistogramCell[SQLITE_BUCKETS] => "sqlite_commit_duration_seconds", "Time from SQLite commit start until the commit is durable.";
-        sqlite_busy_total: CounterCell => "sqlite_busy_total", "Times the actor's database waited on a lock (SQLITE_BUSY retries).";
-        sqlite_wal_pages_total: CounterCell => "sqlite_wal_pages_total", "Pages appended to the actor's SQLite write-ahead log.";
-    }
-    labelled {
-        inbox_depth: GaugeCell by Inbox => "inbox_depth", "Items waiting in one of the actor's inboxes.";
-        user_tasks_active: GaugeCell by TaskKind => "user_tasks_active", "User tasks of the actor still running.";
-        user_task_duration_seconds: HistogramCell[TASK_BUCKETS] by TaskKind => "user_task_duration_seconds", "Run time of the actor's finished user tasks.";
-        state_mutations_total: CounterCell by MutationReason => "state_mutations_total", "Mutations of the actor's state.";
-        shutdown_wait_seconds: HistogramCell[SHUTDOWN_BUCKETS] by ShutdownReason => "shutdown_wait_seconds", "Time the actor's shutdown waited for its user tasks.";
-        shutdown_timeouts_total: CounterCell by ShutdownReason => "shutdown_timeouts_total", "Shutdowns that gave up waiting for user tasks.";
-        startup_duration_seconds: HistogramCell[STARTUP_BUCKETS] by StartupPhase => "startup_duration_seconds", "Duration of each phase of the actor's startup.";
-        sqlite_rows_changed_total: CounterCell by SqliteOp => "sqlite_rows_changed_total", "Rows changed in the actor's database, by operation.";
-        sqlite_statement_duration_seconds: HistogramCell[SQLITE_BUCKETS] by StatementKind => "sqlite_statement_duration_seconds", "Run time of SQL statements on the actor's database.";
-    }
-    action {
-        action_calls_total: CounterCell => "action_calls_total", "Action calls handled by the actor.";
-        action_errors_total: CounterCell => "action_errors_total", "Action calls that returned an error.";
-        action_duration_seconds: HistogramCell[ACTION_BUCKETS] => "action_duration_seconds", "Run time of the actor's action calls.";
+        match (self.kind, level) {
+            (Kind::Histogram, DetailLevel::Full) => {
+                self.buckets.map_or(0, |b| b.bounds().len()) + 3
+            }
+            (Kind::Histogram, _) => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -275,7 +307,7 @@ mod tests {
     #[test]
     fn family_names_follow_prometheus_conventions() {
         let mut seen = std::collections::HashSet::new();
-        for f in FAMILIES {
+        for f in &FAMILIES {
             for name in [f.name, f.aggregate_name] {
                 assert!(seen.insert(name), "{name} declared twice");
                 assert!(
@@ -288,13 +320,15 @@ mod tests {
                     "{name}: base units"
                 );
                 match f.kind {
-                    "counter" => assert!(name.ends_with("_total"), "{name}: counters end _total"),
+                    Kind::Counter => {
+                        assert!(name.ends_with("_total"), "{name}: counters end _total")
+                    }
                     _ => assert!(
                         !name.ends_with("_total"),
                         "{name}: only counters end _total"
                     ),
                 }
-                if f.kind == "histogram" {
+                if f.kind == Kind::Histogram {
                     assert!(name.ends_with("_seconds"), "{name}: durations in seconds");
                     let b = f.buckets.expect("histograms declare buckets").bounds();
                     assert!(!b.is_empty());
@@ -306,7 +340,34 @@ mod tests {
                 assert!(!f.help.is_empty(), "{name}: HELP");
             }
             assert!(f.aggregate_name.starts_with("actor_type_"));
+            assert_ne!(
+                f.level,
+                DetailLevel::Off,
+                "{}: a family shows at some level",
+                f.name
+            );
+            assert_eq!(f.extra_label.is_some(), !f.label_values.is_empty());
         }
-        assert_eq!(FAMILIES.len(), 23, "the DESIGN.md catalogue");
+        assert_eq!(FAMILIES.len(), FAMILY_COUNT);
+    }
+
+    /// The accessor table in this module's docs lists every family, so a reader
+    /// who greps for an accessor finds where it comes from.
+    #[test]
+    fn module_docs_list_every_generated_accessor() {
+        let source = include_str!("families.rs");
+        for f in &FAMILIES {
+            let level = f.level.as_str();
+            let row_start = format!("//! | `{}(", f.accessor);
+            let row_end = format!("| `{}` | {level} |", f.name);
+            assert!(
+                source
+                    .lines()
+                    .any(|l| l.starts_with(&row_start) && l.ends_with(&row_end)),
+                "families.rs docs lack the row for {} ({}, {level})",
+                f.name,
+                f.accessor
+            );
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! Typed label sets and the closed enums that extra labels take values from.
+//! Typed label sets, and the closed enums that extra labels take values from.
+//!
+//! Nothing here writes exposition text: escaping belongs to the renderer.
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -9,25 +11,33 @@ use std::sync::Arc;
 /// Compared by full equality of the typed triple, never by a hash alone, so
 /// actor `x` generation 1 with key `2y` and actor `x` generation 12 with key `y`
 /// (both `x:12y` when naively joined) are two label sets.
+///
+/// Length limits never merge two actors: `actor_id_gen` is kept whole (it tells
+/// generations apart), and an `actor_key` longer than the limit is cut at a char
+/// boundary and ends in `~` and 16 hex digits of a hash of the whole key, so two
+/// long keys that share a prefix stay two values.
 #[derive(Debug, Clone)]
 pub struct ActorLabels {
     actor_id_gen: Box<str>,
     actor_key: Box<str>,
     envoy_key: Arc<str>,
-    truncated: u8,
+    truncated: bool,
 }
+
+/// Bytes the hash suffix of a cut key takes: `~` and 16 hex digits.
+pub const KEY_HASH_SUFFIX_BYTES: usize = 17;
 
 impl ActorLabels {
     /// Builds the label set; `generation: None` formats `actor_id_gen` as `"{id}:"`.
     ///
-    /// Values longer than `max_bytes` are cut at a char boundary; see
-    /// [`ActorLabels::truncated_values`].
+    /// An `actor_key` longer than `max_key_bytes` is cut and made unique (see the
+    /// type's docs); [`ActorLabels::key_truncated`] then says so.
     pub fn new(
         actor_id: &str,
         generation: Option<u64>,
         actor_key: &str,
         envoy_key: Arc<str>,
-        max_bytes: usize,
+        max_key_bytes: usize,
     ) -> Self {
         let mut id_gen = String::with_capacity(actor_id.len() + 12);
         id_gen.push_str(actor_id);
@@ -36,14 +46,27 @@ impl ActorLabels {
             // Writing to a String cannot fail.
             let _ = write!(id_gen, "{g}");
         }
-        let mut truncated = 0;
-        let actor_id_gen = truncate(id_gen, max_bytes, &mut truncated);
-        let actor_key = truncate(actor_key.to_owned(), max_bytes, &mut truncated);
+        let (actor_key, truncated) = match cut_key(actor_key, max_key_bytes) {
+            Some(cut) => (cut, true),
+            None => (actor_key.to_owned(), false),
+        };
         ActorLabels {
-            actor_id_gen: actor_id_gen.into_boxed_str(),
+            actor_id_gen: id_gen.into_boxed_str(),
             actor_key: actor_key.into_boxed_str(),
             envoy_key,
             truncated,
+        }
+    }
+
+    /// The label set every overflow registration of actor type `actor_name`
+    /// shares: `actor_id_gen="overflow"`. A real actor's `actor_id_gen` always
+    /// holds a `:`, so no actor can land here by its id and key.
+    pub(crate) fn overflow(actor_name: &str, envoy_key: Arc<str>) -> Self {
+        ActorLabels {
+            actor_id_gen: "overflow".into(),
+            actor_key: actor_name.into(),
+            envoy_key,
+            truncated: false,
         }
     }
 
@@ -52,7 +75,7 @@ impl ActorLabels {
         &self.actor_id_gen
     }
 
-    /// The actor's user key.
+    /// The actor's user key (cut and suffixed with a hash when it was too long).
     pub fn actor_key(&self) -> &str {
         &self.actor_key
     }
@@ -62,23 +85,18 @@ impl ActorLabels {
         &self.envoy_key
     }
 
-    /// How many of the values were cut to the configured maximum length.
-    pub fn truncated_values(&self) -> u8 {
+    /// Whether the key was longer than the limit and was cut.
+    pub fn key_truncated(&self) -> bool {
         self.truncated
     }
 
-    /// The escaped label block `actor_id_gen="…",actor_key="…",envoy_key="…"`,
-    /// built once at registration so a scrape only copies it.
-    pub(crate) fn label_block(&self) -> Box<str> {
-        let mut out = String::with_capacity(
-            self.actor_id_gen.len() + self.actor_key.len() + self.envoy_key.len() + 40,
-        );
-        push_label(&mut out, "actor_id_gen", &self.actor_id_gen);
-        out.push(',');
-        push_label(&mut out, "actor_key", &self.actor_key);
-        out.push(',');
-        push_label(&mut out, "envoy_key", &self.envoy_key);
-        out.into_boxed_str()
+    /// `(name, value)` of the three labels, in the order the exposition writes them.
+    pub fn pairs(&self) -> [(&'static str, &str); 3] {
+        [
+            ("actor_id_gen", &self.actor_id_gen),
+            ("actor_key", &self.actor_key),
+            ("envoy_key", &self.envoy_key),
+        ]
     }
 }
 
@@ -101,37 +119,29 @@ impl Hash for ActorLabels {
     }
 }
 
-fn truncate(mut s: String, max_bytes: usize, count: &mut u8) -> String {
-    if s.len() > max_bytes {
-        let mut cut = max_bytes;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        *count += 1;
+/// `None` when `key` fits; else the key cut at a char boundary to leave room for
+/// `~{16 hex digits of FNV-1a 64 of the whole key}`, `max_bytes` long at most.
+fn cut_key(key: &str, max_bytes: usize) -> Option<String> {
+    if key.len() <= max_bytes {
+        return None;
     }
-    s
+    let mut cut = max_bytes.saturating_sub(KEY_HASH_SUFFIX_BYTES);
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + KEY_HASH_SUFFIX_BYTES);
+    out.push_str(&key[..cut]);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "~{:016x}", fnv1a64(key.as_bytes()));
+    Some(out)
 }
 
-/// Appends `name="value"` with the value escaped exactly as the text format (and
-/// `prometheus::TextEncoder`) escapes it: `\` → `\\`, `"` → `\"`, newline → `\n`.
-pub(crate) fn push_label(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
-    out.push_str("=\"");
-    escape_into(out, value);
-    out.push('"');
-}
-
-/// Escapes a label value for the text format.
-pub(crate) fn escape_into(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+/// FNV-1a, 64 bit: stable across Rust versions and processes (the std hasher is
+/// not promised to be), so a cut key reads the same after a restart.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A closed set of values for one extra label. Each per-actor family with an
@@ -144,10 +154,19 @@ pub trait LabelEnum: Copy + Send + Sync + 'static {
     const COUNT: usize;
     /// Every variant, in index order.
     const ALL: &'static [Self];
+    /// Every label value, in index order.
+    const VALUES: &'static [&'static str];
     /// The label value.
     fn as_str(self) -> &'static str;
     /// Position in [`LabelEnum::ALL`].
     fn index(self) -> usize;
+    /// The variant whose label value is `value`.
+    fn from_label(value: &str) -> Option<Self> {
+        Self::VALUES
+            .iter()
+            .position(|v| *v == value)
+            .map(|i| Self::ALL[i])
+    }
 }
 
 macro_rules! label_enum {
@@ -162,6 +181,7 @@ macro_rules! label_enum {
             const LABEL: &'static str = $label;
             const COUNT: usize = [$($name::$variant),+].len();
             const ALL: &'static [Self] = &[$($name::$variant),+];
+            const VALUES: &'static [&'static str] = &[$($value),+];
             fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $value),+ }
             }
@@ -292,26 +312,48 @@ mod tests {
     }
 
     #[test]
-    fn truncates_at_char_boundary_and_counts() {
-        let key = "é".repeat(200); // 400 bytes
-        let l = ActorLabels::new("a", Some(1), &key, Arc::from("e"), 255);
-        assert_eq!(l.actor_key().len(), 254);
-        assert!(l.actor_key().chars().all(|c| c == 'é'));
-        assert_eq!(l.truncated_values(), 1);
+    fn a_long_key_is_cut_at_a_char_boundary_and_made_unique() {
+        let base = "é".repeat(200); // 400 bytes
+        let a = ActorLabels::new("a", Some(1), &format!("{base}x"), Arc::from("e"), 255);
+        let b = ActorLabels::new("a", Some(1), &format!("{base}y"), Arc::from("e"), 255);
+        for l in [&a, &b] {
+            assert!(l.key_truncated());
+            assert!(l.actor_key().len() <= 255, "{}", l.actor_key().len());
+            let (head, hash) = l.actor_key().rsplit_once('~').unwrap();
+            assert!(head.chars().all(|c| c == 'é'));
+            assert_eq!(hash.len(), 16);
+        }
+        assert_ne!(a.actor_key(), b.actor_key(), "same prefix, different keys");
+        assert_ne!(a, b);
+        let again = ActorLabels::new("a", Some(1), &format!("{base}x"), Arc::from("e"), 255);
+        assert_eq!(a, again, "the cut is deterministic");
+        assert!(!labels("a", Some(1), "short").key_truncated());
     }
 
     #[test]
-    fn escaping_matches_text_format() {
-        let mut s = String::new();
-        escape_into(&mut s, "a\\b\"c\nd\te");
-        assert_eq!(s, "a\\\\b\\\"c\\nd\te");
+    fn actor_id_gen_is_never_cut() {
+        let id = "i".repeat(1000);
+        let l = ActorLabels::new(&id, Some(7), "k", Arc::from("e"), 64);
+        assert_eq!(l.actor_id_gen(), format!("{id}:7"));
     }
 
     #[test]
-    fn enum_indexes_follow_all() {
+    fn no_real_actor_shares_the_overflow_label_set() {
+        let overflow = ActorLabels::overflow("counter", Arc::from("e"));
+        for generation in [None, Some(0), Some(1)] {
+            let real = ActorLabels::new("overflow", generation, "counter", Arc::from("e"), 256);
+            assert_ne!(real, overflow);
+        }
+    }
+
+    #[test]
+    fn enum_indexes_and_values_follow_all() {
         for (i, k) in StatementKind::ALL.iter().enumerate() {
             assert_eq!(k.index(), i);
+            assert_eq!(k.as_str(), StatementKind::VALUES[i]);
+            assert_eq!(StatementKind::from_label(k.as_str()), Some(*k));
         }
         assert_eq!(MutationReason::COUNT, 5);
+        assert_eq!(TaskKind::from_label("nope"), None);
     }
 }

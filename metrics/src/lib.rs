@@ -22,15 +22,38 @@
 //! * **Aggregates that never go back.** `actor_type_*` families (labelled by
 //!   `actor_name`) are summed at scrape time from live and retained actors plus
 //!   the final values of removed ones, so they stay exact while per-actor series
-//!   come and go, and gauges of stopped actors count 0.
-//! * **No stuck gauges, no resurrection.** Stop zeroes the actor's gauges; a
-//!   removed label set never reappears unless the actor registers again.
+//!   come and go. Gauges count each registration's own contribution, so they stay
+//!   exact when registrations share a label set.
+//! * **A series budget.** Per-actor series are exported at a [`DetailLevel`]:
+//!   `core` (the default) keeps what an operator reads per actor, histograms as
+//!   `_sum`/`_count`; `full` adds every family with classic buckets. Recording is
+//!   the same at every level.
 //! * **Bounded.** A cap on retained label sets evicts the oldest expiring sets
 //!   early, and past that records new actors under one overflow label set per
-//!   type, counted in `actor_metrics_overflow_total`.
+//!   type, counted in `actor_metrics_overflow_total`. A scrape is written in
+//!   bounded chunks ([`Exposition`]).
+//!
+//! # Layout
+//!
+//! | file | concept |
+//! |---|---|
+//! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`] and the catalogue are generated from it |
+//! | `cells.rs` | the atomics one series is stored in |
+//! | `labels.rs` | typed label sets and the closed label enums ([`labels`]) |
+//! | `buckets.rs` | classic bucket sets ([`buckets`]) |
+//! | `config.rs`, `validate.rs` | [`Config`], [`DetailLevel`], and [`ConfigError`] |
+//! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
+//! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
+//! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
+//! | `sweeper.rs` | [`Metrics::sweep`] and the background task |
+//! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
+//! | `render/` | every byte of exposition: selection, chunking, the text format |
+//! | `self_metrics.rs` | the subsystem's report on itself |
+//!
+//! The sweeper and the renderer read the store; the store knows neither.
 //!
 //! ```
-//! use actor_metrics::{Config, Metrics};
+//! use actor_metrics::{Config, DetailLevel, Metrics};
 //! use std::time::Duration;
 //!
 //! let metrics = Metrics::new(Config { retention: Duration::from_secs(60), ..Config::default() }).unwrap();
@@ -42,72 +65,52 @@
 //! let text = metrics.render();
 //! assert!(text.contains("actor_action_calls_total{actor_id_gen=\"a1:1\""));
 //! assert!(text.contains("actor_type_action_calls_total{action=\"increment\",actor_name=\"counter\"} 1"));
+//! assert!(text.contains("# TYPE actor_action_duration_seconds summary"), "core: _sum and _count");
 //! ```
 
 #![deny(missing_docs)]
 
 mod actor;
+pub mod buckets;
 mod cells;
+mod clock;
 mod config;
-mod families;
-mod labels;
-mod retention;
+mod error;
+mod expiry;
+pub mod families;
+pub mod labels;
+mod record;
+mod render;
+#[cfg(feature = "test-util")]
 pub mod scrape;
 mod self_metrics;
+mod store;
+mod sweeper;
+#[cfg(feature = "test-util")]
+pub mod testing;
+mod validate;
 
 use std::sync::{Arc, LazyLock};
 
-pub use actor::{
-    ActionMetrics, ActiveRef, ActorMetrics, ActorType, CounterRef, GaugeRef, HistogramRef,
-};
-pub use cells::{
-    ACTION_BUCKETS, Buckets, HistogramTotal, MAX_BUCKETS, SHUTDOWN_BUCKETS, SQLITE_BUCKETS,
-    STARTUP_BUCKETS, SWEEP_BUCKETS, TASK_BUCKETS,
-};
+pub use actor::{ActionMetrics, ActorMetrics, ActorType};
+pub use cells::{HistogramTotal, Kind};
+pub use clock::{Clock, TokioClock};
 pub use config::{
     Config, DEFAULT_MAX_LABEL_VALUE_BYTES, DEFAULT_MAX_RETAINED, DEFAULT_MAX_SWEEP_PER_TICK,
-    DEFAULT_RETENTION, DEFAULT_SWEEP_INTERVAL, default_envoy_key,
+    DEFAULT_RETENTION, DEFAULT_SWEEP_INTERVAL, DetailLevel, MAX_RETENTION, UnknownDetailLevel,
+    default_envoy_key,
 };
-pub use families::{FAMILIES, FamilyInfo};
-pub use labels::{
-    ActorLabels, Inbox, LabelEnum, MutationReason, ShutdownReason, SqliteOp, StartupPhase,
-    StatementKind, TaskKind,
-};
-pub use retention::SweepReport;
-
-/// Time source for retention deadlines. The default reads
-/// `tokio::time::Instant::now()`, so tests pause and advance tokio time.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> tokio::time::Instant;
-}
-
-/// [`Clock`] backed by `tokio::time::Instant::now()` (the real clock outside a
-/// runtime, the paused clock in a paused test runtime).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
-
-impl Clock for TokioClock {
-    fn now(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now()
-    }
-}
-
-/// Errors of this crate.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// A configuration value is out of range.
-    #[error("invalid metrics configuration: {0}")]
-    InvalidConfig(&'static str),
-    /// Registering or encoding the self-metrics failed in the `prometheus` crate.
-    #[error("prometheus registry: {0}")]
-    Prometheus(#[from] prometheus::Error),
-}
+pub use error::MetricsError;
+pub use families::Totals;
+pub use record::{ActiveRef, CounterRef, GaugeRef, HistogramRef};
+pub use render::{DEFAULT_CHUNK_BYTES, Exposition, ScrapeRequest};
+pub use sweeper::SweepReport;
+pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES};
 
 /// One metrics world: its own registry, retained-actor map, expiry queue, clock
 /// and configuration. [`METRICS`] is the process default; tests build their own.
 #[derive(Clone, Debug)]
-pub struct Metrics(Arc<retention::Inner>);
+pub struct Metrics(Arc<store::Store>);
 
 /// The process-wide default instance, with [`Config::default`].
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -118,18 +121,25 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 impl Metrics {
     /// A new instance with its own registry and the tokio clock.
+    ///
+    /// # Errors
+    /// [`MetricsError::Config`] when [`Config::validate`] refuses the configuration.
     pub fn new(config: Config) -> Result<Self, MetricsError> {
         Self::with_parts(config, Arc::new(TokioClock), prometheus::Registry::new())
     }
 
     /// A new instance with an injected clock and registry (the registry gets the
     /// self-metrics; anything else registered there is appended to scrapes).
+    ///
+    /// # Errors
+    /// [`MetricsError::Config`] for a refused configuration,
+    /// [`MetricsError::Prometheus`] when the registry already holds a self-metric's name.
     pub fn with_parts(
         config: Config,
         clock: Arc<dyn Clock>,
         registry: prometheus::Registry,
     ) -> Result<Self, MetricsError> {
-        Ok(Metrics(Arc::new(retention::Inner::new(
+        Ok(Metrics(Arc::new(store::Store::new(
             config, clock, registry,
         )?)))
     }
@@ -137,35 +147,53 @@ impl Metrics {
     /// The actor type named `name` (the `actor_name` label), created on first
     /// use. Resolve it once per type and keep it.
     pub fn actor_type(&self, name: &str) -> ActorType {
-        self.0.actor_type(name)
+        ActorType::new(self.0.actor_type(name), self.0.clone())
     }
 
     /// Removes label sets whose retention ended at or before `now`, at most
     /// `max_sweep_per_tick` of them. For hosts without a runtime, and for tests.
     pub fn sweep(&self, now: tokio::time::Instant) -> SweepReport {
-        self.0.sweep(now)
+        sweeper::sweep(&self.0, now)
     }
 
     /// Spawns the background sweeper on the current tokio runtime: every
-    /// `sweep_interval` it runs [`Metrics::sweep`]. It ends when the instance is dropped.
+    /// `sweep_interval` it runs [`Metrics::sweep`]. It ends when the instance is
+    /// dropped; watch the handle (`is_finished`) to tell whether it still runs.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
-        self.0.spawn_sweeper()
+        sweeper::spawn(&self.0)
     }
 
-    /// Renders the whole scrape (Prometheus text format 0.0.4).
+    /// Starts one scrape: takes its snapshot now, and yields the text in chunks.
+    pub fn exposition(&self, request: &ScrapeRequest) -> Exposition {
+        Exposition::new(self.0.clone(), request)
+    }
+
+    /// Renders the whole default scrape (Prometheus text format 0.0.4) into one
+    /// string. Servers stream [`Metrics::exposition`] instead.
     pub fn render(&self) -> String {
+        self.render_with(&ScrapeRequest::default())
+    }
+
+    /// Renders the whole scrape `request` asks for into one string.
+    pub fn render_with(&self, request: &ScrapeRequest) -> String {
         let mut out = String::new();
-        self.render_into(&mut out);
+        let mut scrape = self.exposition(request).with_chunk_bytes(usize::MAX);
+        while scrape.write_chunk(&mut out) {}
         out
     }
 
-    /// Appends the whole scrape to `out`. If encoding the registry part fails
-    /// (a collector registered by someone else broke), the actor families are
-    /// still written and the error is logged.
-    pub fn render_into(&self, out: &mut String) {
-        if let Err(e) = self.0.render_into(out) {
-            tracing::error!(error = %e, "encoding the prometheus registry failed");
-        }
+    /// Every actor type's [`Totals`] (what its `actor_type_*` aggregates
+    /// export), by `actor_name`. Reads every retained actor once: for progress
+    /// lines and tools, not for a hot path, and far cheaper than a scrape.
+    pub fn totals(&self) -> Vec<(String, Totals)> {
+        let snapshot = self.0.snapshot(|_| true);
+        let totals = snapshot.type_totals();
+        snapshot
+            .types
+            .iter()
+            .map(|t| t.ty.name.to_string())
+            .zip(totals)
+            .collect()
     }
 
     /// The registry whose contents are appended to every scrape.

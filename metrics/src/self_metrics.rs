@@ -2,7 +2,7 @@
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::cells::SWEEP_BUCKETS;
+use crate::buckets::SWEEP_BUCKETS;
 
 /// Self-metrics; each is registered in the instance's `prometheus::Registry`.
 #[derive(Debug)]
@@ -70,7 +70,7 @@ impl SelfMetrics {
             )?,
             truncated: counter(
                 "actor_metrics_label_values_truncated_total",
-                "Label values cut to the configured maximum length.",
+                "Actor keys cut to the label value limit (each ends in a hash of the whole key).",
             )?,
             last_sweep: gauge(
                 "actor_metrics_last_sweep_timestamp_seconds",

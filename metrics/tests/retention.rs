@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use actor_metrics::labels::{Inbox, TaskKind};
 use actor_metrics::scrape::Scrape;
-use actor_metrics::{Config, Inbox, Metrics, TaskKind};
+use actor_metrics::{Config, ConfigError, DetailLevel, Metrics, MetricsError, ScrapeRequest};
 use tokio::time::Instant;
 
 const RETENTION: Duration = Duration::from_secs(600);
@@ -16,8 +17,13 @@ fn metrics(config: Config) -> Metrics {
     .unwrap()
 }
 
+/// A scrape at `full`, so every family this file records is in it.
 fn scrape(m: &Metrics) -> Scrape {
-    Scrape::parse(&m.render()).expect("our own scrape parses")
+    let full = ScrapeRequest {
+        detail: Some(DetailLevel::Full),
+        ..ScrapeRequest::default()
+    };
+    Scrape::parse(&m.render_with(&full)).expect("our own scrape parses")
 }
 
 fn actor_labels<'a>(id_gen: &'a str, key: &'a str) -> [(&'a str, &'a str); 3] {
@@ -284,20 +290,102 @@ async fn stopped_is_idempotent_and_clones_share_one_registration() {
 }
 
 #[tokio::test]
-async fn two_live_registrations_share_series_until_both_stop() {
+async fn two_live_registrations_share_series_and_each_owns_its_gauge_share() {
     let m = metrics(Config::default());
     let ty = m.actor_type("t");
     let a = ty.register("a", Some(1), "k");
     let b = ty.register("a", Some(1), "k");
+    let labels = actor_labels("a:1", "k");
+    let agg = [("actor_name", "t")];
     a.queue_depth().set(2);
-    a.stopped();
-    assert_eq!(b.queue_depth().get(), 2, "still live through b");
+    b.queue_depth().set(3);
+    a.inbox_depth(Inbox::Action).inc();
+    a.queue_messages_sent_total().inc();
+    b.queue_messages_sent_total().inc();
+    let s = scrape(&m);
     assert_eq!(
-        scrape(&m).get("actor_active", &actor_labels("a:1", "k")),
-        Some(1.0)
+        s.get("actor_queue_depth", &labels),
+        Some(5.0),
+        "2 + 3, not the last write"
     );
+    assert_eq!(s.get("actor_type_queue_depth", &agg), Some(5.0));
+    assert_eq!(s.get("actor_queue_messages_sent_total", &labels), Some(2.0));
+
+    a.stopped();
+    let s = scrape(&m);
+    assert_eq!(
+        s.get("actor_active", &labels),
+        Some(1.0),
+        "still live through b"
+    );
+    assert_eq!(
+        s.get("actor_queue_depth", &labels),
+        Some(3.0),
+        "a's share left with a"
+    );
+    assert_eq!(s.get("actor_type_queue_depth", &agg), Some(3.0));
+    let mut inbox = labels.to_vec();
+    inbox.push(("inbox", "action"));
+    assert_eq!(s.get("actor_inbox_depth", &inbox), Some(0.0));
+    assert_eq!((a.queue_depth().own(), b.queue_depth().own()), (0, 3));
+
     b.stopped();
-    assert_eq!(b.queue_depth().get(), 0);
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_queue_depth", &labels), Some(0.0));
+    assert_eq!(s.get("actor_type_queue_depth", &agg), Some(0.0));
+    assert_eq!(s.get("actor_queue_messages_sent_total", &labels), Some(2.0));
+}
+
+#[tokio::test]
+async fn overflow_registrations_keep_gauges_and_aggregates_exact() {
+    let m = metrics(Config {
+        max_retained: 1,
+        ..Config::default()
+    });
+    let ty = m.actor_type("t");
+    let agg = [("actor_name", "t")];
+    let a = ty.register("a", Some(1), "k");
+    let b = ty.register("b", Some(1), "k");
+    let c = ty.register("c", Some(1), "k");
+    assert!(!a.is_overflow() && b.is_overflow() && c.is_overflow());
+    a.connections_active().set(1);
+    b.connections_active().set(4);
+    c.connections_active().set(6);
+    let overflow = actor_labels("overflow", "t");
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_connections_active", &overflow), Some(10.0));
+    assert_eq!(s.get("actor_type_connections_active", &agg), Some(11.0));
+
+    b.stopped();
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_connections_active", &overflow), Some(6.0));
+    assert_eq!(s.get("actor_type_connections_active", &agg), Some(7.0));
+    assert_eq!(s.get("actor_active", &overflow), Some(1.0));
+
+    drop(c);
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_connections_active", &overflow), Some(0.0));
+    assert_eq!(
+        s.get("actor_type_connections_active", &agg),
+        Some(1.0),
+        "only a is left"
+    );
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn a_write_racing_the_stop_is_undone_exactly_once() {
+    // A handle whose registration stopped ignores writes; a clone that writes
+    // after the stop flag is set withdraws what it wrote, so nothing sticks.
+    let m = metrics(Config::default());
+    let a = m.actor_type("t").register("a", Some(1), "k");
+    let clone = a.clone();
+    a.queue_depth().set(5);
+    a.stopped();
+    clone.queue_depth().set(7);
+    clone.queue_depth().add(2);
+    assert_eq!(clone.queue_depth().get(), 0);
+    assert_eq!(clone.queue_depth().own(), 0);
 }
 
 #[tokio::test]
@@ -331,7 +419,7 @@ async fn cap_evicts_oldest_expiring_then_overflows() {
     g.queue_messages_sent_total().inc();
     assert_eq!(m.retained_len(), 3, "the map never exceeds the cap");
     let s = scrape(&m);
-    let overflow = actor_labels("overflow:", "t");
+    let overflow = actor_labels("overflow", "t");
     assert_eq!(
         s.get("actor_queue_messages_sent_total", &overflow),
         Some(2.0)
@@ -374,10 +462,22 @@ async fn odd_label_values_render_and_parse_back() {
             h
         })
         .collect();
-    let text = m.render();
+    let text = m.render_with(&ScrapeRequest {
+        detail: Some(DetailLevel::Full),
+        ..ScrapeRequest::default()
+    });
     let s = Scrape::parse(&text).unwrap();
     for (i, key) in values.iter().enumerate() {
-        let expect_key = if key.len() > 256 { &key[..256] } else { key };
+        let cut;
+        let expect_key = if key.len() > 256 {
+            // Cut to 239 bytes, then `~` and 16 hex digits of a hash of the whole key.
+            cut = handles[i].labels().actor_key().to_owned();
+            assert_eq!(cut.len(), 256);
+            assert!(cut.starts_with(&key[..239]) && cut.as_bytes()[239] == b'~');
+            cut.as_str()
+        } else {
+            key
+        };
         let id = format!("id{i}:1");
         assert_eq!(
             s.get(
@@ -412,14 +512,15 @@ async fn odd_label_values_render_and_parse_back() {
 #[tokio::test]
 async fn per_actor_detail_off_exports_only_aggregates() {
     let m = metrics(Config {
-        per_actor_detail: false,
+        per_actor_detail: DetailLevel::Off,
         ..Config::default()
     });
     let ty = m.actor_type("t");
     let a = ty.register("a", Some(1), "k");
     a.queue_messages_sent_total().inc();
-    let s = scrape(&m);
+    let s = Scrape::parse(&m.render()).unwrap();
     assert_eq!(s.series("actor_queue_messages_sent_total").count(), 0);
+    assert_eq!(s.series("actor_active").count(), 0);
     assert_eq!(
         s.get(
             "actor_type_queue_messages_sent_total",
@@ -437,8 +538,12 @@ fn invalid_config_is_a_typed_error() {
     })
     .unwrap_err();
     assert!(
-        matches!(err, actor_metrics::MetricsError::InvalidConfig(_)),
+        matches!(err, MetricsError::Config(ConfigError::ZeroMaxRetained)),
         "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "invalid metrics configuration: max_retained must be at least 1"
     );
 }
 

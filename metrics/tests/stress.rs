@@ -55,6 +55,8 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
                     let c = h.clone();
                     c.queue_messages_sent_total().inc();
                     h.connections_active().inc();
+                    // Registrations of one label set share this gauge: each sets its own share.
+                    h.queue_depth().set(3);
                     h.record_action(&act, Duration::from_micros(5), i % 10 != 0);
                     drop(c);
                     if i % KEEP_EVERY == 0 {
@@ -111,6 +113,11 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
         Some(kept.len() as f64)
     );
     assert_eq!(
+        s.get("actor_type_queue_depth", &agg),
+        Some(3.0 * kept.len() as f64),
+        "a set gauge is the sum of the live registrations' shares"
+    );
+    assert_eq!(
         m.retained_len(),
         live_sets.len(),
         "only live sets remain after the final sweep"
@@ -141,6 +148,13 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
             ],
         );
         assert_eq!(v, Some(held), "actor_active of {set}");
+        let labels = [
+            ("actor_id_gen", set.as_str()),
+            ("actor_key", "k"),
+            ("envoy_key", "e"),
+        ];
+        assert_eq!(s.get("actor_connections_active", &labels), Some(held));
+        assert_eq!(s.get("actor_queue_depth", &labels), Some(3.0 * held));
         active_sum += held;
     }
     assert_eq!(active_sum, kept.len() as f64);
@@ -155,6 +169,7 @@ fn concurrent_register_clone_drop_with_sweeper_keeps_exact_counts() {
     assert_eq!(m.retained_len(), 0);
     assert_eq!(s.get("actor_type_active", &agg), Some(0.0));
     assert_eq!(s.get("actor_type_connections_active", &agg), Some(0.0));
+    assert_eq!(s.get("actor_type_queue_depth", &agg), Some(0.0));
     assert_eq!(
         s.get("actor_type_queue_messages_sent_total", &agg),
         Some(total_ops),

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use actor_metrics::{
-    ACTION_BUCKETS, Config, FAMILIES, Metrics, MutationReason, TASK_BUCKETS, TaskKind,
-};
+use actor_metrics::buckets::{ACTION_BUCKETS, TASK_BUCKETS};
+use actor_metrics::families::FAMILIES;
+use actor_metrics::labels::{MutationReason, TaskKind};
+use actor_metrics::{Config, DetailLevel, Metrics};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -59,6 +60,7 @@ fn block(text: &str, family: &str) -> Vec<String> {
 fn renderer_output_equals_text_encoder_output() {
     let m = Metrics::new(Config {
         envoy_key: "env \"1\"".into(),
+        per_actor_detail: DetailLevel::Full,
         ..Config::default()
     })
     .unwrap();

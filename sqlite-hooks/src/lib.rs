@@ -38,7 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use actor_metrics::{ActorMetrics, LabelEnum, SqliteOp, StatementKind};
+use actor_metrics::ActorMetrics;
+use actor_metrics::labels::{LabelEnum, SqliteOp, StatementKind};
 use rusqlite::hooks::Action;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::wal::CheckpointMode;

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use actor_metrics::labels::{SqliteOp, StatementKind};
 use actor_metrics::scrape::Scrape;
-use actor_metrics::{ActorMetrics, Metrics, SqliteOp, StatementKind};
+use actor_metrics::{ActorMetrics, Metrics};
 use actor_sqlite_hooks::{HookOptions, SqliteHooksError, Synchronous, open};
 use rusqlite::{Connection, ErrorCode};
 

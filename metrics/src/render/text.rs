@@ -1,0 +1,359 @@
+//! The Prometheus text format 0.0.4: every byte of text exposition, escaping
+//! included. Pure writers into a `String`, plus the per-family writers generated
+//! from the families declaration.
+//!
+//! The output is what `prometheus::TextEncoder` writes for the same families
+//! (HELP escaping, label escaping and order, `le` and number formatting), which
+//! `tests/text_encoder.rs` checks.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use crate::cells::{Cell, HistogramTotal, Kind};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, Totals, with_families};
+use crate::labels::{ActorLabels, LabelEnum};
+use crate::store::TypeSnapshot;
+
+/// How a value is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape<'a> {
+    /// One sample.
+    Plain,
+    /// A classic histogram: cumulative `_bucket{le}` lines, `_sum`, `_count`.
+    Histogram(&'a [Box<str>]),
+    /// A summary with no quantiles: `_sum` and `_count` only.
+    Summary,
+}
+
+/// The `# TYPE` word of a family written in `shape`.
+pub(crate) fn type_word(kind: Kind, shape: Shape<'_>) -> &'static str {
+    match (kind, shape) {
+        (Kind::Counter, _) => "counter",
+        (Kind::Gauge, _) => "gauge",
+        (Kind::Histogram, Shape::Summary) => "summary",
+        (Kind::Histogram, _) => "histogram",
+    }
+}
+
+/// Appends a label value escaped as the text format escapes it:
+/// `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub(crate) fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends `name="value"`, the value escaped.
+pub(crate) fn push_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_into(out, value);
+    out.push('"');
+}
+
+/// `actor_id_gen="…",actor_key="…",envoy_key="…"`, escaped.
+pub(crate) fn actor_label_block(labels: &ActorLabels) -> Box<str> {
+    let pairs = labels.pairs();
+    let mut out = String::with_capacity(pairs.iter().map(|(_, v)| v.len() + 16).sum());
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_label(&mut out, name, value);
+    }
+    out.into_boxed_str()
+}
+
+/// `# HELP` (backslash and newline escaped) and `# TYPE` lines.
+pub(crate) fn header(out: &mut String, name: &str, help: &str, type_word: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(type_word);
+    out.push('\n');
+}
+
+/// Writes `name{suffix}{labels[,le="…"]} ` (up to the value).
+fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, le: Option<&str>) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() || le.is_some() {
+        out.push('{');
+        out.push_str(labels);
+        if let Some(le) = le {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str("le=\"");
+            out.push_str(le);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+}
+
+/// Largest integer that `f64` holds exactly; below it, integer and float
+/// formatting agree, so the fast integer path writes what `TextEncoder` writes.
+const EXACT_F64_INT: u64 = 1 << 53;
+
+pub(crate) fn push_u64(out: &mut String, v: u64) {
+    if v < EXACT_F64_INT {
+        out.push_str(itoa::Buffer::new().format(v));
+    } else {
+        push_f64(out, v as f64);
+    }
+}
+
+pub(crate) fn push_i64(out: &mut String, v: i64) {
+    if v.unsigned_abs() < EXACT_F64_INT {
+        out.push_str(itoa::Buffer::new().format(v));
+    } else {
+        push_f64(out, v as f64);
+    }
+}
+
+/// `f64` as `TextEncoder` writes it (`Display`, so `1` not `1.0`; `+Inf`/`-Inf`/`NaN`).
+pub(crate) fn push_f64(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// A total that can be written as samples.
+pub(crate) trait TextValue {
+    fn write(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>);
+}
+
+impl TextValue for u64 {
+    fn write(&self, out: &mut String, name: &str, labels: &str, _: Shape<'_>) {
+        sample(out, name, "", labels, None);
+        push_u64(out, *self);
+        out.push('\n');
+    }
+}
+
+impl TextValue for i64 {
+    fn write(&self, out: &mut String, name: &str, labels: &str, _: Shape<'_>) {
+        sample(out, name, "", labels, None);
+        push_i64(out, *self);
+        out.push('\n');
+    }
+}
+
+impl TextValue for HistogramTotal {
+    fn write(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+        let count = match shape {
+            Shape::Histogram(le) => {
+                let finite = le.len().saturating_sub(1);
+                let mut cumulative = 0u64;
+                for (i, le) in le.iter().enumerate() {
+                    cumulative += if i < finite {
+                        self.counts[i]
+                    } else {
+                        // +Inf also holds anything counted past the declared bounds.
+                        self.counts[finite..].iter().sum()
+                    };
+                    sample(out, name, "_bucket", labels, Some(le));
+                    push_u64(out, cumulative);
+                    out.push('\n');
+                }
+                cumulative
+            }
+            Shape::Summary | Shape::Plain => self.count(),
+        };
+        sample(out, name, "_sum", labels, None);
+        push_f64(out, self.sum);
+        out.push('\n');
+        sample(out, name, "_count", labels, None);
+        push_u64(out, count);
+        out.push('\n');
+    }
+}
+
+/// `le` label values of each family's buckets, as `TextEncoder` formats them
+/// (`f64` Display), then `+Inf`; empty for families without buckets.
+static LE: LazyLock<[Box<[Box<str>]>; FAMILY_COUNT]> = LazyLock::new(|| {
+    std::array::from_fn(|i| {
+        FAMILIES[i]
+            .buckets
+            .map(|b| {
+                b.bounds()
+                    .iter()
+                    .map(|b| b.to_string().into_boxed_str())
+                    .chain(std::iter::once(Box::from("+Inf")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+});
+
+/// The shape family `fi` is written in: classic buckets, or (per actor, below
+/// `full`) a summary with no quantiles.
+pub(crate) fn shape(fi: usize, summarise: bool) -> Shape<'static> {
+    match FAMILIES[fi].kind {
+        Kind::Histogram if summarise => Shape::Summary,
+        Kind::Histogram => Shape::Histogram(&LE[fi]),
+        _ => Shape::Plain,
+    }
+}
+
+/// Appends `,{label}="{value}"` of an extra label to `block` into `out`.
+fn extra_labels(out: &mut String, block: &str, label: &str, value: &str) {
+    out.clear();
+    out.push_str(block);
+    if !block.is_empty() {
+        out.push(',');
+    }
+    push_label(out, label, value);
+}
+
+/// Writes one actor's samples of one family: `(series, label block, shape, out)`.
+pub(crate) type ActorWriter = fn(&ActorSeries, &str, Shape<'_>, &mut String);
+
+/// Writes one type's samples of one aggregate family.
+pub(crate) type AggregateWriter = fn(&TypeText<'_>, Shape<'_>, &mut String);
+
+/// One type as the aggregate writers see it.
+pub(crate) struct TypeText<'a> {
+    /// `actor_name="…"`.
+    pub(crate) block: &'a str,
+    pub(crate) totals: &'a Totals,
+    pub(crate) snapshot: &'a TypeSnapshot,
+    /// `action="…",actor_name="…"` per action, in `snapshot.actions` order.
+    pub(crate) action_blocks: &'a [String],
+}
+
+macro_rules! declare_text_writers {
+    (
+        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
+        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
+        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
+    ) => {
+        /// Per-actor writers, indexed like [`FAMILIES`].
+        pub(crate) static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
+            $(|s, block, shape, out| {
+                let mut t = Default::default();
+                s.$sf.add_to(&mut t);
+                t.write(out, concat!("actor_", $sname), block, shape);
+            },)*
+            $(|s, block, shape, out| {
+                let mut labels = String::new();
+                for (i, c) in s.$lf.used() {
+                    let mut t = Default::default();
+                    c.add_to(&mut t);
+                    extra_labels(&mut labels, block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
+                    t.write(out, concat!("actor_", $lname), &labels, shape);
+                }
+            },)*
+            $(|s, block, shape, out| {
+                let mut t = Default::default();
+                s.$af.add_to(&mut t);
+                t.write(out, concat!("actor_", $aname), block, shape);
+            },)*
+        ];
+
+        /// Aggregate writers, indexed like [`FAMILIES`]. Every label value of a
+        /// type's labelled families is written, at 0 until used, so `increase()`
+        /// sees the first event.
+        pub(crate) static AGGREGATE_WRITERS: [AggregateWriter; FAMILY_COUNT] = [
+            $(|t, shape, out| {
+                t.totals.$sf.write(out, concat!("actor_type_", $sname), t.block, shape);
+            },)*
+            $(|t, shape, out| {
+                let mut labels = String::new();
+                for (i, v) in t.totals.$lf.iter().enumerate() {
+                    extra_labels(&mut labels, t.block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
+                    v.write(out, concat!("actor_type_", $lname), &labels, shape);
+                }
+            },)*
+            $(|t, shape, out| {
+                for ((_, cells), block) in t.snapshot.actions.iter().zip(t.action_blocks) {
+                    let mut v = Default::default();
+                    cells.$af.add_to(&mut v);
+                    v.write(out, concat!("actor_type_", $aname), block, shape);
+                }
+            },)*
+        ];
+    };
+}
+
+with_families!(declare_text_writers);
+
+/// The HELP/TYPE header of family `f`, per actor or aggregate.
+pub(crate) fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape<'_>) {
+    let name = if aggregate { f.aggregate_name } else { f.name };
+    header(out, name, f.help, type_word(f.kind, shape));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_formatting_matches_f64_display() {
+        for v in [0u64, 1, 42, 1 << 52, (1 << 53) - 1, 1 << 53, u64::MAX] {
+            let mut s = String::new();
+            push_u64(&mut s, v);
+            assert_eq!(s, (v as f64).to_string(), "value {v}");
+        }
+        for v in [-1i64, -(1 << 53), i64::MIN] {
+            let mut s = String::new();
+            push_i64(&mut s, v);
+            assert_eq!(s, (v as f64).to_string(), "value {v}");
+        }
+    }
+
+    #[test]
+    fn escaping_matches_text_format() {
+        let mut s = String::new();
+        escape_into(&mut s, "a\\b\"c\nd\te");
+        assert_eq!(s, "a\\\\b\\\"c\\nd\te");
+    }
+
+    #[test]
+    fn a_histogram_writes_cumulative_buckets_and_a_summary_only_sum_and_count() {
+        let fi = FAMILIES
+            .iter()
+            .position(|f| f.name == "actor_action_duration_seconds")
+            .unwrap();
+        let mut t = HistogramTotal::default();
+        t.counts[0] = 2;
+        t.counts[7] = 1;
+        t.counts[12] = 1;
+        t.sum = 100.2015;
+        let mut out = String::new();
+        t.write(&mut out, "h", "a=\"1\"", shape(fi, false));
+        assert!(
+            out.starts_with("h_bucket{a=\"1\",le=\"0.001\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("h_bucket{a=\"1\",le=\"0.25\"} 3\n"), "{out}");
+        assert!(out.contains("h_bucket{a=\"1\",le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.ends_with("h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n"));
+        let mut out = String::new();
+        t.write(&mut out, "h", "a=\"1\"", shape(fi, true));
+        assert_eq!(out, "h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n");
+        assert_eq!(type_word(Kind::Histogram, shape(fi, true)), "summary");
+    }
+}

@@ -1,0 +1,408 @@
+//! The store: `RETAINED_ACTORS`, the actor types, and the rules of retention.
+//!
+//! * **Register** is one map operation (`entry_sync` on the label set): a label
+//!   set that is live or still retained is shared (counters continue); a new one
+//!   gets its entry, at the cap after one early eviction, or else the type's
+//!   overflow entry.
+//! * **Stop** (explicit or last drop) takes the registration's gauge
+//!   contributions out, then is one map update (`update_sync`, which serialises
+//!   with a concurrent register of the same label set) plus, when it was the
+//!   last live registration, one push onto the expiry queue.
+//! * **Removal** happens only through [`Store::remove_if_expired`], which the
+//!   sweeper and early eviction call with the fold lock held: it removes an
+//!   entry only if it is still not live and was not stopped again since (the
+//!   epoch check), and folds its final values into its type's retired totals.
+//! * **Snapshots** for scrapes and totals take the fold lock for reading while
+//!   they collect entries, so every actor is either in the snapshot or already in
+//!   its type's retired totals, never both, never neither. Updates never take
+//!   the fold lock.
+//!
+//! The store knows neither the sweeper nor the renderer: they read it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use prometheus::Registry;
+
+use crate::clock::Clock;
+use crate::config::{Config, MAX_RETENTION};
+use crate::error::MetricsError;
+use crate::expiry::{Expiry, ExpiryQueue};
+use crate::families::{ActionCells, ActorSeries, OwnGauges, Totals};
+use crate::labels::ActorLabels;
+use crate::self_metrics::SelfMetrics;
+
+/// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
+#[derive(Debug)]
+pub(crate) struct ActorEntry {
+    pub(crate) labels: Arc<ActorLabels>,
+    pub(crate) ty: Arc<TypeInner>,
+    pub(crate) series: ActorSeries,
+    /// Bumped each time the last live registration stops; an expiry item carries
+    /// the epoch it was queued at, so a revived-then-stopped-again entry is not
+    /// removed by a stale item.
+    pub(crate) epoch: AtomicU64,
+    /// The shared overflow label set of its type (not counted against the cap).
+    pub(crate) overflow: bool,
+    /// The renderer's cache of this entry's escaped text label block, filled on
+    /// the first scrape that writes it.
+    pub(crate) text_labels: OnceLock<Box<str>>,
+}
+
+impl ActorEntry {
+    /// A new entry with one live registration (`actor_active` 1), set before the
+    /// entry is published rather than by a store after it is built.
+    fn new(labels: Arc<ActorLabels>, ty: Arc<TypeInner>, overflow: bool) -> Self {
+        let series = ActorSeries::default();
+        series.active.init(1);
+        ActorEntry {
+            labels,
+            ty,
+            series,
+            epoch: AtomicU64::new(0),
+            overflow,
+            text_labels: OnceLock::new(),
+        }
+    }
+
+    /// Live registrations (the `actor_active` value).
+    pub(crate) fn live(&self) -> u32 {
+        self.series.active.get()
+    }
+}
+
+/// One actor type (`actor_name`): the final values of its removed actors, and
+/// its per-action cells.
+pub(crate) struct TypeInner {
+    /// Position in the store's type list (and in a snapshot's).
+    pub(crate) index: usize,
+    pub(crate) name: Box<str>,
+    /// Totals folded in from actors the sweeper removed, so aggregates never go back.
+    pub(crate) retired: ActorSeries,
+    pub(crate) actions: RwLock<Vec<(Box<str>, Arc<ActionCells>)>>,
+}
+
+impl std::fmt::Debug for TypeInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypeInner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TypeInner {
+    /// The cells of `action`, created on first use.
+    pub(crate) fn action(&self, action: &str) -> Arc<ActionCells> {
+        if let Some((_, cells)) = self.actions.read().iter().find(|(n, _)| &**n == action) {
+            return cells.clone();
+        }
+        let mut actions = self.actions.write();
+        if let Some((_, cells)) = actions.iter().find(|(n, _)| &**n == action) {
+            return cells.clone();
+        }
+        let cells = Arc::new(ActionCells::default());
+        actions.push((action.into(), cells.clone()));
+        cells
+    }
+}
+
+/// What a scrape or a totals read sees: the entries it selected and, per type,
+/// the retired totals and action cells as of the same moment.
+pub(crate) struct Snapshot {
+    pub(crate) entries: Vec<Arc<ActorEntry>>,
+    pub(crate) types: Vec<TypeSnapshot>,
+}
+
+/// One type in a [`Snapshot`].
+pub(crate) struct TypeSnapshot {
+    pub(crate) ty: Arc<TypeInner>,
+    retired: Totals,
+    pub(crate) actions: Vec<(Box<str>, Arc<ActionCells>)>,
+}
+
+impl Snapshot {
+    /// Each type's totals: retired values, plus the snapshot's entries of that
+    /// type, plus its action cells. Only exact when the snapshot took every entry.
+    pub(crate) fn type_totals(&self) -> Vec<Totals> {
+        let mut totals: Vec<Totals> = self.types.iter().map(|t| t.retired.clone()).collect();
+        for e in &self.entries {
+            if let Some(t) = totals.get_mut(e.ty.index) {
+                e.series.add_to(t);
+            }
+        }
+        for (t, snap) in totals.iter_mut().zip(&self.types) {
+            for (_, cells) in &snap.actions {
+                cells.add_to(t);
+            }
+        }
+        totals
+    }
+}
+
+/// The whole state of one metrics instance.
+pub(crate) struct Store {
+    pub(crate) config: Config,
+    pub(crate) envoy_key: Arc<str>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) registry: Registry,
+    /// `RETAINED_ACTORS`: label set → that actor's one allocation.
+    retained: scc::HashMap<Arc<ActorLabels>, Arc<ActorEntry>>,
+    /// Entries in `retained`, overflow entries excluded; never exceeds the cap.
+    count: AtomicUsize,
+    pub(crate) expiry: ExpiryQueue<Arc<ActorEntry>>,
+    fold: RwLock<()>,
+    types: Mutex<Vec<Arc<TypeInner>>>,
+    pub(crate) selfm: SelfMetrics,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("config", &self.config)
+            .field("retained", &self.count.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub(crate) fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        registry: Registry,
+    ) -> Result<Self, MetricsError> {
+        config.validate()?;
+        let selfm = SelfMetrics::register(&registry, config.max_retained)?;
+        let capacity = config.max_retained.min(1 << 17);
+        Ok(Store {
+            envoy_key: Arc::from(config.envoy_key.as_str()),
+            config,
+            clock,
+            registry,
+            // Sized for the cap up front (at most 2^17 label sets, about 3 MB):
+            // scc never shrinks a map below the capacity it was built with, so
+            // churn and sweeps do not keep reallocating the bucket array.
+            retained: scc::HashMap::with_capacity(capacity),
+            count: AtomicUsize::new(0),
+            expiry: ExpiryQueue::default(),
+            fold: RwLock::new(()),
+            types: Mutex::new(Vec::new()),
+            selfm,
+        })
+    }
+
+    /// The actor type `name`, created on first use.
+    pub(crate) fn actor_type(&self, name: &str) -> Arc<TypeInner> {
+        let mut types = self.types.lock();
+        if let Some(t) = types.iter().find(|t| &*t.name == name) {
+            return t.clone();
+        }
+        let t = Arc::new(TypeInner {
+            index: types.len(),
+            name: name.into(),
+            retired: ActorSeries::default(),
+            actions: RwLock::new(Vec::new()),
+        });
+        types.push(t.clone());
+        t
+    }
+
+    /// Under the bucket lock of an existing entry: one more live registration.
+    fn revive(&self, e: &ActorEntry) {
+        if e.series.active.enter() == 0 {
+            self.selfm.expiring.dec();
+            self.selfm.live.inc();
+        }
+    }
+
+    /// Registers one live registration of the label set and returns its entry.
+    pub(crate) fn register(
+        &self,
+        ty: &Arc<TypeInner>,
+        actor_id: &str,
+        generation: Option<u64>,
+        actor_key: &str,
+    ) -> Arc<ActorEntry> {
+        let labels = Arc::new(ActorLabels::new(
+            actor_id,
+            generation,
+            actor_key,
+            self.envoy_key.clone(),
+            self.config.max_label_value_bytes,
+        ));
+        if labels.key_truncated() {
+            self.selfm.truncated.inc();
+        }
+        loop {
+            match self.retained.entry_sync(labels.clone()) {
+                scc::hash_map::Entry::Occupied(o) => {
+                    let e = o.get().clone();
+                    self.revive(&e);
+                    return e;
+                }
+                scc::hash_map::Entry::Vacant(v) => {
+                    if self.count.fetch_add(1, Ordering::SeqCst) < self.config.max_retained {
+                        let e = Arc::new(ActorEntry::new(labels, ty.clone(), false));
+                        v.insert_entry(e.clone());
+                        self.selfm.live.inc();
+                        return e;
+                    }
+                    self.count.fetch_sub(1, Ordering::SeqCst);
+                    // Release the bucket before touching other buckets.
+                    drop(v);
+                    if !self.evict_oldest_expiring() {
+                        return self.register_overflow(ty);
+                    }
+                }
+            }
+        }
+    }
+
+    fn register_overflow(&self, ty: &Arc<TypeInner>) -> Arc<ActorEntry> {
+        self.selfm.overflow.inc();
+        let labels = Arc::new(ActorLabels::overflow(&ty.name, self.envoy_key.clone()));
+        match self.retained.entry_sync(labels.clone()) {
+            scc::hash_map::Entry::Occupied(o) => {
+                let e = o.get().clone();
+                self.revive(&e);
+                e
+            }
+            scc::hash_map::Entry::Vacant(v) => {
+                let e = Arc::new(ActorEntry::new(labels, ty.clone(), true));
+                v.insert_entry(e.clone());
+                self.selfm.live.inc();
+                e
+            }
+        }
+    }
+
+    /// The stop path of one registration: idempotent (`stopped`), O(1).
+    pub(crate) fn stop(&self, entry: &ActorEntry, stopped: &AtomicBool, own: &OwnGauges) {
+        if stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // This registration's share of every gauge leaves now, whether or not
+        // others still share the label set.
+        entry.series.withdraw(own);
+        let updated = self
+            .retained
+            .update_sync(&entry.labels, |_, e: &mut Arc<ActorEntry>| {
+                if e.series.active.leave() != 1 {
+                    return None;
+                }
+                let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                self.selfm.live.dec();
+                self.selfm.expiring.inc();
+                let now = self.clock.now();
+                Some(Expiry {
+                    // Validation bounds the retention; never panic on overflow anyway.
+                    deadline: now
+                        .checked_add(self.config.retention)
+                        .or_else(|| now.checked_add(MAX_RETENTION))
+                        .unwrap_or(now),
+                    item: e.clone(),
+                    epoch,
+                })
+            });
+        // Pushed after the bucket lock is released, to keep that critical section
+        // short (see `expiry.rs` on the order this allows).
+        if let Some(Some(item)) = updated {
+            self.expiry.push(item);
+            return;
+        }
+        // An entry cannot leave the map while a registration of it is live.
+        debug_assert!(updated.is_some(), "stopped label set was not retained");
+    }
+
+    /// Takes the fold lock for writing: the sweeper holds it around a batch of
+    /// [`Store::remove_if_expired`] calls.
+    pub(crate) fn fold_write(&self) -> RwLockWriteGuard<'_, ()> {
+        self.fold.write()
+    }
+
+    /// Removes `item`'s entry if it is still not live and not stopped again
+    /// since, folding its final values into its type. `_fold` proves the caller
+    /// holds the fold lock.
+    pub(crate) fn remove_if_expired(
+        &self,
+        item: &Expiry<Arc<ActorEntry>>,
+        _fold: &RwLockWriteGuard<'_, ()>,
+    ) -> bool {
+        let removed = self
+            .retained
+            .remove_if_sync(&item.item.labels, |e| {
+                Arc::ptr_eq(e, &item.item)
+                    && e.live() == 0
+                    && e.epoch.load(Ordering::SeqCst) == item.epoch
+            })
+            .is_some();
+        if removed {
+            let e = &item.item;
+            e.series.fold_into(&e.ty.retired);
+            if !e.overflow {
+                self.count.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.selfm.expiring.dec();
+            self.selfm.removed.inc();
+        }
+        removed
+    }
+
+    /// At the cap: removes the expiring entry with the nearest deadline.
+    fn evict_oldest_expiring(&self) -> bool {
+        loop {
+            let Some(item) = self.expiry.pop_front() else {
+                return false;
+            };
+            let fold = self.fold.write();
+            if self.remove_if_expired(&item, &fold) {
+                self.selfm.evicted_early.inc();
+                return true;
+            }
+        }
+    }
+
+    /// Retained label sets, overflow sets excluded.
+    pub(crate) fn retained_len(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The entries `select` keeps, with every type's retired totals and action
+    /// cells as of the same moment.
+    pub(crate) fn snapshot(&self, mut select: impl FnMut(&ActorEntry) -> bool) -> Snapshot {
+        let mut entries = Vec::with_capacity(self.count.load(Ordering::Relaxed) + 8);
+        let (types, retired): (Vec<Arc<TypeInner>>, Vec<Totals>) = {
+            let _fold = self.fold.read();
+            self.retained.iter_sync(|_, e: &Arc<ActorEntry>| {
+                if select(e) {
+                    entries.push(e.clone());
+                }
+                true
+            });
+            // Read after the entries: every entry's type is in the list.
+            let types = self.types.lock().clone();
+            let retired = types
+                .iter()
+                .map(|t| {
+                    let mut total = Totals::default();
+                    t.retired.add_to(&mut total);
+                    total
+                })
+                .collect();
+            (types, retired)
+        };
+        let types = types
+            .into_iter()
+            .zip(retired)
+            .map(|(ty, retired)| {
+                let actions = ty.actions.read().clone();
+                TypeSnapshot {
+                    ty,
+                    retired,
+                    actions,
+                }
+            })
+            .collect();
+        Snapshot { entries, types }
+    }
+}

@@ -1,0 +1,91 @@
+//! The sweeper: removes label sets whose retention ended.
+//!
+//! It pops due items from the store's expiry queue (never scanning the map),
+//! at most `max_sweep_per_tick` removals per tick in batches, each batch under
+//! the fold lock so scrapes see every actor exactly once. Items of label sets
+//! that were revived, or stopped again since, are skipped. It runs whether or
+//! not anyone scrapes, and never holds a lock that an update takes.
+
+use std::sync::{Arc, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use crate::store::Store;
+
+/// What one call of [`Metrics::sweep`](crate::Metrics::sweep) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Label sets removed (every series of each).
+    pub removed: usize,
+    /// Queue items skipped because their label set was revived or stopped again.
+    pub skipped: usize,
+    /// Whether due items were left for the next tick (the per-tick bound was hit).
+    pub more_due: bool,
+}
+
+/// Removals per fold-lock hold: bounds how long a scrape's snapshot waits.
+const BATCH: usize = 1024;
+
+/// Removes label sets whose retention ended at or before `now`.
+pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
+    let started = std::time::Instant::now();
+    let mut report = SweepReport::default();
+    let limit = store.config.max_sweep_per_tick;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let budget = limit - report.removed;
+        report.more_due = store.expiry.pop_due(now, BATCH.min(budget), &mut batch);
+        if batch.is_empty() {
+            break;
+        }
+        {
+            let fold = store.fold_write();
+            for item in batch.drain(..) {
+                if store.remove_if_expired(&item, &fold) {
+                    report.removed += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+        if report.removed >= limit || !report.more_due {
+            break;
+        }
+    }
+    let selfm = &store.selfm;
+    selfm.sweeps.inc();
+    selfm
+        .sweep_duration
+        .observe(started.elapsed().as_secs_f64());
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    selfm
+        .last_sweep
+        .set(i64::try_from(unix).unwrap_or(i64::MAX));
+    report
+}
+
+/// Spawns the background sweeper: every `sweep_interval` it runs [`sweep`]. It
+/// holds the store weakly and ends when the instance is dropped.
+pub(crate) fn spawn(store: &Arc<Store>) -> tokio::task::JoinHandle<()> {
+    let weak: Weak<Store> = Arc::downgrade(store);
+    let period = store.config.sweep_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(store) = weak.upgrade() else { break };
+            let report = sweep(&store, store.clock.now());
+            if report.removed > 0 {
+                tracing::debug!(
+                    removed = report.removed,
+                    skipped = report.skipped,
+                    "swept expired actor label sets"
+                );
+            }
+        }
+    })
+}

@@ -1,0 +1,162 @@
+//! What a [`Config`] may not be: one error variant per cause.
+
+use crate::config::{Config, MAX_RETENTION};
+use crate::labels::KEY_HASH_SUFFIX_BYTES;
+
+/// Smallest `max_label_value_bytes`: room for a readable prefix and the hash suffix.
+pub const MIN_LABEL_VALUE_BYTES: usize = 32;
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `max_retained` is 0: not even one actor could be retained.
+    #[error("max_retained must be at least 1")]
+    ZeroMaxRetained,
+    /// `sweep_interval` is zero: the sweeper would spin.
+    #[error("sweep_interval must be positive")]
+    ZeroSweepInterval,
+    /// `max_sweep_per_tick` is 0: nothing would ever be removed.
+    #[error("max_sweep_per_tick must be at least 1")]
+    ZeroMaxSweepPerTick,
+    /// `retention` is past [`MAX_RETENTION`].
+    #[error("retention {given:?} is longer than the maximum {max:?}")]
+    RetentionTooLong {
+        /// The configured retention.
+        given: std::time::Duration,
+        /// The maximum.
+        max: std::time::Duration,
+    },
+    /// `max_label_value_bytes` leaves no room for a cut key's hash suffix.
+    #[error("max_label_value_bytes is {given}; it must be at least {min}")]
+    LabelValueLimitTooSmall {
+        /// The configured limit.
+        given: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// `envoy_key` is empty: replicas' series would not be told apart.
+    #[error("envoy_key is empty")]
+    EmptyEnvoyKey,
+    /// `envoy_key` is longer than `max_label_value_bytes`.
+    #[error("envoy_key is {len} bytes; the label value limit is {max}")]
+    EnvoyKeyTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// `max_label_value_bytes`.
+        max: usize,
+    },
+}
+
+impl Config {
+    /// Checks every field; the first field out of range is the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const { assert!(MIN_LABEL_VALUE_BYTES > KEY_HASH_SUFFIX_BYTES) };
+        if self.max_retained == 0 {
+            return Err(ConfigError::ZeroMaxRetained);
+        }
+        if self.sweep_interval.is_zero() {
+            return Err(ConfigError::ZeroSweepInterval);
+        }
+        if self.max_sweep_per_tick == 0 {
+            return Err(ConfigError::ZeroMaxSweepPerTick);
+        }
+        if self.retention > MAX_RETENTION {
+            return Err(ConfigError::RetentionTooLong {
+                given: self.retention,
+                max: MAX_RETENTION,
+            });
+        }
+        if self.max_label_value_bytes < MIN_LABEL_VALUE_BYTES {
+            return Err(ConfigError::LabelValueLimitTooSmall {
+                given: self.max_label_value_bytes,
+                min: MIN_LABEL_VALUE_BYTES,
+            });
+        }
+        if self.envoy_key.is_empty() {
+            return Err(ConfigError::EmptyEnvoyKey);
+        }
+        if self.envoy_key.len() > self.max_label_value_bytes {
+            return Err(ConfigError::EnvoyKeyTooLong {
+                len: self.envoy_key.len(),
+                max: self.max_label_value_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn each_cause_has_its_variant() {
+        let ok = Config {
+            envoy_key: "e".into(),
+            ..Config::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let cases: Vec<(Config, ConfigError)> = vec![
+            (
+                Config {
+                    max_retained: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroMaxRetained,
+            ),
+            (
+                Config {
+                    sweep_interval: Duration::ZERO,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroSweepInterval,
+            ),
+            (
+                Config {
+                    max_sweep_per_tick: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroMaxSweepPerTick,
+            ),
+            (
+                Config {
+                    retention: Duration::MAX,
+                    ..ok.clone()
+                },
+                ConfigError::RetentionTooLong {
+                    given: Duration::MAX,
+                    max: MAX_RETENTION,
+                },
+            ),
+            (
+                Config {
+                    max_label_value_bytes: 8,
+                    ..ok.clone()
+                },
+                ConfigError::LabelValueLimitTooSmall {
+                    given: 8,
+                    min: MIN_LABEL_VALUE_BYTES,
+                },
+            ),
+            (
+                Config {
+                    envoy_key: String::new(),
+                    ..ok.clone()
+                },
+                ConfigError::EmptyEnvoyKey,
+            ),
+            (
+                Config {
+                    envoy_key: "x".repeat(300),
+                    ..ok.clone()
+                },
+                ConfigError::EnvoyKeyTooLong { len: 300, max: 256 },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate(), Err(want));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! How a server behaves: [`ServerOptions`] and its documented defaults.
+
+use std::time::Duration;
+
+use crate::probes::{Health, Readiness};
+
+/// How the server behaves. `Default` gives the documented defaults;
+/// [`ServerOptions::validate`] says what is out of range.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// When set, `/metrics` requires `Authorization: Bearer {token}` (compared in
+    /// constant time). Default none; a warning is logged when the server listens
+    /// beyond loopback without one.
+    pub bearer_token: Option<String>,
+    /// Connections served at once; the listener waits for a free slot before
+    /// accepting more. Default 256.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, on a new connection and
+    /// between requests of a kept-alive one, and then its body; then the
+    /// connection is closed. Default 5 s.
+    pub header_read_timeout: Duration,
+    /// Largest request body read (and discarded); a larger one gets 413 and the
+    /// connection is closed. Default 64 KiB.
+    pub max_request_body: u64,
+    /// What `/readyz` reports. Default: one open condition, `not marked ready`.
+    pub readiness: Readiness,
+    /// What `/healthz` checks. Default: no checks (healthy while it serves).
+    pub health: Health,
+    /// How long [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) lets
+    /// in-flight requests finish before it closes their connections. Default 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            bearer_token: None,
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(5),
+            max_request_body: crate::MAX_REQUEST_BODY,
+            readiness: Readiness::new(["not marked ready"]),
+            health: Health::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Routing one request: `/metrics`, `/healthz`, `/readyz`, 404 and 405.
+//!
+//! Every request's body is read (bounded, with a deadline) and discarded
+//! before the answer, so a kept-alive connection stays usable whatever the
+//! client sent; a body over the limit, or one that never arrives, gets its
+//! error status with `Connection: close`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use subtle::ConstantTimeEq;
+
+use crate::TEXT_FORMAT;
+use crate::scrape::{self, Body, Render};
+use crate::serve::Shared;
+
+type Resp = Response<Body>;
+
+enum Route {
+    Metrics,
+    Health,
+    Ready,
+}
+
+/// Answers one request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    if let Err(resp) = drain(&shared, &parts.headers, body).await {
+        return resp;
+    }
+    let route = match parts.uri.path() {
+        "/metrics" => Route::Metrics,
+        "/healthz" => Route::Health,
+        "/readyz" => Route::Ready,
+        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match route {
+        Route::Health => {
+            let failing = shared.options.health.failing();
+            if failing.is_empty() {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                let body: String = failing
+                    .iter()
+                    .map(|(name, why)| format!("unhealthy: {name}: {why}\n"))
+                    .collect();
+                text(StatusCode::SERVICE_UNAVAILABLE, body)
+            }
+        }
+        Route::Ready => {
+            let open = shared.options.readiness.not_ready();
+            if open.is_empty() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                let body: String = open.iter().map(|c| format!("not ready: {c}\n")).collect();
+                text(StatusCode::SERVICE_UNAVAILABLE, body)
+            }
+        }
+        Route::Metrics => metrics(shared, &parts, started),
+    }
+}
+
+/// Reads the request body to its end and drops it; `Err` is the answer when
+/// the body is too large, never arrives, or is malformed.
+async fn drain(shared: &Shared, headers: &hyper::HeaderMap, body: Incoming) -> Result<(), Resp> {
+    let limit = shared.options.max_request_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let too_large = || {
+        closing(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        ))
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let read = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    match tokio::time::timeout(shared.options.header_read_timeout, read).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(closing(text(
+            StatusCode::BAD_REQUEST,
+            "malformed request body\n",
+        ))),
+        Err(_) => Err(closing(text(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time\n",
+        ))),
+    }
+}
+
+fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: Instant) -> Resp {
+    if let Some(expected) = &shared.expected_auth {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map_or(&[][..], |v| v.as_bytes());
+        if !bool::from(given.ct_eq(expected)) {
+            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"metrics\""),
+            );
+            return r;
+        }
+    }
+    let request = match scrape::parse_query(parts.uri.query()) {
+        Ok(r) => r,
+        Err(why) => return text(StatusCode::BAD_REQUEST, format!("{why}\n")),
+    };
+    let gzip = scrape::accepts_gzip(parts.headers.get_all(header::ACCEPT_ENCODING));
+    let body = if parts.method == Method::HEAD {
+        scrape::full("")
+    } else {
+        let render = Render::new(
+            shared.source.clone(),
+            request,
+            gzip,
+            started,
+            shared.selfm.clone(),
+        );
+        scrape::body(render, shared.renders.clone())
+    };
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Resp {
+    let mut r = Response::new(scrape::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Says the connection closes after this answer (its body was not read).
+fn closing(mut r: Resp) -> Resp {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}

@@ -1,0 +1,256 @@
+//! One scrape of `/metrics`: what the request asks for (query string and
+//! `Accept-Encoding`), and the streamed body.
+//!
+//! The body is rendered one chunk at a time, each on the blocking pool, only when
+//! hyper asks for the next frame: nothing is rendered ahead of the socket, no
+//! store lock is held while the socket is slow, and when the client goes away
+//! hyper drops the body, which drops the render. gzip is streamed too: each
+//! chunk is compressed as it is rendered.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actor_metrics::{DetailLevel, ScrapeRequest};
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::HeaderValue;
+use tokio::sync::Semaphore;
+
+use crate::self_metrics::SelfMetrics;
+use crate::source::{Chunks, MetricsSource};
+
+/// The error a response body can end with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body of this server.
+pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The `/metrics` query string, typed: `detail=off|core|full` (once),
+/// `actor_key=K` and `actor_id_gen=G` (each repeatable). Other parameters are
+/// ignored. A bad value is an error naming the valid ones.
+pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> {
+    let mut request = ScrapeRequest::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "detail" => {
+                if request.detail.is_some() {
+                    return Err("detail is given more than once".into());
+                }
+                let level: DetailLevel = value.parse().map_err(|e| format!("{e}"))?;
+                request.detail = Some(level);
+            }
+            "actor_key" => request.actor_keys.push(value.into_owned()),
+            "actor_id_gen" => request.actor_id_gens.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(request)
+}
+
+/// Whether the `Accept-Encoding` values allow gzip: an explicit `gzip` (or
+/// `x-gzip`) with a non-zero q, or else `*` with a non-zero q.
+pub(crate) fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
+    let (mut gzip, mut star) = (None, None);
+    for value in values {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
+                })
+                .next_back()
+                .map_or(Some(1.0), |v| v.parse::<f32>().ok());
+            // A malformed q makes the item unusable, not acceptable.
+            let q = q.filter(|q| q.is_finite()).unwrap_or(0.0);
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(q);
+            } else if coding == "*" {
+                star = Some(q);
+            }
+        }
+    }
+    gzip.or(star).is_some_and(|q| q > 0.0)
+}
+
+/// One scrape being rendered: the source's chunks, the gzip stream, and what
+/// the self-metrics need. Dropped before the end, it counts as aborted.
+pub(crate) struct Render {
+    source: Arc<dyn MetricsSource>,
+    request: ScrapeRequest,
+    chunks: Option<Chunks>,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    bytes: u64,
+    started: Instant,
+    finished: bool,
+    selfm: Arc<SelfMetrics>,
+}
+
+impl Render {
+    pub(crate) fn new(
+        source: Arc<dyn MetricsSource>,
+        request: ScrapeRequest,
+        gzip: bool,
+        started: Instant,
+        selfm: Arc<SelfMetrics>,
+    ) -> Self {
+        Render {
+            source,
+            request,
+            chunks: None,
+            gzip: gzip
+                .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+            bytes: 0,
+            started,
+            finished: false,
+            selfm,
+        }
+    }
+
+    /// The next piece of the body, or `None` when the scrape is complete. Runs
+    /// on the blocking pool (it renders and compresses).
+    fn step(&mut self) -> Option<Vec<u8>> {
+        let chunks = match &mut self.chunks {
+            Some(c) => c,
+            // The snapshot is taken here, on the blocking pool, not in the handler.
+            None => self
+                .chunks
+                .insert(self.source.clone().scrape(&self.request)),
+        };
+        loop {
+            let Some(chunk) = chunks.next() else {
+                return self.finish();
+            };
+            self.bytes += chunk.len() as u64;
+            let Some(gz) = &mut self.gzip else {
+                return Some(chunk);
+            };
+            // Writing into a Vec cannot fail.
+            let _ = gz.write_all(&chunk);
+            let out = std::mem::take(gz.get_mut());
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        self.finished = true;
+        self.selfm.scrapes.inc();
+        self.selfm.bytes.inc_by(self.bytes);
+        self.selfm
+            .duration
+            .observe(self.started.elapsed().as_secs_f64());
+        // Writing into a Vec cannot fail.
+        let tail = self.gzip.take().and_then(|gz| gz.finish().ok());
+        tail.filter(|t| !t.is_empty())
+    }
+}
+
+impl Drop for Render {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.selfm.aborted.inc();
+        }
+    }
+}
+
+/// The streamed body of one scrape. `renders` bounds the chunks rendered at
+/// once across all scrapes (one per core), so scrapes never starve the host.
+pub(crate) fn body(render: Render, renders: Arc<Semaphore>) -> Body {
+    enum State {
+        Rendering(Box<Render>),
+        Done,
+    }
+    let stream = futures::stream::unfold(State::Rendering(Box::new(render)), move |state| {
+        let renders = renders.clone();
+        async move {
+            let State::Rendering(mut render) = state else {
+                return None;
+            };
+            // Closed only if the server is gone; then the body ends as cut.
+            let Ok(permit) = renders.acquire_owned().await else {
+                let e: BoxError = "the metrics server is shutting down".into();
+                return Some((Err(e), State::Done));
+            };
+            let stepped = tokio::task::spawn_blocking(move || {
+                let piece = render.step();
+                drop(permit);
+                (render, piece)
+            })
+            .await;
+            match stepped {
+                Ok((render, Some(piece))) => Some((
+                    Ok(Frame::data(Bytes::from(piece))),
+                    State::Rendering(render),
+                )),
+                Ok((_, None)) => None,
+                // A render that panicked ends the body with an error, so the
+                // client sees a cut response, never a short but valid scrape.
+                Err(e) => {
+                    tracing::error!(error = %e, "rendering the scrape failed");
+                    let e: BoxError = Box::new(e);
+                    Some((Err(e), State::Done))
+                }
+            }
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+/// A whole body in one piece.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz(values: &[&'static str]) -> bool {
+        let v: Vec<HeaderValue> = values.iter().map(|s| HeaderValue::from_static(s)).collect();
+        accepts_gzip(&v)
+    }
+
+    #[test]
+    fn accept_encoding_q_values() {
+        assert!(gz(&["gzip"]));
+        assert!(gz(&["identity, GZIP;q=0.5"]));
+        assert!(gz(&["deflate", "gzip"]));
+        assert!(gz(&["*"]));
+        assert!(gz(&["x-gzip"]));
+        assert!(!gz(&[]));
+        assert!(!gz(&["identity"]));
+        assert!(!gz(&["gzip;q=0"]));
+        assert!(!gz(&["gzip;q=0.0, *;q=1"]), "explicit gzip wins over *");
+        assert!(!gz(&["*;q=0"]));
+        assert!(!gz(&["gzip;q=abc"]));
+        assert!(gz(&["gzip ; q=0.001"]));
+    }
+
+    #[test]
+    fn query_strings() {
+        assert_eq!(parse_query(None), Ok(ScrapeRequest::default()));
+        assert_eq!(parse_query(Some("debug=1&")), Ok(ScrapeRequest::default()));
+        let r = parse_query(Some(
+            "detail=full&actor_key=a%2Fb&actor_key=c+d&actor_id_gen=7%3A2",
+        ))
+        .unwrap();
+        assert_eq!(r.detail, Some(DetailLevel::Full));
+        assert_eq!(r.actor_keys, ["a/b", "c d"]);
+        assert_eq!(r.actor_id_gens, ["7:2"]);
+        assert_eq!(
+            parse_query(Some("detail=everything")),
+            Err("unknown detail level \"everything\"; valid levels: off, core, full".into())
+        );
+        assert!(parse_query(Some("detail=core&detail=full")).is_err());
+    }
+}

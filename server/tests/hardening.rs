@@ -1,0 +1,156 @@
+//! Misbehaving clients: slow, silent, hung up, oversized, garbage, and
+//! kept-alive connections that send bodies where none is expected.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actor_metrics_server::{MetricsServer, ServerOptions};
+use common::*;
+use hyper::StatusCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_while_scrapes_go_on() {
+    let timeout = Duration::from_millis(300);
+    let server = MetricsServer::bind(
+        local(),
+        small_metrics(),
+        ServerOptions {
+            header_read_timeout: timeout,
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+
+    // Half a request line, then nothing.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /metr").await.unwrap();
+    // A client that connects and sends nothing at all.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    // Scrapes keep working meanwhile.
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
+    }
+    let got = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(started.elapsed() >= timeout, "not before the timeout");
+    assert!(
+        !got.starts_with(b"HTTP/1.1 200"),
+        "no scrape for half a request"
+    );
+    read_until_closed(&mut silent, Duration::from_secs(10)).await;
+
+    // A kept-alive connection idling after a request is cut too.
+    let got = exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    // A client that asks for a scrape and hangs up without reading.
+    for _ in 0..20 {
+        let mut cut = TcpStream::connect(addr).await.unwrap();
+        cut.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        drop(cut);
+    }
+    assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_declared_large_body_gets_413_and_bodies_are_ignored() {
+    let (_server, addr) = serve(small_metrics()).await;
+    let got = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A small body is read and dropped: the scrape is served.
+    let got = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    // Garbage instead of HTTP: the connection is dropped, the server goes on.
+    let got = exchange(addr, b"\x00\x01\x02 not http\r\n\r\n").await;
+    assert!(!got.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
+}
+
+/// Requests with bodies on every route, one kept-alive connection: each is
+/// answered and the connection stays open, so no client is left guessing
+/// whether its request ran.
+#[tokio::test]
+async fn a_kept_alive_connection_survives_bodies_on_every_route() {
+    let (_server, addr) = serve(small_metrics()).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let requests: [(&[u8], u16, bool); 6] = [
+        (b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", 200, false),
+        (b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n{\"a\": true}", 405, false),
+        (b"PUT /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", 404, false),
+        (b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n", 200, false),
+        (b"DELETE /readyz HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nno", 405, false),
+        (b"HEAD /readyz HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nhead", 200, true),
+    ];
+    for i in 0..600 {
+        let (request, status, head) = requests[i % requests.len()];
+        stream.get_mut().write_all(request).await.unwrap();
+        let r = read_response(&mut stream, head)
+            .await
+            .unwrap_or_else(|| panic!("request {i}: the server closed the connection"));
+        assert_eq!(r.status, status, "request {i}");
+        assert_ne!(r.header("connection"), Some("close"), "request {i}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_or_missing_body_is_answered_then_the_connection_closes() {
+    let server = MetricsServer::bind(
+        local(),
+        small_metrics(),
+        ServerOptions {
+            header_read_timeout: Duration::from_millis(300),
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    // Chunked, so no length is declared: the limit is found while reading.
+    let mut big =
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..20 {
+        big.extend_from_slice(b"1000\r\n");
+        big.extend_from_slice(&[b'x'; 0x1000]);
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b"0\r\n\r\n");
+    let got = String::from_utf8_lossy(&exchange(addr, &big).await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 413"), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    // A declared body that never comes.
+    let got = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly this",
+    )
+    .await;
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
+}
