@@ -9,6 +9,7 @@ use actor_benches::{
     ManualClock, assert_same_per_actor_samples, bench_metrics, build_mirror, build_ours,
     series_per_actor,
 };
+use actor_metrics::{DetailLevel, ScrapeRequest};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 const ACTORS: usize = 10_000;
@@ -39,14 +40,15 @@ fn scrape(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat);
-    let mut out = String::with_capacity(ours_cap);
+    // As the server streams it: chunk by chunk, each handed off whole.
+    let full = ScrapeRequest {
+        detail: Some(DetailLevel::Full),
+        ..ScrapeRequest::default()
+    };
     g.bench_function("render_10k", |b| {
-        b.iter(|| {
-            out.clear();
-            m.render_into(&mut out);
-            out.len()
-        })
+        b.iter(|| m.exposition(&full).map(|chunk| chunk.len()).sum::<usize>())
     });
+    let _ = ours_cap;
     let mut buf = Vec::with_capacity(theirs_cap);
     g.bench_function("prometheus_gather_10k", |b| {
         b.iter(|| {

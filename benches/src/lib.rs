@@ -9,21 +9,19 @@
 //! * [`assert_same_per_actor_samples`]: parses both scrapes with a real parser
 //!   and checks that every per-actor series reads back the same value.
 //!
-//! The catalogue is walked from [`FAMILIES`]; a family added there and not
-//! mapped here makes every bench panic at setup, so the mirror cannot silently
-//! fall behind.
+//! The catalogue is walked from [`FAMILIES`], and our side records through
+//! `actor_metrics::testing::apply`, which is generated from the same
+//! declaration: a new family is populated here with no edit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use actor_metrics::families::FAMILIES;
 use actor_metrics::scrape::Scrape;
-use actor_metrics::{
-    ActionMetrics, ActorMetrics, Clock, Config, CounterRef, FAMILIES, FamilyInfo, GaugeRef,
-    HistogramRef, Inbox, LabelEnum, Metrics, MutationReason, ShutdownReason, SqliteOp,
-    StartupPhase, StatementKind, TaskKind,
-};
+pub use actor_metrics::testing::Op;
+use actor_metrics::{ActionMetrics, ActorMetrics, Clock, Config, DetailLevel, Kind, Metrics};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -80,6 +78,7 @@ pub fn bench_metrics(clock: Arc<ManualClock>, retention: Duration) -> Metrics {
     Metrics::with_parts(
         Config {
             retention,
+            per_actor_detail: DetailLevel::Full,
             max_retained: 10_000_000,
             max_sweep_per_tick: 1_000_000,
             envoy_key: ENVOY.into(),
@@ -106,103 +105,9 @@ pub fn actor_id_gen(i: usize) -> String {
     format!("{}:1", actor_id(i))
 }
 
-/// One recording, applied to our handle and to the mirror alike.
-#[derive(Debug, Clone, Copy)]
-pub enum Op {
-    /// Counter `inc_by`.
-    Inc(u64),
-    /// Gauge `set`.
-    Set(i64),
-    /// Histogram `observe` (seconds).
-    Observe(f64),
-}
-
-/// Values of each family's extra label (indexed like [`FAMILIES`]; empty when it has none).
-static EXTRA_VALUES: LazyLock<Vec<Vec<&'static str>>> =
-    LazyLock::new(|| FAMILIES.iter().map(extra_values).collect());
-
-fn values_of<E: LabelEnum>(f: &FamilyInfo) -> Vec<&'static str> {
-    assert_eq!(f.extra_label, Some(E::LABEL), "{}: label name", f.name);
-    E::ALL.iter().map(|e| e.as_str()).collect()
-}
-
-/// Values of `f`'s extra label, in enum index order (empty: no extra label).
-pub fn extra_values(f: &FamilyInfo) -> Vec<&'static str> {
-    match f.name {
-        "actor_inbox_depth" => values_of::<Inbox>(f),
-        "actor_user_tasks_active" | "actor_user_task_duration_seconds" => values_of::<TaskKind>(f),
-        "actor_state_mutations_total" => values_of::<MutationReason>(f),
-        "actor_shutdown_wait_seconds" | "actor_shutdown_timeouts_total" => {
-            values_of::<ShutdownReason>(f)
-        }
-        "actor_startup_duration_seconds" => values_of::<StartupPhase>(f),
-        "actor_sqlite_rows_changed_total" => values_of::<SqliteOp>(f),
-        "actor_sqlite_statement_duration_seconds" => values_of::<StatementKind>(f),
-        _ => {
-            assert!(
-                f.extra_label.is_none(),
-                "{}: extra label not mapped in benches/src/lib.rs",
-                f.name
-            );
-            Vec::new()
-        }
-    }
-}
-
 /// Children per actor in the full catalogue (one per family and extra-label value).
 pub fn series_per_actor() -> usize {
-    EXTRA_VALUES.iter().map(|v| v.len().max(1)).sum()
-}
-
-fn variant<E: LabelEnum>(slot: Option<usize>) -> E {
-    E::ALL[slot.expect("labelled family gets a label slot")]
-}
-
-fn counter<'a>(a: &'a ActorMetrics, name: &str, slot: Option<usize>) -> CounterRef<'a> {
-    match name {
-        "actor_queue_messages_sent_total" => a.queue_messages_sent_total(),
-        "actor_queue_messages_received_total" => a.queue_messages_received_total(),
-        "actor_connections_total" => a.connections_total(),
-        "actor_sqlite_commits_total" => a.sqlite_commits_total(),
-        "actor_sqlite_rollbacks_total" => a.sqlite_rollbacks_total(),
-        "actor_sqlite_busy_total" => a.sqlite_busy_total(),
-        "actor_sqlite_wal_pages_total" => a.sqlite_wal_pages_total(),
-        "actor_state_mutations_total" => a.state_mutations_total(variant(slot)),
-        "actor_shutdown_timeouts_total" => a.shutdown_timeouts_total(variant(slot)),
-        "actor_sqlite_rows_changed_total" => a.sqlite_rows_changed_total(variant(slot)),
-        _ => panic!("{name}: counter family not mapped in benches/src/lib.rs"),
-    }
-}
-
-fn gauge<'a>(a: &'a ActorMetrics, name: &str, slot: Option<usize>) -> GaugeRef<'a> {
-    match name {
-        "actor_queue_depth" => a.queue_depth(),
-        "actor_connections_active" => a.connections_active(),
-        "actor_inbox_depth" => a.inbox_depth(variant(slot)),
-        "actor_user_tasks_active" => a.user_tasks_active(variant(slot)),
-        _ => panic!("{name}: gauge family not mapped in benches/src/lib.rs"),
-    }
-}
-
-fn histogram<'a>(a: &'a ActorMetrics, name: &str, slot: Option<usize>) -> HistogramRef<'a> {
-    match name {
-        "actor_sqlite_commit_duration_seconds" => a.sqlite_commit_duration_seconds(),
-        "actor_user_task_duration_seconds" => a.user_task_duration_seconds(variant(slot)),
-        "actor_shutdown_wait_seconds" => a.shutdown_wait_seconds(variant(slot)),
-        "actor_startup_duration_seconds" => a.startup_duration_seconds(variant(slot)),
-        "actor_sqlite_statement_duration_seconds" => {
-            a.sqlite_statement_duration_seconds(variant(slot))
-        }
-        _ => panic!("{name}: histogram family not mapped in benches/src/lib.rs"),
-    }
-}
-
-fn apply_ours(a: &ActorMetrics, name: &str, slot: Option<usize>, op: Op) {
-    match op {
-        Op::Inc(n) => counter(a, name, slot).inc_by(n),
-        Op::Set(v) => gauge(a, name, slot).set(v),
-        Op::Observe(v) => histogram(a, name, slot).observe(v),
-    }
+    FAMILIES.iter().map(|f| f.label_values.len().max(1)).sum()
 }
 
 /// The per-actor families as `prometheus` `MetricVec`s in one `Registry`: same
@@ -238,14 +143,13 @@ impl Mirror {
                 labels.extend(f.extra_label);
                 let opts = Opts::new(f.name, f.help);
                 let v = match f.kind {
-                    "counter" => MirrorVec::Counter(IntCounterVec::new(opts, &labels).unwrap()),
-                    "gauge" => MirrorVec::Gauge(IntGaugeVec::new(opts, &labels).unwrap()),
-                    "histogram" => {
+                    Kind::Counter => MirrorVec::Counter(IntCounterVec::new(opts, &labels).unwrap()),
+                    Kind::Gauge => MirrorVec::Gauge(IntGaugeVec::new(opts, &labels).unwrap()),
+                    Kind::Histogram => {
                         let b = f.buckets.expect("histograms declare buckets").bounds();
                         let h = HistogramOpts::from(opts).buckets(b.to_vec());
                         MirrorVec::Histogram(HistogramVec::new(h, &labels).unwrap())
                     }
-                    k => panic!("{}: unknown kind {k}", f.name),
                 };
                 let c: Box<dyn prometheus::core::Collector> = match &v {
                     MirrorVec::Counter(v) => Box::new(v.clone()),
@@ -313,21 +217,21 @@ pub fn populate(
             }
             continue;
         }
-        let values = &EXTRA_VALUES[fi];
+        let values = f.label_values;
         for slot in 0..values.len().max(1) {
             let slot = (!values.is_empty()).then_some(slot);
             let k = i.wrapping_mul(31) + fi * 7 + slot.unwrap_or(0);
             let op = match f.kind {
-                "counter" => Op::Inc(1 + (k % 1000) as u64),
-                "gauge" => Op::Set(1 + (k % 50) as i64),
-                "histogram" => {
+                Kind::Counter => Op::Inc(1 + (k % 1000) as u64),
+                Kind::Gauge => Op::Set(1 + (k % 50) as i64),
+                Kind::Histogram => {
                     let b = f.buckets.expect("histograms declare buckets").bounds();
                     Op::Observe(b[k % b.len()] * 0.75)
                 }
-                kind => panic!("{}: unknown kind {kind}", f.name),
             };
             if let Some((a, _)) = ours {
-                apply_ours(a, f.name, slot, op);
+                actor_metrics::testing::apply(a, f, slot, op)
+                    .unwrap_or_else(|e| panic!("populating {}: {e}", f.name));
             }
             if let Some((m, l)) = mirror {
                 m.apply(fi, l, slot.map(|s| values[s]), op);
@@ -412,7 +316,7 @@ fn parse_block(text: &str, name: &str, which: &str) -> HashMap<SeriesKey, f64> {
 /// series with exactly the same values in both. Returns the samples compared.
 pub fn assert_same_per_actor_samples(ours: &str, theirs: &str) -> usize {
     let mut compared = 0;
-    for f in FAMILIES {
+    for f in &FAMILIES {
         let a = parse_block(ours, f.name, "ours");
         let b = parse_block(theirs, f.name, "prometheus");
         assert!(!a.is_empty(), "{}: our scrape has samples", f.name);

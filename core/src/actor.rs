@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
-use actor_metrics::{
-    ActionMetrics, ActorMetrics, Inbox, MutationReason, ShutdownReason, StartupPhase, TaskKind,
-};
+use actor_metrics::labels::{Inbox, MutationReason, ShutdownReason, StartupPhase, TaskKind};
+use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};

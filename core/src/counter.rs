@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actor_metrics::{MutationReason, TaskKind};
+use actor_metrics::labels::{MutationReason, TaskKind};
 use serde_json::{Value, json};
 
 use crate::action::{ActionError, u64_field};
@@ -96,7 +96,9 @@ impl Behaviour for Counter {
                     ctx.spawn_task(kind, async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     });
-                    Ok(json!({ "spawned": actor_metrics::LabelEnum::as_str(kind), "ms": ms }))
+                    Ok(
+                        json!({ "spawned": actor_metrics::labels::LabelEnum::as_str(kind), "ms": ms }),
+                    )
                 }
                 "connect" => {
                     let open = ctx.accept_connection();
@@ -134,7 +136,7 @@ fn bounded_ms(payload: &Value, default: u64) -> Result<u64, ActionError> {
 }
 
 fn task_kind(payload: &Value) -> Result<TaskKind, ActionError> {
-    use actor_metrics::LabelEnum;
+    use actor_metrics::labels::LabelEnum;
     match payload.get("kind") {
         None | Some(Value::Null) => Ok(TaskKind::Background),
         Some(Value::String(s)) => TaskKind::ALL

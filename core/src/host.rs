@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use actor_metrics::{ActionMetrics, ActorMetrics, ActorType, Inbox, Metrics, ShutdownReason};
+use actor_metrics::labels::{Inbox, ShutdownReason};
+use actor_metrics::{ActionMetrics, ActorMetrics, ActorType, Metrics};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::Value;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use actor_metrics::{ActorMetrics, ShutdownReason};
+use actor_metrics::ActorMetrics;
+use actor_metrics::labels::ShutdownReason;
 
 use crate::task::UserTasks;
 
@@ -53,6 +54,6 @@ pub async fn drain(
 }
 
 fn reason_str(reason: ShutdownReason) -> &'static str {
-    use actor_metrics::LabelEnum;
+    use actor_metrics::labels::LabelEnum;
     reason.as_str()
 }

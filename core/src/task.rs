@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use actor_metrics::{ActorMetrics, TaskKind};
+use actor_metrics::ActorMetrics;
+use actor_metrics::labels::TaskKind;
 use tokio::task::JoinSet;
 
 /// The user tasks of one actor.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actor_core::{CallError, Host, HostConfig};
 use actor_metrics::scrape::Scrape;
-use actor_metrics::{Config, Metrics};
+use actor_metrics::{Config, DetailLevel, Metrics, ScrapeRequest};
 use serde_json::json;
 
 fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
@@ -16,8 +16,13 @@ fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
     Host::new(metrics, config).unwrap()
 }
 
+/// A scrape at `full`, so every family the host records is in it.
 fn scrape(host: &Host) -> Scrape {
-    Scrape::parse(&host.metrics().render()).unwrap()
+    let full = ScrapeRequest {
+        detail: Some(DetailLevel::Full),
+        ..ScrapeRequest::default()
+    };
+    Scrape::parse(&host.metrics().render_with(&full)).unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -113,18 +113,24 @@ impl Host {
         json_response(ureq::delete(&format!("http://{}{}", self.app, path)).call())
     }
 
-    /// The raw scrape of the metrics port.
+    /// The raw scrape of the metrics port, at the host's default level.
     pub fn scrape_text(&self) -> String {
-        ureq::get(&format!("http://{}/metrics", self.metrics))
+        self.scrape_text_with("")
+    }
+
+    /// The raw scrape of `/metrics?{query}`.
+    pub fn scrape_text_with(&self, query: &str) -> String {
+        ureq::get(&format!("http://{}/metrics?{query}", self.metrics))
             .call()
             .expect("scrape")
             .into_string()
             .expect("scrape body")
     }
 
-    /// The parsed scrape of the metrics port.
+    /// The parsed scrape of the metrics port at `full` detail, so a test can
+    /// read any family.
     pub fn scrape(&self) -> Scrape {
-        Scrape::parse(&self.scrape_text()).expect("scrape parses")
+        Scrape::parse(&self.scrape_text_with("detail=full")).expect("scrape parses")
     }
 
     /// Sends SIGTERM and waits for the exit status.

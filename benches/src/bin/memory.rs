@@ -13,7 +13,7 @@ use std::time::Duration;
 use actor_benches::{
     ENVOY, Mirror, actor_id, actor_id_gen, actor_key, populate, rss_bytes, series_per_actor,
 };
-use actor_metrics::{Config, Metrics};
+use actor_metrics::{Config, DetailLevel, Metrics};
 
 const DEFAULT_ACTORS: usize = 100_000;
 
@@ -40,6 +40,7 @@ fn measure(mode: &str, n: usize) {
                 max_retained: n.max(1) * 2,
                 retention: Duration::from_secs(3600),
                 envoy_key: ENVOY.into(),
+                per_actor_detail: DetailLevel::Full,
                 ..Config::default()
             })
             .expect("valid configuration");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actor_core::workload::{DemoOptions, DemoStats};
 use actor_core::{Host, HostConfig};
-use actor_metrics::{Config, Metrics};
+use actor_metrics::{Config, DetailLevel, Metrics};
 use actor_metrics_server::{MetricsServer, Readiness, ServerOptions};
 use clap::{Parser, ValueEnum};
 
@@ -38,9 +38,10 @@ struct Args {
     /// Cap on retained label sets (live + expiring).
     #[arg(long, default_value_t = actor_metrics::DEFAULT_MAX_RETAINED)]
     max_retained: usize,
-    /// Export per-actor series (aggregates are always exported).
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    per_actor_detail: OnOff,
+    /// Per-actor detail exported by default: off, core or full (aggregates are
+    /// always exported; a scrape may ask for another level with `?detail=`).
+    #[arg(long, default_value_t = DetailLevel::Core)]
+    per_actor_detail: DetailLevel,
     /// Built-in workload to run.
     #[arg(long, value_enum, default_value_t = Workload::Demo)]
     workload: Workload,
@@ -62,12 +63,6 @@ struct Args {
     /// How often the demo prints a progress line.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OnOff {
-    On,
-    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,7 +115,7 @@ async fn run(args: Args) -> Result<(), String> {
         retention: args.retention,
         sweep_interval: args.sweep_interval,
         max_retained: args.max_retained,
-        per_actor_detail: args.per_actor_detail == OnOff::On,
+        per_actor_detail: args.per_actor_detail,
         envoy_key: args
             .envoy_key
             .clone()
@@ -258,13 +253,16 @@ async fn progress(host: Host, every: Duration) {
     }
 }
 
-/// Commits of every actor, from the never-resetting aggregate.
+/// Commits of every actor, from the never-resetting aggregates: read from the
+/// library's totals, never by rendering and parsing a scrape.
 async fn commits(host: &Host) -> f64 {
     let metrics = host.metrics().clone();
     tokio::task::spawn_blocking(move || {
-        actor_metrics::scrape::Scrape::parse(&metrics.render())
-            .map(|s| s.sum("actor_type_sqlite_commits_total", &[]))
-            .unwrap_or(0.0)
+        metrics
+            .totals()
+            .iter()
+            .map(|(_, t)| t.sqlite_commits_total as f64)
+            .sum()
     })
     .await
     .unwrap_or(0.0)
