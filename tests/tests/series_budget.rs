@@ -1,0 +1,55 @@
+//! The series budget, on the real binary: a `counter` actor after create + one
+//! `increment` costs at most 16 series at the default level (`core`), and
+//! exactly what METRICS.md states at each level.
+
+use actor_e2e_tests::Host;
+use actor_metrics::scrape::Scrape;
+
+/// Series of one actor in a scrape (those carrying its `actor_id_gen`).
+fn series_of(text: &str, id_gen: &str) -> usize {
+    Scrape::parse(text)
+        .expect("scrape parses")
+        .samples()
+        .iter()
+        .filter(|s| s.labels.get("actor_id_gen").map(String::as_str) == Some(id_gen))
+        .count()
+}
+
+/// The budget METRICS.md promises for this actor at `core`.
+const CORE_BUDGET: usize = 16;
+
+#[test]
+fn a_counter_actor_fits_the_series_budget_at_each_level() {
+    let host = Host::start(&["--workload", "none"]);
+    let (status, created) = host.post("/actors/counter/budget", "");
+    assert_eq!(status, 200, "{created}");
+    let (status, body) = host.post("/actors/counter/budget/actions/increment", "{}");
+    assert_eq!(status, 200, "{body}");
+    let id_gen = format!(
+        "{}:{}",
+        created["actor_id"].as_str().expect("actor_id"),
+        created["generation"]
+    );
+
+    let default = series_of(&host.scrape_text(), &id_gen);
+    let core = series_of(&host.scrape_text_with("detail=core"), &id_gen);
+    let full = series_of(&host.scrape_text_with("detail=full"), &id_gen);
+    let off = series_of(&host.scrape_text_with("detail=off"), &id_gen);
+    let one = series_of(&host.scrape_text_with("actor_key=budget"), &id_gen);
+    eprintln!("series of one counter actor: off {off}, core {core}, full {full}");
+
+    assert_eq!(default, core, "core is the default");
+    assert!(
+        core <= CORE_BUDGET,
+        "a counter actor costs {core} series at core; the budget is {CORE_BUDGET}"
+    );
+    // The figures METRICS.md states ("Series per actor").
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../METRICS.md"))
+        .expect("METRICS.md");
+    let row = format!(
+        "| a `counter` actor after create + one `increment` (the budget test) | {off} | {core} | {full} |"
+    );
+    assert!(doc.contains(&row), "METRICS.md should say: {row}");
+    assert_eq!(off, 0);
+    assert_eq!(one, full, "?actor_key= renders the actor at full");
+}
