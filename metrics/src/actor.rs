@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::buckets::ACTION_BUCKETS;
 use crate::families::{ActionCells, OwnGauges, Totals, opt_buckets, with_families};
 use crate::labels::*;
-use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record};
+use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record, Recording};
 use crate::store::{ActorEntry, Store, TypeInner};
 
 /// An actor type, resolved once by the host ([`Metrics::actor_type`](crate::Metrics::actor_type)).
@@ -59,7 +59,10 @@ impl ActorType {
         ActorMetrics(Arc::new(Registration {
             entry,
             store: self.store.clone(),
-            stopped: AtomicBool::new(false),
+            rec: Recording {
+                stopped: AtomicBool::new(false),
+                native: self.store.config.native_histograms,
+            },
             own: OwnGauges::default(),
         }))
     }
@@ -77,7 +80,7 @@ impl ActorType {
     pub fn totals(&self) -> Totals {
         let index = self.inner.index;
         self.store
-            .snapshot(|e| e.ty.index == index)
+            .snapshot(false, |e| e.ty.index == index)
             .type_totals()
             .into_iter()
             .nth(index)
@@ -93,14 +96,14 @@ pub struct ActionMetrics(Arc<ActionCells>);
 struct Registration {
     entry: Arc<ActorEntry>,
     store: Arc<Store>,
-    stopped: AtomicBool,
+    rec: Recording,
     own: OwnGauges,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         // Fallback only: hosts record the stop explicitly at task exit.
-        self.store.stop(&self.entry, &self.stopped, &self.own);
+        self.store.stop(&self.entry, &self.rec.stopped, &self.own);
     }
 }
 
@@ -140,12 +143,12 @@ impl ActorMetrics {
     /// nothing more.
     pub fn stopped(&self) {
         let r = &self.0;
-        r.store.stop(&r.entry, &r.stopped, &r.own);
+        r.store.stop(&r.entry, &r.rec.stopped, &r.own);
     }
 
     /// Whether [`ActorMetrics::stopped`] was called (or the registration ended).
     pub fn is_stopped(&self) -> bool {
-        self.0.stopped.load(Ordering::SeqCst)
+        self.0.rec.stopped.load(Ordering::SeqCst)
     }
 
     /// The label set this handle records under (the overflow set when the cap was hit).
@@ -170,14 +173,17 @@ impl ActorMetrics {
         let secs = elapsed.as_secs_f64();
         let s = &self.0.entry.series;
         let a = &action.0;
+        let native = self.0.rec.native;
         s.action_calls_total.add(1);
         a.action_calls_total.add(1);
         if !ok {
             s.action_errors_total.add(1);
             a.action_errors_total.add(1);
         }
-        s.action_duration_seconds.observe(&ACTION_BUCKETS, secs);
-        a.action_duration_seconds.observe(&ACTION_BUCKETS, secs);
+        s.action_duration_seconds
+            .observe(&ACTION_BUCKETS, secs, native);
+        a.action_duration_seconds
+            .observe(&ACTION_BUCKETS, secs, native);
     }
 }
 
@@ -201,7 +207,7 @@ macro_rules! declare_accessors {
                 #[inline]
                 pub fn $sf(&self) -> ref_of!($scell) {
                     let r = &*self.0;
-                    r.entry.series.$sf.recorder(&r.own.$sf, &r.stopped, opt_buckets!($($sb)?))
+                    r.entry.series.$sf.recorder(&r.own.$sf, &r.rec, opt_buckets!($($sb)?))
                 }
             )*
             $(
@@ -210,7 +216,7 @@ macro_rules! declare_accessors {
                 pub fn $lf(&self, label: $le) -> ref_of!($lcell) {
                     let r = &*self.0;
                     let i = label.index();
-                    r.entry.series.$lf.get(i).recorder(&r.own.$lf[i], &r.stopped, opt_buckets!($($lb)?))
+                    r.entry.series.$lf.get(i).recorder(&r.own.$lf[i], &r.rec, opt_buckets!($($lb)?))
                 }
             )*
         }

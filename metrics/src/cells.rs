@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::buckets::{Buckets, MAX_BUCKETS};
+use crate::native::{NativeCell, NativeTotal};
 
 /// What kind of metric a family is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +61,15 @@ pub struct GaugeCell(AtomicI64);
 #[derive(Debug, Default)]
 pub struct ActiveCell(AtomicU32);
 
-/// A histogram: per-bucket (non-cumulative) counts, the `+Inf` bucket last, and
-/// the sum as `f64` bits. The count is the sum of the buckets, so a scrape always
-/// sees `_count` equal to the `+Inf` bucket.
+/// A histogram: per-bucket (non-cumulative) classic counts, the `+Inf` bucket
+/// last, the sum as `f64` bits, and the native (exponential) buckets. The count
+/// is the sum of the buckets, so a scrape always sees `_count` equal to the
+/// `+Inf` bucket.
 #[derive(Debug, Default)]
 pub struct HistogramCell {
     counts: [AtomicU64; MAX_BUCKETS + 1],
     sum_bits: AtomicU64,
+    native: NativeCell,
 }
 
 /// A histogram read at one moment.
@@ -76,6 +79,30 @@ pub struct HistogramTotal {
     pub counts: [u64; MAX_BUCKETS + 1],
     /// Sum of observed values.
     pub sum: f64,
+    /// The native buckets, read only when asked for (`Some` before reading):
+    /// a text scrape never pays for them.
+    pub native: Option<NativeTotal>,
+}
+
+/// A total that can ask its cells for native buckets too.
+pub(crate) trait WantNative {
+    /// Makes the next reads into this total include native buckets.
+    fn want_native(&mut self) {}
+}
+
+impl WantNative for u64 {}
+impl WantNative for i64 {}
+
+impl WantNative for HistogramTotal {
+    fn want_native(&mut self) {
+        self.native.get_or_insert_with(NativeTotal::default);
+    }
+}
+
+impl<T: WantNative, const N: usize> WantNative for [T; N] {
+    fn want_native(&mut self) {
+        self.iter_mut().for_each(T::want_native);
+    }
 }
 
 impl HistogramTotal {
@@ -136,12 +163,16 @@ impl ActiveCell {
 }
 
 impl HistogramCell {
-    /// Counts `v` in its bucket and adds it to the sum. NaN is ignored: it would
-    /// turn the sum into NaN for the rest of the series' life.
+    /// Counts `v` in its classic bucket (and, with `native`, its native bucket)
+    /// and adds it to the sum. NaN is ignored: it would turn the sum into NaN
+    /// for the rest of the series' life.
     #[inline]
-    pub(crate) fn observe(&self, buckets: &Buckets, v: f64) {
+    pub(crate) fn observe(&self, buckets: &Buckets, v: f64, native: bool) {
         if v.is_nan() {
             return;
+        }
+        if native {
+            self.native.observe(buckets.native(), v);
         }
         let idx = buckets.index_of(v);
         let mut cur = self.sum_bits.load(Ordering::Relaxed);
@@ -215,8 +246,12 @@ impl Cell for HistogramCell {
             *t = t.wrapping_add(c.load(Ordering::Acquire));
         }
         total.sum += f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        if let Some(native) = &mut total.native {
+            self.native.add_to(native);
+        }
     }
     fn fold_into(&self, retired: &Self) {
+        self.native.fold_into(&retired.native);
         // Most buckets of an actor's histogram are empty; only non-zero ones
         // touch the type's cells (cold cache lines otherwise left alone).
         let mut any = false;
@@ -327,10 +362,15 @@ mod tests {
     fn histogram_buckets_and_sum() {
         let h = HistogramCell::default();
         for v in [0.0005, 0.001, 0.2, 100.0, f64::NAN] {
-            h.observe(&ACTION_BUCKETS, v);
+            h.observe(&ACTION_BUCKETS, v, true);
         }
         let mut t = HistogramTotal::default();
         h.add_to(&mut t);
+        assert_eq!(t.native, None, "native buckets only when asked for");
+        t = HistogramTotal::default();
+        t.want_native();
+        h.add_to(&mut t);
+        assert_eq!(t.native.as_ref().map(NativeTotal::count), Some(4));
         assert_eq!(t.count(), 4, "NaN is not counted");
         assert_eq!(t.counts[0], 2); // 0.0005 and 0.001 (le is inclusive)
         assert_eq!(t.counts[7], 1); // 0.2 <= 0.25

@@ -101,6 +101,11 @@ pub struct Config {
     /// Per-actor detail a scrape exports unless it asks for another level
     /// (`?detail=`). Recording is the same at every level. Default [`DetailLevel::Core`].
     pub per_actor_detail: DetailLevel,
+    /// Whether histograms also record native (exponential) buckets, which a
+    /// scrape in the protobuf format carries: a per-actor latency distribution in
+    /// one series. Costs one more atomic add per observation and the buckets'
+    /// memory (BENCHMARKS.md). Default on.
+    pub native_histograms: bool,
     /// Identity of this host process, the `envoy_key` label of every per-actor
     /// series. Default: `"{hostname}:{pid}"` where available, else `"pid-{pid}"`.
     pub envoy_key: String,
@@ -115,6 +120,7 @@ impl Default for Config {
             max_sweep_per_tick: DEFAULT_MAX_SWEEP_PER_TICK,
             max_label_value_bytes: DEFAULT_MAX_LABEL_VALUE_BYTES,
             per_actor_detail: DetailLevel::default(),
+            native_histograms: true,
             envoy_key: default_envoy_key(),
         }
     }

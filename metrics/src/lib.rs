@@ -40,14 +40,14 @@
 //! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`] and the catalogue are generated from it |
 //! | `cells.rs` | the atomics one series is stored in |
 //! | `labels.rs` | typed label sets and the closed label enums ([`labels`]) |
-//! | `buckets.rs` | classic bucket sets ([`buckets`]) |
+//! | `buckets.rs`, `native.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms |
 //! | `config.rs`, `validate.rs` | [`Config`], [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
-//! | `render/` | every byte of exposition: selection, chunking, the text format |
+//! | `render/` | every byte of exposition: selection and chunking (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`) |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.
@@ -79,6 +79,7 @@ mod error;
 mod expiry;
 pub mod families;
 pub mod labels;
+mod native;
 mod record;
 mod render;
 #[cfg(feature = "test-util")]
@@ -102,8 +103,12 @@ pub use config::{
 };
 pub use error::MetricsError;
 pub use families::Totals;
+pub use native::NativeTotal;
 pub use record::{ActiveRef, CounterRef, GaugeRef, HistogramRef};
-pub use render::{DEFAULT_CHUNK_BYTES, Exposition, ScrapeRequest};
+pub use render::{
+    DEFAULT_CHUNK_BYTES, Exposition, Format, PROTOBUF_CONTENT_TYPE, ScrapeRequest,
+    TEXT_CONTENT_TYPE,
+};
 pub use sweeper::SweepReport;
 pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES};
 
@@ -174,19 +179,24 @@ impl Metrics {
         self.render_with(&ScrapeRequest::default())
     }
 
-    /// Renders the whole scrape `request` asks for into one string.
+    /// Renders the whole scrape `request` asks for into one string, in the
+    /// text format whatever `request.format` says.
     pub fn render_with(&self, request: &ScrapeRequest) -> String {
-        let mut out = String::new();
-        let mut scrape = self.exposition(request).with_chunk_bytes(usize::MAX);
-        while scrape.write_chunk(&mut out) {}
-        out
+        let text = ScrapeRequest {
+            format: Format::Text,
+            ..request.clone()
+        };
+        let bytes: Vec<u8> = self.exposition(&text).flatten().collect();
+        // The text writers write UTF-8 only (label values are `str`).
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// Every actor type's [`Totals`] (what its `actor_type_*` aggregates
     /// export), by `actor_name`. Reads every retained actor once: for progress
     /// lines and tools, not for a hot path, and far cheaper than a scrape.
     pub fn totals(&self) -> Vec<(String, Totals)> {
-        let snapshot = self.0.snapshot(|_| true);
+        let snapshot = self.0.snapshot(false, |_| true);
         let totals = snapshot.type_totals();
         snapshot
             .types

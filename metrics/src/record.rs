@@ -7,10 +7,20 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::buckets::Buckets;
-use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal};
+use crate::cells::{
+    ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, WantNative,
+};
+
+/// What a registration's recorders share: its stop flag, and whether its
+/// histograms record native buckets.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    pub(crate) stopped: AtomicBool,
+    pub(crate) native: bool,
+}
 
 /// How a family's cell is recorded through a handle: the cell, the
-/// registration's own part of it, and the registration's stop flag.
+/// registration's own part of it, and the registration's [`Recording`].
 pub(crate) trait Record: Cell {
     type Ref<'a>
     where
@@ -18,7 +28,7 @@ pub(crate) trait Record: Cell {
     fn recorder<'a>(
         &'a self,
         own: &'a Self::Own,
-        stopped: &'a AtomicBool,
+        rec: &'a Recording,
         buckets: Option<&'static Buckets>,
     ) -> Self::Ref<'a>;
 }
@@ -123,22 +133,24 @@ impl GaugeRef<'_> {
 pub struct HistogramRef<'a> {
     cell: &'a HistogramCell,
     buckets: &'static Buckets,
+    native: bool,
 }
 
 impl HistogramRef<'_> {
     /// Observes a value in seconds (NaN is ignored).
     #[inline]
     pub fn observe(self, secs: f64) {
-        self.cell.observe(self.buckets, secs);
+        self.cell.observe(self.buckets, secs, self.native);
     }
     /// Observes a duration.
     #[inline]
     pub fn observe_duration(self, d: Duration) {
         self.observe(d.as_secs_f64());
     }
-    /// The current totals.
+    /// The current totals, native buckets included.
     pub fn get(self) -> HistogramTotal {
         let mut t = HistogramTotal::default();
+        t.want_native();
         self.cell.add_to(&mut t);
         t
     }
@@ -161,7 +173,7 @@ impl Record for CounterCell {
     fn recorder<'a>(
         &'a self,
         _: &'a (),
-        _: &'a AtomicBool,
+        _: &'a Recording,
         _: Option<&'static Buckets>,
     ) -> CounterRef<'a> {
         CounterRef(self)
@@ -174,13 +186,13 @@ impl Record for GaugeCell {
     fn recorder<'a>(
         &'a self,
         own: &'a AtomicI64,
-        stopped: &'a AtomicBool,
+        rec: &'a Recording,
         _: Option<&'static Buckets>,
     ) -> GaugeRef<'a> {
         GaugeRef {
             cell: self,
             own,
-            stopped,
+            stopped: &rec.stopped,
         }
     }
 }
@@ -191,7 +203,7 @@ impl Record for ActiveCell {
     fn recorder<'a>(
         &'a self,
         _: &'a (),
-        _: &'a AtomicBool,
+        _: &'a Recording,
         _: Option<&'static Buckets>,
     ) -> ActiveRef<'a> {
         ActiveRef(self)
@@ -204,13 +216,14 @@ impl Record for HistogramCell {
     fn recorder<'a>(
         &'a self,
         _: &'a (),
-        _: &'a AtomicBool,
+        rec: &'a Recording,
         buckets: Option<&'static Buckets>,
     ) -> HistogramRef<'a> {
         HistogramRef {
             cell: self,
             // The families declaration passes its bucket set for every histogram.
             buckets: buckets.unwrap_or(&crate::buckets::ACTION_BUCKETS),
+            native: rec.native,
         }
     }
 }

@@ -1,12 +1,14 @@
-//! A parsed scrape: the Prometheus text format read back into
-//! `(name, labels) → value`, so tests and tools assert on values, not on text
-//! prefixes.
+//! A parsed scrape: the Prometheus text format, or the protobuf format, read
+//! back into `(name, labels) → value` (and native histograms), so tests and
+//! tools assert on values, not on text prefixes.
 //!
 //! Strict on purpose: a sample without a `# TYPE` for its family, a series that
 //! appears twice, a bad escape or an unparsable value is an error, because any
 //! of those would be a bug in the renderer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::render::client_model::{self, MetricType};
 
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,10 +31,32 @@ pub struct ScrapeError {
     pub what: String,
 }
 
+/// One native histogram of a protobuf scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeSample {
+    /// The family name.
+    pub name: String,
+    /// Label name → value.
+    pub labels: BTreeMap<String, String>,
+    /// The bucket schema.
+    pub schema: i32,
+    /// Width of the zero bucket.
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket.
+    pub zero_count: u64,
+    /// Observations.
+    pub count: u64,
+    /// Sum of observations.
+    pub sum: f64,
+    /// `(bucket key, count)`, increasing keys, non-zero counts.
+    pub buckets: Vec<(i32, u64)>,
+}
+
 /// A parsed scrape.
 #[derive(Debug, Default, Clone)]
 pub struct Scrape {
     samples: Vec<Sample>,
+    natives: Vec<NativeSample>,
     types: HashMap<String, String>,
     helps: HashMap<String, String>,
 }
@@ -80,9 +104,169 @@ impl Scrape {
         Ok(s)
     }
 
+    /// Parses the protobuf format: length-delimited `MetricFamily` messages.
+    /// Counters, gauges, summaries and classic histograms become the samples the
+    /// text format would have (`_sum`, `_count`, `_bucket{le}`); native buckets
+    /// become [`NativeSample`]s. A family may span several messages.
+    pub fn parse_protobuf(mut bytes: &[u8]) -> Result<Scrape, ScrapeError> {
+        use prost::Message as _;
+        let mut s = Scrape::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        while !bytes.is_empty() {
+            n += 1;
+            let err = |what: String| ScrapeError { line: n, what };
+            let f = client_model::MetricFamily::decode_length_delimited(&mut bytes)
+                .map_err(|e| err(format!("not a MetricFamily: {e}")))?;
+            let name = f.name.clone().unwrap_or_default();
+            let t = MetricType::try_from(f.r#type.unwrap_or(0))
+                .map_err(|_| err(format!("{name}: unknown type")))?;
+            let word = match t {
+                MetricType::Counter => "counter",
+                MetricType::Gauge => "gauge",
+                MetricType::Summary => "summary",
+                MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
+                MetricType::Untyped => "untyped",
+            };
+            if let Some(prev) = s.types.insert(name.clone(), word.to_owned())
+                && prev != word
+            {
+                return Err(err(format!("{name}: type {prev} then {word}")));
+            }
+            s.helps
+                .insert(name.clone(), f.help.clone().unwrap_or_default());
+            for m in f.metric {
+                let labels: BTreeMap<String, String> = m
+                    .label
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.name.clone().unwrap_or_default(),
+                            l.value.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                if !seen.insert((name.clone(), labels.clone())) {
+                    return Err(err(format!("duplicate series {name}{labels:?}")));
+                }
+                let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+                    let mut labels = labels.clone();
+                    if let Some((k, v)) = extra {
+                        labels.insert(k.to_owned(), v);
+                    }
+                    s.samples.push(Sample {
+                        name: format!("{name}{suffix}"),
+                        labels,
+                        value,
+                    });
+                };
+                match t {
+                    MetricType::Counter => {
+                        push("", None, m.counter.and_then(|c| c.value).unwrap_or(0.0))
+                    }
+                    MetricType::Gauge => {
+                        push("", None, m.gauge.and_then(|g| g.value).unwrap_or(0.0))
+                    }
+                    MetricType::Untyped => {
+                        push("", None, m.untyped.and_then(|u| u.value).unwrap_or(0.0))
+                    }
+                    MetricType::Summary => {
+                        let sm = m.summary.unwrap_or_default();
+                        push("_sum", None, sm.sample_sum.unwrap_or(0.0));
+                        push("_count", None, sm.sample_count.unwrap_or(0) as f64);
+                    }
+                    MetricType::Histogram | MetricType::GaugeHistogram => {
+                        let h = m.histogram.unwrap_or_default();
+                        let count = h.sample_count.unwrap_or(0);
+                        let sum = h.sample_sum.unwrap_or(0.0);
+                        if !h.bucket.is_empty() {
+                            for b in &h.bucket {
+                                let le = b.upper_bound.unwrap_or(f64::INFINITY);
+                                push(
+                                    "_bucket",
+                                    Some(("le", fmt_le(le))),
+                                    b.cumulative_count.unwrap_or(0) as f64,
+                                );
+                            }
+                            push("_bucket", Some(("le", "+Inf".into())), count as f64);
+                            push("_sum", None, sum);
+                            push("_count", None, count as f64);
+                        }
+                        if let Some(schema) = h.schema {
+                            let mut buckets = Vec::new();
+                            let (mut key, mut value) = (0i32, 0i64);
+                            let mut deltas = h.positive_delta.iter();
+                            for (i, span) in h.positive_span.iter().enumerate() {
+                                let offset = span.offset.unwrap_or(0);
+                                key = if i == 0 { offset } else { key + offset };
+                                for _ in 0..span.length.unwrap_or(0) {
+                                    value += deltas.next().copied().ok_or_else(|| {
+                                        err(format!("{name}: fewer deltas than spans say"))
+                                    })?;
+                                    buckets.push((
+                                        key,
+                                        u64::try_from(value).map_err(|_| {
+                                            err(format!("{name}: negative bucket count"))
+                                        })?,
+                                    ));
+                                    key += 1;
+                                }
+                            }
+                            s.natives.push(NativeSample {
+                                name: name.clone(),
+                                labels: labels.clone(),
+                                schema,
+                                zero_threshold: h.zero_threshold.unwrap_or(0.0),
+                                zero_count: h.zero_count.unwrap_or(0),
+                                count,
+                                sum,
+                                buckets,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+
     /// Every sample.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
+    }
+
+    /// Every native histogram (protobuf scrapes only).
+    pub fn natives(&self) -> &[NativeSample] {
+        &self.natives
+    }
+
+    /// The native histogram `name` with exactly these labels.
+    pub fn native(&self, name: &str, labels: &[(&str, &str)]) -> Option<&NativeSample> {
+        self.natives.iter().find(|n| {
+            n.name == name
+                && n.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| n.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// Every series as `(family, labels)`, whatever its representation: a
+    /// histogram's or summary's samples (`le` aside) and a native histogram are
+    /// one family entry each. Two scrapes in different formats that select the
+    /// same series give the same set.
+    pub fn series_keys(&self) -> BTreeSet<(String, BTreeMap<String, String>)> {
+        let mut keys = BTreeSet::new();
+        for sample in &self.samples {
+            let family = family_of(&sample.name, &self.types).unwrap_or(&sample.name);
+            let mut labels = sample.labels.clone();
+            labels.remove("le");
+            keys.insert((family.to_owned(), labels));
+        }
+        for n in &self.natives {
+            keys.insert((n.name.clone(), n.labels.clone()));
+        }
+        keys
     }
 
     /// The samples named `name`.
@@ -129,6 +313,15 @@ impl Scrape {
         self.samples
             .iter()
             .any(|s| s.labels.get(label).map(String::as_str) == Some(value))
+    }
+}
+
+/// An `le` value as the text format writes it.
+fn fmt_le(le: f64) -> String {
+    if le.is_infinite() {
+        "+Inf".into()
+    } else {
+        le.to_string()
     }
 }
 

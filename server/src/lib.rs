@@ -6,7 +6,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | 200, text format 0.0.4, streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
+//! | `GET /metrics` | 200, text format 0.0.4 (or protobuf with native histograms when `Accept` prefers `application/vnd.google.protobuf`), streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
 //! | `GET /metrics?detail=off\|core\|full` | per-actor series at that level (default: the instance's `per_actor_detail`) |
 //! | `GET /metrics?actor_key=K&actor_id_gen=G` | only those actors' series, at `full` unless `detail` says otherwise (each parameter repeatable) |
 //! | `GET /healthz` | 200 `ok` while every [`Health`] check passes, else 503 with one `unhealthy: {check}: {why}` line per failing check |
@@ -38,7 +38,7 @@
 //! | `probes.rs` | [`Readiness`] and [`Health`] |
 //! | `source.rs` | [`MetricsSource`]: what a scrape renders |
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
-//! | `scrape.rs` | one scrape: query, encoding, the streamed body |
+//! | `scrape.rs` | one scrape: query, format and encoding negotiation, the streamed body |
 //! | `serve.rs` | binding, the accept loop, shutdown |
 //! | `self_metrics.rs`, `error.rs` | `actor_metrics_http_*`; [`ServerError`] |
 
@@ -69,4 +69,6 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9091";
 pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
 /// The `Content-Type` of the Prometheus text format.
-pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const TEXT_FORMAT: &str = actor_metrics::TEXT_CONTENT_TYPE;
+/// The `Content-Type` of the protobuf format, served when a scrape's `Accept` prefers it.
+pub const PROTOBUF_FORMAT: &str = actor_metrics::PROTOBUF_CONTENT_TYPE;

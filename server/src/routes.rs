@@ -14,7 +14,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use subtle::ConstantTimeEq;
 
-use crate::TEXT_FORMAT;
 use crate::scrape::{self, Body, Render};
 use crate::serve::Shared;
 
@@ -118,10 +117,12 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
             return r;
         }
     }
-    let request = match scrape::parse_query(parts.uri.query()) {
+    let mut request = match scrape::parse_query(parts.uri.query()) {
         Ok(r) => r,
         Err(why) => return text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
+    request.format = scrape::negotiate(parts.headers.get_all(header::ACCEPT));
+    let content_type = request.format.content_type();
     let gzip = scrape::accepts_gzip(parts.headers.get_all(header::ACCEPT_ENCODING));
     let body = if parts.method == Method::HEAD {
         scrape::full("")
@@ -137,8 +138,11 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
     };
     let mut r = Response::new(body);
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

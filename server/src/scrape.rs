@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actor_metrics::{DetailLevel, ScrapeRequest};
+use actor_metrics::{DetailLevel, Format, ScrapeRequest};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
@@ -49,6 +49,53 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
         }
     }
     Ok(request)
+}
+
+/// The format the `Accept` values ask for: protobuf when
+/// `application/vnd.google.protobuf` (with `proto=io.prometheus.client.MetricFamily`
+/// and `encoding=delimited`, or without them) has a q above zero and above every
+/// text type the client takes (`text/plain`, `text/*`, `*/*`); otherwise text,
+/// also when nothing is said.
+pub(crate) fn negotiate<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Format {
+    let (mut proto, mut text) = (0f32, 0f32);
+    let mut said = false;
+    for value in values {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let (mut q, mut proto_ok) = (1.0f32, true);
+            for p in parts {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"'));
+                match k.as_str() {
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q: &f32| q.is_finite())
+                            .unwrap_or(0.0)
+                    }
+                    "proto" => proto_ok &= v == "io.prometheus.client.MetricFamily",
+                    "encoding" => proto_ok &= v == "delimited",
+                    _ => {}
+                }
+            }
+            said = true;
+            match media.as_str() {
+                "application/vnd.google.protobuf" if proto_ok => proto = proto.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+    }
+    if said && proto > 0.0 && proto > text {
+        Format::Protobuf
+    } else {
+        Format::Text
+    }
 }
 
 /// Whether the `Accept-Encoding` values allow gzip: an explicit `gzip` (or
@@ -234,6 +281,45 @@ mod tests {
         assert!(!gz(&["*;q=0"]));
         assert!(!gz(&["gzip;q=abc"]));
         assert!(gz(&["gzip ; q=0.001"]));
+    }
+
+    fn fmt(values: &[&'static str]) -> Format {
+        let v: Vec<HeaderValue> = values.iter().map(|s| HeaderValue::from_static(s)).collect();
+        negotiate(&v)
+    }
+
+    #[test]
+    fn accept_picks_the_format() {
+        // What Prometheus sends with native histograms on.
+        let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(fmt(&[prometheus]), Format::Protobuf);
+        assert_eq!(fmt(&["application/vnd.google.protobuf"]), Format::Protobuf);
+        // Without the feature, Prometheus asks for text.
+        assert_eq!(
+            fmt(&[
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            ]),
+            Format::Text
+        );
+        assert_eq!(fmt(&[]), Format::Text);
+        assert_eq!(fmt(&["*/*"]), Format::Text);
+        assert_eq!(
+            fmt(&["application/vnd.google.protobuf;encoding=text"]),
+            Format::Text
+        );
+        assert_eq!(
+            fmt(&["application/vnd.google.protobuf;proto=other.Message"]),
+            Format::Text
+        );
+        assert_eq!(
+            fmt(&["application/vnd.google.protobuf;q=0.5, text/plain"]),
+            Format::Text
+        );
+        assert_eq!(fmt(&["application/vnd.google.protobuf;q=0"]), Format::Text);
+        assert_eq!(
+            fmt(&["text/plain;q=0.2", "application/vnd.google.protobuf;q=0.3"]),
+            Format::Protobuf
+        );
     }
 
     #[test]

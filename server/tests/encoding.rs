@@ -29,7 +29,7 @@ async fn gzip_body_equals_the_plain_body() {
         )
         .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.header("vary"), Some("accept-encoding"));
+        assert_eq!(r.header("vary"), Some("accept, accept-encoding"));
         if gzip {
             assert_eq!(r.header("content-encoding"), Some("gzip"), "{accept}");
             assert_eq!(gunzip(&r.body), plain.text(), "{accept}");
@@ -38,4 +38,65 @@ async fn gzip_body_equals_the_plain_body() {
             assert_eq!(r.text(), plain.text(), "{accept}");
         }
     }
+}
+
+/// What Prometheus sends with `--enable-feature=native-histograms`.
+const PROMETHEUS_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[tokio::test]
+async fn protobuf_when_accept_prefers_it_gzipped_or_not() {
+    let m = small_metrics();
+    let a = m.actor_type("counter").register("2", Some(1), "p");
+    let inc = m.actor_type("counter").action("increment");
+    a.record_action(&inc, std::time::Duration::from_millis(3), true);
+    let (_server, addr) = serve(m.clone()).await;
+    let r = send(
+        addr,
+        Method::GET,
+        "/metrics",
+        &[("accept", PROMETHEUS_ACCEPT)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("content-type"),
+        Some(actor_metrics_server::PROTOBUF_FORMAT)
+    );
+    let s = actor_metrics::scrape::Scrape::parse_protobuf(&r.body).unwrap();
+    let labels = [
+        ("actor_id_gen", "2:1"),
+        ("actor_key", "p"),
+        ("envoy_key", m.config().envoy_key.as_str()),
+    ];
+    assert_eq!(
+        s.native("actor_action_duration_seconds", &labels)
+            .map(|n| n.count),
+        Some(1)
+    );
+
+    let gz = send(
+        addr,
+        Method::GET,
+        "/metrics?actor_key=p",
+        &[("accept", PROMETHEUS_ACCEPT), ("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut body).unwrap();
+    let one = actor_metrics::scrape::Scrape::parse_protobuf(&body).unwrap();
+    assert!(
+        one.natives()
+            .iter()
+            .all(|n| n.labels.get("actor_key").map(String::as_str) == Some("p"))
+    );
+    assert!(!one.natives().is_empty());
+
+    // A plain client still gets text.
+    let t = get(addr, "/metrics").await;
+    assert_eq!(
+        t.header("content-type"),
+        Some(actor_metrics_server::TEXT_FORMAT)
+    );
+    drop(a);
 }

@@ -17,7 +17,7 @@ async fn routes_methods_and_statuses() {
     let r = get(addr, "/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), Some(TEXT_FORMAT));
-    assert_eq!(r.header("vary"), Some("accept-encoding"));
+    assert_eq!(r.header("vary"), Some("accept, accept-encoding"));
     let s = Scrape::parse(r.text()).unwrap();
     assert_eq!(
         s.sum("actor_queue_messages_sent_total", &[("actor_key", "k\"ey")]),

@@ -218,6 +218,12 @@ impl Prometheus {
     /// Starts Prometheus on loopback with a generated config scraping `target`
     /// every second, and waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
+        Self::start_with(target, &[])
+    }
+
+    /// [`Prometheus::start`] with extra command-line flags (for example
+    /// `--enable-feature=native-histograms`).
+    pub fn start_with(target: SocketAddr, flags: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: actor-host\n    static_configs:\n      - targets: ['{target}']\n"
@@ -233,6 +239,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

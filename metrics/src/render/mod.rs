@@ -1,30 +1,60 @@
-//! The renderer: what a scrape holds, written in bounded chunks.
+//! The renderer: what a scrape holds, written in bounded chunks, in the text or
+//! the protobuf format.
 //!
 //! A scrape starts with a snapshot of the store (the selected entries, each
 //! type's retired totals and actions; no lock is held after that), then writes
 //! family by family: per-actor families at the requested [`DetailLevel`], the
-//! `actor_type_*` aggregates, then `TextEncoder` output of whatever else is
-//! registered in the instance's `prometheus::Registry`. [`Exposition`] yields
-//! the text in chunks of about [`DEFAULT_CHUNK_BYTES`], so a scrape's memory
-//! does not grow with the number of actors and a server can stop writing when
-//! its client goes away.
+//! `actor_type_*` aggregates, then whatever else is registered in the
+//! instance's `prometheus::Registry`. [`Exposition`] yields the bytes in chunks
+//! of about [`DEFAULT_CHUNK_BYTES`], so a scrape's memory does not grow with the
+//! number of actors and a server can stop writing when its client goes away.
+//!
+//! Which families and actors a scrape holds is decided here, once; how they are
+//! written is a [`Sink`]: `text.rs` (format 0.0.4) or `proto.rs`
+//! (length-delimited `MetricFamily` messages, with native histograms).
 
+pub(crate) mod client_model;
+mod proto;
 pub(crate) mod text;
 
 use std::sync::Arc;
 
-use prometheus::Encoder as _;
-
 use crate::config::DetailLevel;
 use crate::families::{FAMILIES, FAMILY_COUNT, Totals};
 use crate::labels::ActorLabels;
-use crate::store::{ActorEntry, Snapshot, Store};
-use text::{ACTOR_WRITERS, AGGREGATE_WRITERS, TypeText};
+use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
 
 /// Default size a chunk of [`Exposition`] grows to before it is handed out: 64 KiB.
 pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
 
-/// What one scrape asks for (the `/metrics` query string, typed).
+/// The `Content-Type` of the text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of the protobuf format (and what a scrape's `Accept` names to get it).
+pub const PROTOBUF_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// The exposition format of a scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (classic histograms only).
+    #[default]
+    Text,
+    /// Length-delimited `io.prometheus.client.MetricFamily` messages; histograms
+    /// also carry their native buckets.
+    Protobuf,
+}
+
+impl Format {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::Protobuf => PROTOBUF_CONTENT_TYPE,
+        }
+    }
+}
+
+/// What one scrape asks for (the `/metrics` query string and `Accept`, typed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScrapeRequest {
     /// Per-actor detail; `None` means the instance's configured level, or
@@ -35,6 +65,8 @@ pub struct ScrapeRequest {
     pub actor_keys: Vec<String>,
     /// Select the actors with one of these `actor_id_gen` values.
     pub actor_id_gens: Vec<String>,
+    /// The format to write.
+    pub format: Format,
 }
 
 impl ScrapeRequest {
@@ -44,6 +76,44 @@ impl ScrapeRequest {
     pub fn selects_actors(&self) -> bool {
         !self.actor_keys.is_empty() || !self.actor_id_gens.is_empty()
     }
+}
+
+/// How a family's histograms are written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    /// Per actor below `full`: no classic buckets (text: a summary with
+    /// `_sum`/`_count`; protobuf: the native buckets, or a summary without them).
+    pub(crate) summarise: bool,
+    /// Protobuf only: send native buckets.
+    pub(crate) native: bool,
+}
+
+/// One type as the aggregate writers see it.
+pub(crate) struct TypeView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) totals: &'a Totals,
+    pub(crate) snapshot: &'a TypeSnapshot,
+}
+
+/// Where a scrape's bytes go: one implementation per format.
+pub(crate) trait Sink {
+    /// Bytes in the chunk so far.
+    fn len(&self) -> usize;
+    /// Writes family `fi` of `entries[next..]`, stopping after the actor that
+    /// fills the chunk to `limit` (never before the first); returns the next
+    /// actor to write. `next == 0` starts the family.
+    fn actors(
+        &mut self,
+        fi: usize,
+        style: Style,
+        entries: &[Arc<ActorEntry>],
+        next: usize,
+        limit: usize,
+    ) -> usize;
+    /// Writes aggregate family `fi` of every type.
+    fn aggregates(&mut self, fi: usize, style: Style, types: &[TypeView<'_>]);
+    /// Writes what the registry's collectors gathered.
+    fn registry(&mut self, families: &[prometheus::proto::MetricFamily]);
 }
 
 /// Where a scrape is.
@@ -63,17 +133,14 @@ enum Stage {
     Done,
 }
 
-/// One scrape in progress: an iterator of text chunks.
+/// One scrape in progress: an iterator of chunks.
 ///
 /// ```
 /// use actor_metrics::{Config, Metrics, ScrapeRequest};
 /// let m = Metrics::new(Config::default()).unwrap();
 /// let a = m.actor_type("counter").register("a1", Some(1), "user-42");
 /// a.sqlite_commits_total().inc();
-/// let mut text = Vec::new();
-/// for chunk in m.exposition(&ScrapeRequest::default()) {
-///     text.extend(chunk);
-/// }
+/// let text: Vec<u8> = m.exposition(&ScrapeRequest::default()).flatten().collect();
 /// let text = String::from_utf8(text).unwrap();
 /// assert!(text.contains("actor_sqlite_commits_total{actor_id_gen=\"a1:1\""));
 /// ```
@@ -81,6 +148,7 @@ pub struct Exposition {
     store: Arc<Store>,
     snapshot: Snapshot,
     level: DetailLevel,
+    format: Format,
     aggregates: bool,
     chunk_bytes: usize,
     stage: Stage,
@@ -92,6 +160,7 @@ impl std::fmt::Debug for Exposition {
         f.debug_struct("Exposition")
             .field("actors", &self.snapshot.entries.len())
             .field("level", &self.level)
+            .field("format", &self.format)
             .field("stage", &self.stage)
             .finish_non_exhaustive()
     }
@@ -100,6 +169,7 @@ impl std::fmt::Debug for Exposition {
 impl Exposition {
     /// Takes the snapshot the scrape will write.
     pub(crate) fn new(store: Arc<Store>, request: &ScrapeRequest) -> Self {
+        let native = request.format == Format::Protobuf && store.config.native_histograms;
         let (snapshot, level, aggregates) = if request.selects_actors() {
             let max = store.config.max_label_value_bytes;
             let keys: Vec<ActorLabels> = request
@@ -108,7 +178,7 @@ impl Exposition {
                 // The key as the store holds it (cut the same way when too long).
                 .map(|k| ActorLabels::new("", None, k, store.envoy_key.clone(), max))
                 .collect();
-            let snapshot = store.snapshot(|e| {
+            let snapshot = store.snapshot(native, |e| {
                 !e.overflow
                     && (keys.iter().any(|k| k.actor_key() == e.labels.actor_key())
                         || request
@@ -119,12 +189,13 @@ impl Exposition {
             (snapshot, request.detail.unwrap_or(DetailLevel::Full), false)
         } else {
             let level = request.detail.unwrap_or(store.config.per_actor_detail);
-            (store.snapshot(|_| true), level, true)
+            (store.snapshot(native, |_| true), level, true)
         };
         Exposition {
             store,
             snapshot,
             level,
+            format: request.format,
             aggregates,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             stage: Stage::Actors { family: 0, next: 0 },
@@ -144,29 +215,40 @@ impl Exposition {
         self.level
     }
 
+    /// The format this scrape writes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Actors in this scrape's snapshot.
     pub fn actors(&self) -> usize {
         self.snapshot.entries.len()
     }
 
-    /// Appends the next part of the scrape to `out`, stopping once `out` holds at
-    /// least the chunk size; returns false when the scrape is complete.
-    pub fn write_chunk(&mut self, out: &mut String) -> bool {
-        while out.len() < self.chunk_bytes {
-            match self.stage {
-                Stage::Actors { family, next } => self.write_actors(family, next, out),
-                Stage::Aggregates { family } => self.write_aggregates(family, out),
-                Stage::Registry => {
-                    self.write_registry(out);
-                    self.stage = Stage::Done;
-                }
-                Stage::Done => return false,
-            }
-        }
-        self.stage != Stage::Done
+    fn native(&self) -> bool {
+        self.format == Format::Protobuf && self.store.config.native_histograms
     }
 
-    fn write_actors(&mut self, family: usize, mut next: usize, out: &mut String) {
+    /// Writes into `sink` until it holds a chunk or the scrape is complete.
+    fn fill(&mut self, sink: &mut impl Sink) {
+        while sink.len() < self.chunk_bytes {
+            match self.stage {
+                Stage::Actors { family, next } => self.write_actors(family, next, sink),
+                Stage::Aggregates { family } => self.write_aggregates(family, sink),
+                Stage::Registry => {
+                    sink.registry(&self.store.registry.gather());
+                    self.stage = Stage::Done;
+                }
+                Stage::Done => return,
+            }
+        }
+    }
+
+    fn write_actors(&mut self, family: usize, next: usize, sink: &mut impl Sink) {
+        let after = |family: usize| Stage::Actors {
+            family: family + 1,
+            next: 0,
+        };
         if family == FAMILY_COUNT {
             self.stage = if self.aggregates {
                 Stage::Aggregates { family: 0 }
@@ -175,39 +257,24 @@ impl Exposition {
             };
             return;
         }
-        let f = &FAMILIES[family];
-        if self.level < f.level {
-            self.stage = Stage::Actors {
-                family: family + 1,
-                next: 0,
-            };
+        if self.level < FAMILIES[family].level {
+            self.stage = after(family);
             return;
         }
-        let shape = text::shape(family, self.level < DetailLevel::Full);
-        if next == 0 {
-            text::family_header(out, f, false, shape);
-        }
-        let write = ACTOR_WRITERS[family];
+        let style = Style {
+            summarise: self.level < DetailLevel::Full,
+            native: self.native(),
+        };
         let entries = &self.snapshot.entries;
-        // At least one actor per call, so a header is never written twice.
-        while let Some(e) = entries.get(next) {
-            write(&e.series, label_block(e), shape, out);
-            next += 1;
-            if out.len() >= self.chunk_bytes {
-                break;
-            }
-        }
+        let next = sink.actors(family, style, entries, next, self.chunk_bytes);
         self.stage = if next < entries.len() {
             Stage::Actors { family, next }
         } else {
-            Stage::Actors {
-                family: family + 1,
-                next: 0,
-            }
+            after(family)
         };
     }
 
-    fn write_aggregates(&mut self, family: usize, out: &mut String) {
+    fn write_aggregates(&mut self, family: usize, sink: &mut impl Sink) {
         if family == FAMILY_COUNT {
             self.stage = Stage::Registry;
             return;
@@ -216,64 +283,47 @@ impl Exposition {
             // Read the actors' values once, as late as possible.
             self.totals = self.snapshot.type_totals();
         }
-        let f = &FAMILIES[family];
-        let shape = text::shape(family, false);
-        text::family_header(out, f, true, shape);
-        let write = AGGREGATE_WRITERS[family];
-        let mut block = String::new();
-        let mut action_blocks = Vec::new();
-        for (snap, totals) in self.snapshot.types.iter().zip(&self.totals) {
-            block.clear();
-            text::push_label(&mut block, "actor_name", &snap.ty.name);
-            action_blocks.clear();
-            if f.by_action {
-                for (action, _) in &snap.actions {
-                    // `action` sorts before `actor_name`, as TextEncoder orders label names.
-                    let mut b = String::with_capacity(block.len() + action.len() + 12);
-                    text::push_label(&mut b, "action", action);
-                    b.push(',');
-                    b.push_str(&block);
-                    action_blocks.push(b);
-                }
-            }
-            let t = TypeText {
-                block: &block,
+        let types: Vec<TypeView<'_>> = self
+            .snapshot
+            .types
+            .iter()
+            .zip(&self.totals)
+            .map(|(snap, totals)| TypeView {
+                name: &snap.ty.name,
                 totals,
                 snapshot: snap,
-                action_blocks: &action_blocks,
-            };
-            write(&t, shape, out);
-        }
+            })
+            .collect();
+        let style = Style {
+            summarise: false,
+            native: self.native(),
+        };
+        sink.aggregates(family, style, &types);
         self.stage = Stage::Aggregates { family: family + 1 };
-    }
-
-    fn write_registry(&self, out: &mut String) {
-        let mut buf = Vec::new();
-        match prometheus::TextEncoder::new().encode(&self.store.registry.gather(), &mut buf) {
-            Ok(()) => out.push_str(&String::from_utf8_lossy(&buf)),
-            // A collector registered by someone else broke: the actor families
-            // are still written.
-            Err(e) => tracing::error!(error = %e, "encoding the prometheus registry failed"),
-        }
     }
 }
 
 impl Iterator for Exposition {
     type Item = Vec<u8>;
 
-    /// The next chunk of text, or `None` when the scrape is complete.
+    /// The next chunk, or `None` when the scrape is complete.
     fn next(&mut self) -> Option<Vec<u8>> {
         if self.stage == Stage::Done {
             return None;
         }
-        let mut out = String::with_capacity(self.chunk_bytes + self.chunk_bytes / 4);
-        self.write_chunk(&mut out);
-        (!out.is_empty()).then(|| out.into_bytes())
+        let capacity = self.chunk_bytes.min(1 << 24) + self.chunk_bytes.min(1 << 24) / 4;
+        let out = match self.format {
+            Format::Text => {
+                let mut sink = text::TextSink(String::with_capacity(capacity));
+                self.fill(&mut sink);
+                sink.0.into_bytes()
+            }
+            Format::Protobuf => {
+                let mut sink = proto::ProtoSink::new(capacity);
+                self.fill(&mut sink);
+                sink.into_bytes()
+            }
+        };
+        (!out.is_empty()).then_some(out)
     }
-}
-
-/// The entry's escaped label block, built on the first scrape that needs it.
-fn label_block(e: &ActorEntry) -> &str {
-    e.text_labels
-        .get_or_init(|| text::actor_label_block(&e.labels))
 }

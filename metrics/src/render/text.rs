@@ -1,18 +1,19 @@
 //! The Prometheus text format 0.0.4: every byte of text exposition, escaping
-//! included. Pure writers into a `String`, plus the per-family writers generated
-//! from the families declaration.
+//! included. Pure writers into a `String`, the per-family writers generated from
+//! the families declaration, and the [`TextSink`] the renderer drives.
 //!
 //! The output is what `prometheus::TextEncoder` writes for the same families
 //! (HELP escaping, label escaping and order, `le` and number formatting), which
 //! `tests/text_encoder.rs` checks.
 
 use std::fmt::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use crate::cells::{Cell, HistogramTotal, Kind};
-use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, Totals, with_families};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::store::TypeSnapshot;
+use crate::render::{Sink, Style, TypeView};
+use crate::store::ActorEntry;
 
 /// How a value is written.
 #[derive(Debug, Clone, Copy)]
@@ -234,13 +235,12 @@ pub(crate) type ActorWriter = fn(&ActorSeries, &str, Shape<'_>, &mut String);
 /// Writes one type's samples of one aggregate family.
 pub(crate) type AggregateWriter = fn(&TypeText<'_>, Shape<'_>, &mut String);
 
-/// One type as the aggregate writers see it.
+/// One type as the aggregate writers see it, with its label blocks.
 pub(crate) struct TypeText<'a> {
+    pub(crate) view: &'a TypeView<'a>,
     /// `actor_name="…"`.
     pub(crate) block: &'a str,
-    pub(crate) totals: &'a Totals,
-    pub(crate) snapshot: &'a TypeSnapshot,
-    /// `action="…",actor_name="…"` per action, in `snapshot.actions` order.
+    /// `action="…",actor_name="…"` per action, in the snapshot's action order.
     pub(crate) action_blocks: &'a [String],
 }
 
@@ -278,17 +278,17 @@ macro_rules! declare_text_writers {
         /// sees the first event.
         pub(crate) static AGGREGATE_WRITERS: [AggregateWriter; FAMILY_COUNT] = [
             $(|t, shape, out| {
-                t.totals.$sf.write(out, concat!("actor_type_", $sname), t.block, shape);
+                t.view.totals.$sf.write(out, concat!("actor_type_", $sname), t.block, shape);
             },)*
             $(|t, shape, out| {
                 let mut labels = String::new();
-                for (i, v) in t.totals.$lf.iter().enumerate() {
+                for (i, v) in t.view.totals.$lf.iter().enumerate() {
                     extra_labels(&mut labels, t.block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
                     v.write(out, concat!("actor_type_", $lname), &labels, shape);
                 }
             },)*
             $(|t, shape, out| {
-                for ((_, cells), block) in t.snapshot.actions.iter().zip(t.action_blocks) {
+                for ((_, cells), block) in t.view.snapshot.actions.iter().zip(t.action_blocks) {
                     let mut v = Default::default();
                     cells.$af.add_to(&mut v);
                     v.write(out, concat!("actor_type_", $aname), block, shape);
@@ -301,9 +301,88 @@ macro_rules! declare_text_writers {
 with_families!(declare_text_writers);
 
 /// The HELP/TYPE header of family `f`, per actor or aggregate.
-pub(crate) fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape<'_>) {
+fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape<'_>) {
     let name = if aggregate { f.aggregate_name } else { f.name };
     header(out, name, f.help, type_word(f.kind, shape));
+}
+
+/// The entry's escaped label block, built on the first scrape that needs it.
+fn label_block(e: &ActorEntry) -> &str {
+    e.text_labels.get_or_init(|| actor_label_block(&e.labels))
+}
+
+/// A chunk of text.
+pub(crate) struct TextSink(pub(crate) String);
+
+impl Sink for TextSink {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn actors(
+        &mut self,
+        fi: usize,
+        style: Style,
+        entries: &[Arc<ActorEntry>],
+        mut next: usize,
+        limit: usize,
+    ) -> usize {
+        let shape = shape(fi, style.summarise);
+        if next == 0 {
+            family_header(&mut self.0, &FAMILIES[fi], false, shape);
+        }
+        let write = ACTOR_WRITERS[fi];
+        // At least one actor per call, so a header is never written twice.
+        while let Some(e) = entries.get(next) {
+            write(&e.series, label_block(e), shape, &mut self.0);
+            next += 1;
+            if self.0.len() >= limit {
+                break;
+            }
+        }
+        next
+    }
+
+    fn aggregates(&mut self, fi: usize, _: Style, types: &[TypeView<'_>]) {
+        let f = &FAMILIES[fi];
+        let shape = shape(fi, false);
+        family_header(&mut self.0, f, true, shape);
+        let write = AGGREGATE_WRITERS[fi];
+        let mut block = String::new();
+        let mut action_blocks = Vec::new();
+        for view in types {
+            block.clear();
+            push_label(&mut block, "actor_name", view.name);
+            action_blocks.clear();
+            if f.by_action {
+                for (action, _) in &view.snapshot.actions {
+                    // `action` sorts before `actor_name`, as TextEncoder orders label names.
+                    let mut b = String::with_capacity(block.len() + action.len() + 12);
+                    push_label(&mut b, "action", action);
+                    b.push(',');
+                    b.push_str(&block);
+                    action_blocks.push(b);
+                }
+            }
+            let t = TypeText {
+                view,
+                block: &block,
+                action_blocks: &action_blocks,
+            };
+            write(&t, shape, &mut self.0);
+        }
+    }
+
+    fn registry(&mut self, families: &[prometheus::proto::MetricFamily]) {
+        use prometheus::Encoder as _;
+        let mut buf = Vec::new();
+        match prometheus::TextEncoder::new().encode(families, &mut buf) {
+            Ok(()) => self.0.push_str(&String::from_utf8_lossy(&buf)),
+            // A collector registered by someone else broke: the actor families
+            // are still written.
+            Err(e) => tracing::error!(error = %e, "encoding the prometheus registry failed"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,372 @@
+//! Native (exponential) histogram buckets, recorded beside the classic ones.
+//!
+//! Prometheus native histograms index buckets by a *schema*: at schema `s`
+//! every power of two is split into `2^s` buckets, bucket `k` covering
+//! `(2^((k-1)/2^s), 2^(k/2^s)]`. Every family here uses **schema 3**: a bucket
+//! is 2^(1/8) ≈ 1.09 times as wide as the one before, so a quantile read from
+//! it is within 9.05 % of the true value, the widest schema under 10 %. Values
+//! at or below [`ZERO_THRESHOLD`] (2^-20 s, just under 1 µs) count in the zero
+//! bucket.
+//!
+//! Storage is sparse and allocation-free after warm-up: the buckets of one
+//! octave (8 buckets, one power of two) form a *span*, allocated on the first
+//! observation in that octave. A histogram keeps its first span inline-pointed
+//! (most histograms of one actor stay within one octave or two) and a table of
+//! the others, allocated when a second octave is seen. An observation is an
+//! index computation (exponent bits and at most 8 compares), one or two pointer
+//! loads and one atomic add: no lock, and no allocation once its span exists.
+//!
+//! **The cap.** Each family covers a fixed range of octaves (its
+//! [`NativeRange`], listed in METRICS.md): at most `8 × octaves` buckets. A value
+//! above the range is counted in its top bucket (merged: the count and the sum
+//! stay exact, the value's position is bounded by the top bucket), so a
+//! histogram never holds more buckets than its range, whatever it observes.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The bucket schema of every native histogram here.
+pub const SCHEMA: i32 = 3;
+/// Buckets per power of two at [`SCHEMA`].
+const PER_OCTAVE: i32 = 1 << SCHEMA;
+/// Width of the zero bucket: values at or below it (and negative ones) count there.
+pub const ZERO_THRESHOLD: f64 = 1.0 / (1u64 << 20) as f64;
+/// The octave just above the zero bucket: `(2^-20, 2^-19]`.
+const LOWEST_OCTAVE: i32 = -20;
+/// The highest octave any range may reach: `(2^13, 2^14]`, about 4.5 hours.
+const HIGHEST_OCTAVE: i32 = 13;
+/// Octaves from the lowest to the highest: the size of a histogram's span table.
+const MAX_OCTAVES: usize = (HIGHEST_OCTAVE - LOWEST_OCTAVE + 1) as usize;
+
+/// Where each schema-3 bucket starts within a power of two, as client_golang
+/// has them (`nativeHistogramBounds[3]`), so keys match the reference client's
+/// to the last bit: `frac ∈ [0.5, 1)` of `v = frac × 2^exp` falls in the first
+/// bucket whose bound is `>= frac`.
+const BOUNDS: [f64; 8] = [
+    0.5,
+    0.5452538663326288,
+    0.5946035575013605,
+    0.6484197773255048,
+    0.7071067811865475,
+    0.7711054127039704,
+    0.8408964152537144,
+    0.9170040432046711,
+];
+
+/// The octaves a family's native buckets cover: from just above the zero
+/// bucket up to `(2^top, 2^(top+1)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeRange {
+    top: i32,
+}
+
+impl NativeRange {
+    /// Buckets up to `2^(top+1)` seconds.
+    pub const fn up_to_octave(top: i32) -> Self {
+        assert!(top > LOWEST_OCTAVE, "a range covers at least two octaves");
+        assert!(top <= HIGHEST_OCTAVE, "a range ends by 2^14 s");
+        NativeRange { top }
+    }
+
+    /// Largest bucket upper bound, in seconds.
+    pub fn upper_bound(self) -> f64 {
+        2f64.powi(self.top + 1)
+    }
+
+    /// Octaves covered.
+    pub fn octaves(self) -> usize {
+        (self.top - LOWEST_OCTAVE + 1) as usize
+    }
+
+    /// Most buckets a histogram of this range holds (the cap).
+    pub fn max_buckets(self) -> usize {
+        self.octaves() * PER_OCTAVE as usize
+    }
+
+    fn max_key(self) -> i32 {
+        (self.top + 1) * PER_OCTAVE
+    }
+}
+
+/// The schema-3 bucket key of `v > 0` (finite or not): bucket `k` covers
+/// `(2^((k-1)/8), 2^(k/8)]`.
+#[inline]
+pub(crate) fn key(v: f64) -> i32 {
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    // v = frac × 2^exp with frac in [0.5, 1) (normal numbers; smaller ones are
+    // under the zero threshold and never get here).
+    let exp = biased - 1022;
+    let frac = f64::from_bits((bits & ((1 << 52) - 1)) | (1022 << 52));
+    let within = BOUNDS.iter().take_while(|b| **b < frac).count() as i32;
+    (exp - 1) * PER_OCTAVE + within
+}
+
+/// The octave (span) of key `k` and the bucket's slot in it.
+#[inline]
+fn span_of(k: i32) -> (i32, usize) {
+    let k1 = k - 1;
+    (
+        k1.div_euclid(PER_OCTAVE),
+        k1.rem_euclid(PER_OCTAVE) as usize,
+    )
+}
+
+/// The counts of one octave.
+#[derive(Debug)]
+struct Span {
+    octave: i32,
+    counts: [AtomicU64; PER_OCTAVE as usize],
+}
+
+impl Span {
+    fn new(octave: i32) -> Box<Self> {
+        Box::new(Span {
+            octave,
+            counts: Default::default(),
+        })
+    }
+}
+
+/// The native buckets of one histogram.
+#[derive(Debug, Default)]
+pub(crate) struct NativeCell {
+    zero: AtomicU64,
+    /// The span of the first octave observed.
+    first: OnceLock<Box<Span>>,
+    /// Every other octave's span, by `octave - LOWEST_OCTAVE`; allocated when a
+    /// second octave is observed.
+    others: OnceLock<Box<[OnceLock<Box<Span>>]>>,
+}
+
+impl NativeCell {
+    /// Counts `v` (not NaN): the zero bucket, or its bucket clamped to `range`.
+    #[inline]
+    pub(crate) fn observe(&self, range: NativeRange, v: f64) {
+        if v <= ZERO_THRESHOLD {
+            self.zero.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (octave, slot) = span_of(key(v).min(range.max_key()));
+        self.span(octave).counts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The span of `octave` (between the lowest and the highest), allocated on first use.
+    #[inline]
+    fn span(&self, octave: i32) -> &Span {
+        let first = self.first.get_or_init(|| Span::new(octave));
+        if first.octave == octave {
+            return first;
+        }
+        let others = self
+            .others
+            .get_or_init(|| (0..MAX_OCTAVES).map(|_| OnceLock::new()).collect());
+        // Keys are clamped to a range's top (at most HIGHEST_OCTAVE), and the
+        // lowest key above the zero threshold is in LOWEST_OCTAVE.
+        let i = (octave - LOWEST_OCTAVE) as usize;
+        others[i].get_or_init(|| Span::new(octave))
+    }
+
+    /// Every span, in no particular order.
+    fn spans(&self) -> impl Iterator<Item = &Span> {
+        let others = self.others.get().into_iter().flat_map(|o| o.iter());
+        self.first
+            .get()
+            .into_iter()
+            .map(|b| &**b)
+            .chain(others.filter_map(|s| s.get().map(|b| &**b)))
+    }
+
+    /// Adds this cell's counts into `total`.
+    pub(crate) fn add_to(&self, total: &mut NativeTotal) {
+        total.zero += self.zero.load(Ordering::Relaxed);
+        for span in self.spans() {
+            for (slot, c) in span.counts.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n != 0 {
+                    let k = span.octave * PER_OCTAVE + slot as i32 + 1;
+                    total.add(k, n);
+                }
+            }
+        }
+    }
+
+    /// Adds this cell's counts into `retired`.
+    pub(crate) fn fold_into(&self, retired: &NativeCell) {
+        let zero = self.zero.load(Ordering::Relaxed);
+        if zero != 0 {
+            retired.zero.fetch_add(zero, Ordering::Relaxed);
+        }
+        for span in self.spans() {
+            let into = retired.span(span.octave);
+            for (c, r) in span.counts.iter().zip(&into.counts) {
+                let n = c.load(Ordering::Relaxed);
+                if n != 0 {
+                    r.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Native buckets read at one moment: the zero bucket and `(key, count)` pairs
+/// sorted by key, non-zero counts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeTotal {
+    /// Observations at or below [`ZERO_THRESHOLD`].
+    pub zero: u64,
+    /// `(bucket key, count)`, increasing keys.
+    pub buckets: Vec<(i32, u64)>,
+}
+
+impl NativeTotal {
+    fn add(&mut self, k: i32, n: u64) {
+        match self.buckets.binary_search_by_key(&k, |(key, _)| *key) {
+            Ok(i) => self.buckets[i].1 += n,
+            Err(i) => self.buckets.insert(i, (k, n)),
+        }
+    }
+
+    /// Observations in every bucket, the zero bucket included.
+    pub fn count(&self) -> u64 {
+        self.zero + self.buckets.iter().map(|(_, n)| n).sum::<u64>()
+    }
+
+    /// The buckets as Prometheus encodes them: spans of consecutive keys
+    /// `(offset from the previous span's end, length)` and each bucket's count as
+    /// a delta from the previous bucket's.
+    pub fn spans_and_deltas(&self) -> (Vec<(i32, u32)>, Vec<i64>) {
+        let mut spans: Vec<(i32, u32)> = Vec::new();
+        let mut deltas = Vec::with_capacity(self.buckets.len());
+        let (mut next_key, mut prev_count) = (0i32, 0i64);
+        for (i, &(k, n)) in self.buckets.iter().enumerate() {
+            match spans.last_mut() {
+                Some(last) if i > 0 && k == next_key => last.1 += 1,
+                _ => spans.push((if i == 0 { k } else { k - next_key }, 1)),
+            }
+            next_key = k + 1;
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            deltas.push(n.wrapping_sub(prev_count));
+            prev_count = n;
+        }
+        (spans, deltas)
+    }
+}
+
+/// The upper bound of bucket `k` in seconds (for tests and tools).
+pub fn upper_bound(k: i32) -> f64 {
+    2f64.powf(f64::from(k) / f64::from(PER_OCTAVE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RANGE: NativeRange = NativeRange::up_to_octave(8);
+
+    fn total(c: &NativeCell) -> NativeTotal {
+        let mut t = NativeTotal::default();
+        c.add_to(&mut t);
+        t
+    }
+
+    #[test]
+    fn keys_follow_the_schema_with_inclusive_upper_bounds() {
+        assert_eq!(key(1.0), 0, "1 is the upper bound of bucket 0");
+        assert_eq!(key(1.0000001), 1);
+        assert_eq!(key(2.0), 8);
+        assert_eq!(key(0.5), -8);
+        for k in -150..100 {
+            let ub = upper_bound(k);
+            // Exact powers of two are exact; other bounds round in the last bit.
+            let below = ub * (1.0 - 1e-12);
+            let above = ub * (1.0 + 1e-12);
+            assert_eq!(key(below), k, "just under the bound of {k}");
+            assert_eq!(key(above), k + 1, "just over the bound of {k}");
+        }
+    }
+
+    #[test]
+    fn every_bucket_is_within_9_05_percent() {
+        for k in -150..100 {
+            let ratio = upper_bound(k) / upper_bound(k - 1);
+            assert!((ratio - 2f64.powf(0.125)).abs() < 1e-12);
+            assert!(ratio - 1.0 < 0.0906);
+        }
+    }
+
+    #[test]
+    fn observations_land_in_sparse_spans_and_read_back_sorted() {
+        let c = NativeCell::default();
+        for v in [0.003, 0.003, 0.00301, 1.5, 0.0, 1e-9, -1.0, 0.003] {
+            c.observe(RANGE, v);
+        }
+        let t = total(&c);
+        assert_eq!(t.zero, 3, "0, 1 ns and a negative value");
+        assert_eq!(t.count(), 8);
+        assert_eq!(t.buckets, [(key(0.003), 4), (key(1.5), 1)]);
+        assert_eq!(key(0.00301), key(0.003), "same bucket");
+        assert!(
+            c.others.get().is_some(),
+            "a second octave allocated the table"
+        );
+    }
+
+    #[test]
+    fn values_above_the_range_merge_into_its_top_bucket() {
+        let c = NativeCell::default();
+        for v in [1e6, f64::INFINITY, 600.0] {
+            c.observe(RANGE, v);
+        }
+        let t = total(&c);
+        assert_eq!(t.buckets, [(RANGE.max_key(), 3)]);
+        assert_eq!(upper_bound(RANGE.max_key()), RANGE.upper_bound());
+        assert_eq!(RANGE.max_buckets(), 29 * 8);
+    }
+
+    #[test]
+    fn fold_adds_every_span() {
+        let (a, b) = (NativeCell::default(), NativeCell::default());
+        for v in [0.001, 0.1, 10.0, 0.0] {
+            a.observe(RANGE, v);
+        }
+        b.observe(RANGE, 0.1);
+        a.fold_into(&b);
+        let t = total(&b);
+        assert_eq!(t.zero, 1);
+        assert_eq!(t.buckets, [(key(0.001), 1), (key(0.1), 2), (key(10.0), 1)]);
+    }
+
+    #[test]
+    fn spans_and_deltas_as_prometheus_encodes_them() {
+        let t = NativeTotal {
+            zero: 0,
+            buckets: vec![(-3, 2), (-2, 5), (0, 1), (4, 4), (5, 4)],
+        };
+        let (spans, deltas) = t.spans_and_deltas();
+        assert_eq!(spans, [(-3, 2), (1, 1), (3, 2)]);
+        assert_eq!(deltas, [2, 3, -4, 3, 0]);
+        assert_eq!(NativeTotal::default().spans_and_deltas(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn concurrent_observations_are_all_counted() {
+        let c = std::sync::Arc::new(NativeCell::default());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        // Spread over many octaves so spans race to be allocated.
+                        let v = 1e-5 * f64::from(1 + (i * 7 + t) % 5000);
+                        c.observe(RANGE, v);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(total(&c).count(), 80_000);
+    }
+}

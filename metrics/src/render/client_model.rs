@@ -1,0 +1,134 @@
+//! The message types of the Prometheus protobuf exposition, written from the
+//! published `client_model` schema (`io/prometheus/client/metrics.proto`,
+//! proto2), fields used by this crate only. `prost` encodes them; a scrape is a
+//! sequence of length-delimited [`MetricFamily`] messages.
+
+#![allow(missing_docs)] // field names and tags are the schema's
+
+/// `io.prometheus.client.MetricType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Summary = 2,
+    Untyped = 3,
+    Histogram = 4,
+    GaugeHistogram = 5,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LabelPair {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub value: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Gauge {
+    #[prost(double, optional, tag = "1")]
+    pub value: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Counter {
+    #[prost(double, optional, tag = "1")]
+    pub value: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Quantile {
+    #[prost(double, optional, tag = "1")]
+    pub quantile: Option<f64>,
+    #[prost(double, optional, tag = "2")]
+    pub value: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Summary {
+    #[prost(uint64, optional, tag = "1")]
+    pub sample_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub sample_sum: Option<f64>,
+    #[prost(message, repeated, tag = "3")]
+    pub quantile: Vec<Quantile>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Untyped {
+    #[prost(double, optional, tag = "1")]
+    pub value: Option<f64>,
+}
+
+/// A classic bucket.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Bucket {
+    /// Cumulative, in increasing order of `upper_bound`.
+    #[prost(uint64, optional, tag = "1")]
+    pub cumulative_count: Option<u64>,
+    /// Inclusive.
+    #[prost(double, optional, tag = "2")]
+    pub upper_bound: Option<f64>,
+}
+
+/// Consecutive native buckets: `offset` from the previous span's end (or the
+/// first bucket's key), `length` buckets.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, optional, tag = "1")]
+    pub offset: Option<i32>,
+    #[prost(uint32, optional, tag = "2")]
+    pub length: Option<u32>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    #[prost(uint64, optional, tag = "1")]
+    pub sample_count: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub sample_sum: Option<f64>,
+    /// Classic buckets; `+Inf` is optional.
+    #[prost(message, repeated, tag = "3")]
+    pub bucket: Vec<Bucket>,
+    /// Native: each power of two split into `2^schema` buckets.
+    #[prost(sint32, optional, tag = "5")]
+    pub schema: Option<i32>,
+    #[prost(double, optional, tag = "6")]
+    pub zero_threshold: Option<f64>,
+    #[prost(uint64, optional, tag = "7")]
+    pub zero_count: Option<u64>,
+    #[prost(message, repeated, tag = "12")]
+    pub positive_span: Vec<BucketSpan>,
+    /// Each bucket's count as a delta from the previous bucket's.
+    #[prost(sint64, repeated, tag = "13")]
+    pub positive_delta: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Metric {
+    #[prost(message, repeated, tag = "1")]
+    pub label: Vec<LabelPair>,
+    #[prost(message, optional, tag = "2")]
+    pub gauge: Option<Gauge>,
+    #[prost(message, optional, tag = "3")]
+    pub counter: Option<Counter>,
+    #[prost(message, optional, tag = "4")]
+    pub summary: Option<Summary>,
+    #[prost(message, optional, tag = "5")]
+    pub untyped: Option<Untyped>,
+    #[prost(message, optional, tag = "7")]
+    pub histogram: Option<Histogram>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetricFamily {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub help: Option<String>,
+    #[prost(enumeration = "MetricType", optional, tag = "3")]
+    pub r#type: Option<i32>,
+    #[prost(message, repeated, tag = "4")]
+    pub metric: Vec<Metric>,
+}

@@ -1,0 +1,422 @@
+//! The protobuf exposition: length-delimited `io.prometheus.client.MetricFamily`
+//! messages (the types in `client_model.rs`, encoded by `prost`), with native
+//! histograms.
+//!
+//! A family of many actors is written as several consecutive messages of the
+//! same name (at most [`BATCH`] metrics each), so a message never has to be
+//! held whole and a chunk stays bounded; Prometheus reads each message on its
+//! own. Per actor below `full`, a histogram is sent as its native buckets only
+//! (one series in Prometheus); at `full`, and for aggregates, with its classic
+//! buckets too.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use super::client_model::{
+    Bucket, BucketSpan, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+    Summary, Untyped,
+};
+use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
+use crate::cells::{Cell, HistogramTotal, Kind, WantNative};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
+
+use crate::labels::{ActorLabels, LabelEnum};
+use crate::render::{Sink, Style, TypeView};
+use crate::store::ActorEntry;
+
+/// Most metrics in one `MetricFamily` message.
+const BATCH: usize = 256;
+
+fn pair(name: &str, value: &str) -> LabelPair {
+    LabelPair {
+        name: Some(name.to_owned()),
+        value: Some(value.to_owned()),
+    }
+}
+
+fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
+    labels.pairs().iter().map(|(n, v)| pair(n, v)).collect()
+}
+
+/// A total of family `fi` as one `Metric`.
+trait AsMetric {
+    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric;
+}
+
+fn empty(label: Vec<LabelPair>) -> Metric {
+    Metric {
+        label,
+        gauge: None,
+        counter: None,
+        summary: None,
+        untyped: None,
+        histogram: None,
+    }
+}
+
+fn number(fi: usize, v: f64, label: Vec<LabelPair>) -> Metric {
+    let mut m = empty(label);
+    match FAMILIES[fi].kind {
+        Kind::Counter => m.counter = Some(Counter { value: Some(v) }),
+        _ => m.gauge = Some(Gauge { value: Some(v) }),
+    }
+    m
+}
+
+impl AsMetric for u64 {
+    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>) -> Metric {
+        number(fi, *self as f64, label)
+    }
+}
+
+impl AsMetric for i64 {
+    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>) -> Metric {
+        number(fi, *self as f64, label)
+    }
+}
+
+impl AsMetric for HistogramTotal {
+    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric {
+        let bounds = FAMILIES[fi].buckets.map_or(&[][..], |b| b.bounds());
+        let mut m = empty(label);
+        match (&self.native, style.native) {
+            (Some(native), true) => {
+                let (spans, deltas) = native.spans_and_deltas();
+                m.histogram = Some(Histogram {
+                    // The native buckets' own count: Prometheus holds it to them.
+                    sample_count: Some(native.count()),
+                    sample_sum: Some(self.sum),
+                    bucket: if style.summarise {
+                        Vec::new()
+                    } else {
+                        classic_buckets(&self.counts, bounds)
+                    },
+                    schema: Some(SCHEMA),
+                    zero_threshold: Some(ZERO_THRESHOLD),
+                    zero_count: Some(native.zero),
+                    positive_span: spans
+                        .into_iter()
+                        .map(|(offset, length)| BucketSpan {
+                            offset: Some(offset),
+                            length: Some(length),
+                        })
+                        .collect(),
+                    positive_delta: deltas,
+                });
+            }
+            _ if style.summarise => {
+                m.summary = Some(Summary {
+                    sample_count: Some(self.count()),
+                    sample_sum: Some(self.sum),
+                    quantile: Vec::new(),
+                });
+            }
+            _ => {
+                m.histogram = Some(classic(
+                    self.count(),
+                    self.sum,
+                    classic_buckets(&self.counts, bounds),
+                ))
+            }
+        }
+        m
+    }
+}
+
+/// A classic histogram.
+fn classic(sample_count: u64, sample_sum: f64, bucket: Vec<Bucket>) -> Histogram {
+    Histogram {
+        sample_count: Some(sample_count),
+        sample_sum: Some(sample_sum),
+        bucket,
+        schema: None,
+        zero_threshold: None,
+        zero_count: None,
+        positive_span: Vec::new(),
+        positive_delta: Vec::new(),
+    }
+}
+
+/// Cumulative classic buckets (`+Inf` left implicit: it is the count).
+fn classic_buckets(counts: &[u64], bounds: &[f64]) -> Vec<Bucket> {
+    let mut cumulative = 0u64;
+    bounds
+        .iter()
+        .zip(counts)
+        .map(|(b, n)| {
+            cumulative += n;
+            Bucket {
+                cumulative_count: Some(cumulative),
+                upper_bound: Some(*b),
+            }
+        })
+        .collect()
+}
+
+/// The `TYPE` of family `f` written in `style`.
+fn metric_type(f: &FamilyInfo, style: Style) -> MetricType {
+    match f.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram if style.summarise && !style.native => MetricType::Summary,
+        Kind::Histogram => MetricType::Histogram,
+    }
+}
+
+fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily {
+        name: Some(name.to_owned()),
+        help: Some(help.to_owned()),
+        r#type: Some(t as i32),
+        metric,
+    }
+}
+
+/// Writes one actor's metrics of family `fi` into `out`.
+type ActorWriter = fn(usize, &ActorSeries, &ActorLabels, Style, &mut Vec<Metric>);
+/// Writes one type's metrics of aggregate family `fi` into `out`.
+type AggregateWriter = fn(usize, &TypeView<'_>, Style, &mut Vec<Metric>);
+
+/// Reads one cell into a total of its kind, native buckets included when the
+/// style sends them.
+fn read<C: Cell>(cell: &C, style: Style) -> C::Total
+where
+    C::Total: WantNative,
+{
+    let mut t = C::Total::default();
+    if style.native {
+        t.want_native();
+    }
+    cell.add_to(&mut t);
+    t
+}
+
+macro_rules! declare_proto_writers {
+    (
+        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
+        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
+        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
+    ) => {
+        /// Per-actor writers, indexed like [`FAMILIES`].
+        static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
+            $(|fi, s, labels, style, out| {
+                out.push(read(&s.$sf, style).as_metric(fi, style, actor_pairs(labels)));
+            },)*
+            $(|fi, s, labels, style, out| {
+                for (i, c) in s.$lf.used() {
+                    let mut label = actor_pairs(labels);
+                    label.push(pair(<$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]));
+                    out.push(read(c, style).as_metric(fi, style, label));
+                }
+            },)*
+            $(|fi, s, labels, style, out| {
+                out.push(read(&s.$af, style).as_metric(fi, style, actor_pairs(labels)));
+            },)*
+        ];
+
+        /// Aggregate writers, indexed like [`FAMILIES`]; every label value, at 0 until used.
+        static AGGREGATE_WRITERS: [AggregateWriter; FAMILY_COUNT] = [
+            $(|fi, t, style, out| {
+                out.push(t.totals.$sf.as_metric(fi, style, vec![pair("actor_name", t.name)]));
+            },)*
+            $(|fi, t, style, out| {
+                for (i, v) in t.totals.$lf.iter().enumerate() {
+                    let label = vec![
+                        pair("actor_name", t.name),
+                        pair(<$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]),
+                    ];
+                    out.push(v.as_metric(fi, style, label));
+                }
+            },)*
+            $(|fi, t, style, out| {
+                for (action, cells) in &t.snapshot.actions {
+                    let label = vec![pair("action", action), pair("actor_name", t.name)];
+                    out.push(read(&cells.$af, style).as_metric(fi, style, label));
+                }
+            },)*
+        ];
+    };
+}
+
+with_families!(declare_proto_writers);
+
+/// A chunk of length-delimited messages.
+pub(crate) struct ProtoSink {
+    out: Vec<u8>,
+}
+
+impl ProtoSink {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ProtoSink {
+            out: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
+    fn emit(&mut self, f: MetricFamily) {
+        // Encoding into a Vec cannot fail (it grows as needed).
+        let _ = f.encode_length_delimited(&mut self.out);
+    }
+}
+
+impl Sink for ProtoSink {
+    fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    fn actors(
+        &mut self,
+        fi: usize,
+        style: Style,
+        entries: &[Arc<ActorEntry>],
+        mut next: usize,
+        limit: usize,
+    ) -> usize {
+        let f = &FAMILIES[fi];
+        let t = metric_type(f, style);
+        let write = ACTOR_WRITERS[fi];
+        let mut metric = Vec::new();
+        while let Some(e) = entries.get(next) {
+            write(fi, &e.series, &e.labels, style, &mut metric);
+            next += 1;
+            if metric.len() >= BATCH {
+                self.emit(family(f.name, f.help, t, std::mem::take(&mut metric)));
+                if self.out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        if !metric.is_empty() {
+            self.emit(family(f.name, f.help, t, metric));
+        }
+        next
+    }
+
+    fn aggregates(&mut self, fi: usize, style: Style, types: &[TypeView<'_>]) {
+        let f = &FAMILIES[fi];
+        let write = AGGREGATE_WRITERS[fi];
+        let mut metric = Vec::new();
+        for view in types {
+            write(fi, view, style, &mut metric);
+        }
+        if !metric.is_empty() {
+            self.emit(family(
+                f.aggregate_name,
+                f.help,
+                metric_type(f, style),
+                metric,
+            ));
+        }
+    }
+
+    fn registry(&mut self, families: &[prometheus::proto::MetricFamily]) {
+        for f in families {
+            self.emit(from_registry(f));
+        }
+    }
+}
+
+/// A family gathered from a `prometheus::Registry`, as a message.
+fn from_registry(f: &prometheus::proto::MetricFamily) -> MetricFamily {
+    use prometheus::proto::MetricType as T;
+    let (t, metric) = match f.get_field_type() {
+        T::COUNTER => (
+            MetricType::Counter,
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let mut out = empty(labels_of(m));
+                    out.counter = Some(Counter {
+                        value: Some(m.get_counter().get_value()),
+                    });
+                    out
+                })
+                .collect(),
+        ),
+        T::GAUGE => (
+            MetricType::Gauge,
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let mut out = empty(labels_of(m));
+                    out.gauge = Some(Gauge {
+                        value: Some(m.get_gauge().get_value()),
+                    });
+                    out
+                })
+                .collect(),
+        ),
+        T::HISTOGRAM => (
+            MetricType::Histogram,
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let h = m.get_histogram();
+                    let mut out = empty(labels_of(m));
+                    out.histogram = Some(classic(
+                        h.get_sample_count(),
+                        h.get_sample_sum(),
+                        h.get_bucket()
+                            .iter()
+                            .map(|b| Bucket {
+                                cumulative_count: Some(b.cumulative_count()),
+                                upper_bound: Some(b.upper_bound()),
+                            })
+                            .collect(),
+                    ));
+                    out
+                })
+                .collect(),
+        ),
+        T::SUMMARY => (
+            MetricType::Summary,
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let s = m.get_summary();
+                    let mut out = empty(labels_of(m));
+                    out.summary = Some(Summary {
+                        sample_count: Some(s.sample_count()),
+                        sample_sum: Some(s.sample_sum()),
+                        quantile: s
+                            .get_quantile()
+                            .iter()
+                            .map(|q| super::client_model::Quantile {
+                                quantile: Some(q.quantile()),
+                                value: Some(q.value()),
+                            })
+                            .collect(),
+                    });
+                    out
+                })
+                .collect(),
+        ),
+        // The only reader of an untyped value is the deprecated protobuf accessor.
+        #[allow(deprecated)]
+        T::UNTYPED => (
+            MetricType::Untyped,
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let mut out = empty(labels_of(m));
+                    out.untyped = Some(Untyped {
+                        value: Some(m.get_untyped().get_value()),
+                    });
+                    out
+                })
+                .collect(),
+        ),
+    };
+    family(f.name(), f.help(), t, metric)
+}
+
+fn labels_of(m: &prometheus::proto::Metric) -> Vec<LabelPair> {
+    m.get_label()
+        .iter()
+        .map(|l| pair(l.name(), l.value()))
+        .collect()
+}
