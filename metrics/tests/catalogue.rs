@@ -128,3 +128,27 @@ fn testing_apply_reaches_every_non_action_family() {
         }
     }
 }
+
+/// The bucket-set table states each set's native range and bucket cap as the
+/// declaration has them.
+#[test]
+fn metrics_md_states_each_native_range() {
+    let doc = doc();
+    for f in FAMILIES.iter().filter(|f| f.buckets.is_some()) {
+        let b = f.buckets.unwrap();
+        let cell = format!(
+            "| {} s ({} buckets) |",
+            b.native().upper_bound(),
+            b.native().max_buckets()
+        );
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", b.name())))
+            .unwrap_or_else(|| panic!("bucket set {} has no row", b.name()));
+        assert!(
+            row.contains(&cell),
+            "{}: the row should say {cell}",
+            b.name()
+        );
+    }
+}

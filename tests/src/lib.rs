@@ -28,6 +28,9 @@ pub fn actor_host_bin() -> PathBuf {
     bin
 }
 
+/// The `Accept` header Prometheus sends with `--enable-feature=native-histograms`.
+pub const PROTOBUF_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
 /// A running `actor-host`, killed on drop.
 pub struct Host {
     child: Child,
@@ -125,6 +128,22 @@ impl Host {
             .expect("scrape")
             .into_string()
             .expect("scrape body")
+    }
+
+    /// The scrape of `/metrics?{query}` in the protobuf format, as Prometheus
+    /// with native histograms asks for it.
+    pub fn scrape_protobuf_with(&self, query: &str) -> Scrape {
+        let resp = ureq::get(&format!("http://{}/metrics?{query}", self.metrics))
+            .set("Accept", PROTOBUF_ACCEPT)
+            .call()
+            .expect("scrape");
+        assert_eq!(
+            resp.header("content-type"),
+            Some(actor_metrics::PROTOBUF_CONTENT_TYPE)
+        );
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("scrape body");
+        Scrape::parse_protobuf(&body).expect("protobuf scrape decodes")
     }
 
     /// The parsed scrape of the metrics port at `full` detail, so a test can

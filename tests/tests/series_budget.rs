@@ -36,7 +36,21 @@ fn a_counter_actor_fits_the_series_budget_at_each_level() {
     let full = series_of(&host.scrape_text_with("detail=full"), &id_gen);
     let off = series_of(&host.scrape_text_with("detail=off"), &id_gen);
     let one = series_of(&host.scrape_text_with("actor_key=budget"), &id_gen);
-    eprintln!("series of one counter actor: off {off}, core {core}, full {full}");
+    // In protobuf (Prometheus with native histograms) a histogram is one series.
+    let proto = host.scrape_protobuf_with("");
+    let mine = |l: &std::collections::BTreeMap<String, String>| {
+        l.get("actor_id_gen").map(String::as_str) == Some(id_gen.as_str())
+    };
+    let native = proto.samples().iter().filter(|s| mine(&s.labels)).count()
+        + proto.natives().iter().filter(|n| mine(&n.labels)).count();
+    eprintln!(
+        "series of one counter actor: off {off}, core {core} (protobuf with native histograms {native}), full {full}"
+    );
+    assert_eq!(
+        native,
+        core - 2,
+        "two histograms: one native series each, not _sum and _count"
+    );
 
     assert_eq!(default, core, "core is the default");
     assert!(
