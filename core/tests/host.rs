@@ -4,16 +4,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actor_core::counter::Counter;
 use actor_core::{CallError, Host, HostConfig};
 use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, Metrics};
 use serde_json::json;
 
-fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
-    let metrics = Metrics::new(Config::default()).unwrap();
+async fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
     let mut config = HostConfig::new(dir);
     config.shutdown_timeout = shutdown_timeout;
-    Host::new(metrics, config).unwrap()
+    build(config).await
+}
+
+async fn build(config: HostConfig) -> Host {
+    let metrics = Metrics::new(Config::default()).unwrap();
+    Host::builder(metrics, config)
+        .behaviour(Counter)
+        .build()
+        .await
+        .unwrap()
 }
 
 fn scrape(host: &Host) -> Scrape {
@@ -23,7 +32,7 @@ fn scrape(host: &Host) -> Scrape {
 #[tokio::test(start_paused = true)]
 async fn host_shutdown_counts_a_user_task_that_outlives_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(2));
+    let host = host(dir.path(), Duration::from_secs(2)).await;
     host.create("counter", "quick").await.unwrap();
     host.create("counter", "stuck").await.unwrap();
     // One task that ends within the timeout, one that never would.
@@ -86,7 +95,7 @@ async fn host_shutdown_counts_a_user_task_that_outlives_the_timeout() {
 #[tokio::test(start_paused = true)]
 async fn calls_queued_behind_a_panic_are_answered_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(1));
+    let host = host(dir.path(), Duration::from_secs(1)).await;
     host.create("counter", "p").await.unwrap();
     // A slow call holds the actor while a panic and two more calls queue behind it.
     let h = host.clone();
@@ -133,7 +142,7 @@ async fn calls_queued_behind_a_panic_are_answered_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_callers_on_one_actor_give_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(5));
+    let host = host(dir.path(), Duration::from_secs(5)).await;
     let created = host.create("counter", "hot").await.unwrap();
     let callers = 16;
     let per_caller = 50;
