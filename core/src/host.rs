@@ -308,8 +308,7 @@ impl Host {
     /// Creates the actor, or wakes it (a new generation) if it sleeps. A live
     /// actor is returned as it is. Returns once the actor has started.
     pub async fn create(&self, name: &str, key: &str) -> Result<ActorInfo, CallError> {
-        let type_name = self.inner.type_name(name)?;
-        check_key(key)?;
+        let type_name = self.inner.resolve(name, key)?;
         Ok(self.inner.wake(type_name, key, true).await?.info)
     }
 
@@ -377,38 +376,27 @@ impl Host {
     /// stays on disk, and its series are retained. The next call or create wakes it.
     pub async fn sleep(&self, name: &str, key: &str) -> Result<(), CallError> {
         let inner = &self.inner;
-        let type_name = inner.type_name(name)?;
-        check_key(key)?;
-        let step = inner
-            .table
-            .lock()
-            .slot(type_name, key)
-            .map(|s| s.step.clone());
-        let Some(step) = step else {
-            // Not in memory: asleep already, or unknown.
-            return inner.known(type_name, key).await;
-        };
-        let result = async {
-            let _step = step.lock().await;
-            let (live, running) = {
-                let mut table = inner.table.lock();
-                let live = table.take_live(type_name, key);
-                let running = table.slot(type_name, key).is_some_and(|s| s.task.is_some());
-                (live, running)
-            };
-            match live {
-                Some(live) => {
-                    stop(&live, ShutdownReason::Sleep).await;
-                    Ok(())
+        let type_name = inner.resolve(name, key)?;
+        inner
+            .stepped(type_name, key, async || {
+                let (live, running) = {
+                    let mut table = inner.table.lock();
+                    let live = table.take_live(type_name, key);
+                    let running = table.slot(type_name, key).is_some_and(|s| s.task.is_some());
+                    (live, running)
+                };
+                match live {
+                    Some(live) => {
+                        stop(&live, ShutdownReason::Sleep).await;
+                        Ok(())
+                    }
+                    // Going to sleep on its own (idle, panicked).
+                    None if running => Ok(()),
+                    // Asleep already, or unknown.
+                    None => inner.known(type_name, key).await,
                 }
-                // Going to sleep on its own (idle, panicked).
-                None if running => Ok(()),
-                None => inner.known(type_name, key).await,
-            }
-        }
-        .await;
-        inner.release(type_name, key, step);
-        result
+            })
+            .await
     }
 
     /// Destroys the actor: it stops, the catalogue forgets its key, and the
@@ -416,47 +404,38 @@ impl Host {
     /// later create gets a new id and an empty database.
     pub async fn destroy(&self, name: &str, key: &str) -> Result<(), CallError> {
         let inner = &self.inner;
-        let type_name = inner.type_name(name)?;
-        check_key(key)?;
-        let step = inner
-            .table
-            .lock()
-            .slot_or_insert(type_name, key)
-            .step
-            .clone();
-        let result = async {
-            let _step = step.lock().await;
-            let (live, task) = {
-                let mut table = inner.table.lock();
-                let live = table.take_live(type_name, key);
-                let task = table.slot(type_name, key).and_then(|s| s.task.take());
-                (live, task)
-            };
-            let stopped = match &live {
-                Some(live) => request_stop(live, ShutdownReason::Destroy).await,
-                None => None,
-            };
-            match (task, stopped) {
-                // Ended, panicked or aborted: either way its database is closed.
-                (Some((_, task)), _) => {
-                    let _ = task.await;
+        let type_name = inner.resolve(name, key)?;
+        inner
+            .stepped(type_name, key, async || {
+                let (live, task) = {
+                    let mut table = inner.table.lock();
+                    let live = table.take_live(type_name, key);
+                    let task = table.slot(type_name, key).and_then(|s| s.task.take());
+                    (live, task)
+                };
+                let stopped = match &live {
+                    Some(live) => request_stop(live, ShutdownReason::Destroy).await,
+                    None => None,
+                };
+                match (task, stopped) {
+                    // Ended, panicked or aborted: either way its database is closed.
+                    (Some((_, task)), _) => {
+                        let _ = task.await;
+                    }
+                    (None, Some(stopped)) => {
+                        let _ = stopped.await;
+                    }
+                    (None, None) => {}
                 }
-                (None, Some(stopped)) => {
-                    let _ = stopped.await;
-                }
-                (None, None) => {}
-            }
-            let entry = inner
-                .catalogue
-                .forget(type_name, key)
-                .await?
-                .ok_or_else(|| not_found(type_name, key))?;
-            let path = database::path(&inner.config.data_dir, type_name, entry.id);
-            database::remove(&path).map_err(|source| CallError::RemoveFiles { path, source })
-        }
-        .await;
-        inner.release(type_name, key, step);
-        result
+                let entry = inner
+                    .catalogue
+                    .forget(type_name, key)
+                    .await?
+                    .ok_or_else(|| not_found(type_name, key))?;
+                let path = database::path(&inner.config.data_dir, type_name, entry.id);
+                database::remove(&path).map_err(|source| CallError::RemoveFiles { path, source })
+            })
+            .await
     }
 
     /// Every live actor.
@@ -512,6 +491,12 @@ impl Host {
 }
 
 impl HostInner {
+    /// The registered type name for `name`, with `key` checked.
+    fn resolve(&self, name: &str, key: &str) -> Result<&'static str, CallError> {
+        check_key(key)?;
+        self.type_name(name)
+    }
+
     fn type_name(&self, name: &str) -> Result<&'static str, CallError> {
         self.types
             .get_key_value(name)
@@ -530,15 +515,10 @@ impl HostInner {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(CallError::ShuttingDown);
         }
-        let step = {
-            let mut table = self.table.lock();
-            if let Some(live) = table.touch_live(type_name, key) {
-                return Ok(live);
-            }
-            table.slot_or_insert(type_name, key).step.clone()
-        };
-        let result = async {
-            let _step = step.lock().await;
+        if let Some(live) = self.table.lock().touch_live(type_name, key) {
+            return Ok(live);
+        }
+        self.stepped(type_name, key, async || {
             if let Some(live) = self.table.lock().touch_live(type_name, key) {
                 return Ok(live);
             }
@@ -602,10 +582,8 @@ impl HostInner {
                     "the actor task ended while starting".to_owned(),
                 )),
             }
-        }
-        .await;
-        self.release(type_name, key, step);
-        result
+        })
+        .await
     }
 
     /// A live-actor permit; at the bound, puts the least recently used idle
@@ -636,11 +614,27 @@ impl HostInner {
         }
     }
 
-    /// Ends a step: lets go of the step lock and drops the slot if nothing else
-    /// holds the key.
-    fn release(&self, type_name: &'static str, key: &str, step: Arc<tokio::sync::Mutex<()>>) {
-        drop(step);
+    /// Runs one lifecycle step on the key under its step lock, then drops the
+    /// key's slot if nothing else holds it.
+    async fn stepped<T>(
+        &self,
+        type_name: &'static str,
+        key: &str,
+        step: impl AsyncFnOnce() -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        let lock = self
+            .table
+            .lock()
+            .slot_or_insert(type_name, key)
+            .step
+            .clone();
+        let result = {
+            let _held = lock.lock().await;
+            step().await
+        };
+        drop(lock);
         self.table.lock().remove_if_unused(type_name, key);
+        result
     }
 
     /// An actor task's report of its own end.

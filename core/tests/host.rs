@@ -212,7 +212,9 @@ async fn an_idle_actor_sleeps_at_the_timeout_and_never_while_held_awake() {
     config.idle_timeout = Some(Duration::from_secs(10));
     let host = build(config).await;
     let created = host.create("counter", "a").await.unwrap();
-    host.call("counter", "a", "increment", json!({})).await.unwrap();
+    host.call("counter", "a", "increment", json!({}))
+        .await
+        .unwrap();
 
     // Idle from the last call: still live just before the timeout, asleep after.
     tokio::time::sleep(Duration::from_millis(9_900)).await;
@@ -232,11 +234,16 @@ async fn an_idle_actor_sleeps_at_the_timeout_and_never_while_held_awake() {
     );
 
     // A call wakes it (new generation, same data); an open connection keeps it up.
-    let woken = host.call("counter", "a", "connect", json!({})).await.unwrap();
+    let woken = host
+        .call("counter", "a", "connect", json!({}))
+        .await
+        .unwrap();
     assert_eq!(woken["connections"], 1);
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(live_keys(&host), ["a"], "a connection holds it awake");
-    host.call("counter", "a", "disconnect", json!({})).await.unwrap();
+    host.call("counter", "a", "disconnect", json!({}))
+        .await
+        .unwrap();
     // A user task holds it awake too; the idle time counts from the task's end.
     host.call(
         "counter",
@@ -264,10 +271,14 @@ async fn at_the_bound_a_wake_sleeps_the_least_recently_used_idle_actor() {
     let host = build(config).await;
     for key in ["a", "b", "c"] {
         host.create("counter", key).await.unwrap();
-        host.call("counter", key, "increment", json!({})).await.unwrap();
+        host.call("counter", key, "increment", json!({}))
+            .await
+            .unwrap();
     }
     // a is used last and held awake by a connection: b is the oldest idle one.
-    host.call("counter", "a", "connect", json!({})).await.unwrap();
+    host.call("counter", "a", "connect", json!({}))
+        .await
+        .unwrap();
     host.create("counter", "d").await.unwrap();
     assert_eq!(live_keys(&host), ["a", "c", "d"]);
     host.create("counter", "e").await.unwrap();
@@ -275,15 +286,22 @@ async fn at_the_bound_a_wake_sleeps_the_least_recently_used_idle_actor() {
 
     // Everyone busy: the wake is refused, nothing is put to sleep.
     for key in ["d", "e"] {
-        host.call("counter", key, "connect", json!({})).await.unwrap();
+        host.call("counter", key, "connect", json!({}))
+            .await
+            .unwrap();
     }
     let refused = host.create("counter", "f").await.unwrap_err();
-    assert!(matches!(refused, CallError::AtCapacity { max: 3 }), "{refused}");
+    assert!(
+        matches!(refused, CallError::AtCapacity { max: 3 }),
+        "{refused}"
+    );
     assert_eq!(refused.http_status(), 503);
     assert_eq!(live_keys(&host), ["a", "d", "e"]);
 
     // One frees up: the slept actors kept their data.
-    host.call("counter", "e", "disconnect", json!({})).await.unwrap();
+    host.call("counter", "e", "disconnect", json!({}))
+        .await
+        .unwrap();
     let b = host.call("counter", "b", "get", json!({})).await.unwrap();
     assert_eq!(b["value"], 1);
     assert_eq!(live_keys(&host), ["a", "b", "d"]);

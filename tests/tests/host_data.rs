@@ -220,20 +220,26 @@ fn post_raw(app: std::net::SocketAddr, path: &str, body: &str) -> u16 {
     }
 }
 
+/// Starts the binary on `data`, expecting a startup error (exit 2); returns stderr.
+fn start_fails(data: &Path) -> String {
+    let out = std::process::Command::new(actor_host_bin())
+        .args(["--workload", "none", "--duration", "30s"])
+        .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run actor-host");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_corrupt_catalogue_is_a_one_line_startup_error_and_stays_untouched() {
     let data = tempfile::tempdir().unwrap();
     let garbage = vec![0x5a_u8; 8192];
     std::fs::write(data.path().join("catalogue.db"), &garbage).unwrap();
-    let out = std::process::Command::new(actor_host_bin())
-        .args(["--workload", "none", "--duration", "30s"])
-        .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .output()
-        .expect("run actor-host");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = start_fails(data.path());
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("actor-host: error:"))
@@ -255,14 +261,6 @@ fn actor_databases_without_a_catalogue_are_refused_not_reused() {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path().join("counter")).unwrap();
     std::fs::write(data.path().join("counter").join("1.db"), b"").unwrap();
-    let out = std::process::Command::new(actor_host_bin())
-        .args(["--workload", "none", "--duration", "30s"])
-        .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .output()
-        .expect("run actor-host");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = start_fails(data.path());
     assert!(stderr.contains("catalogue"), "{stderr}");
 }
