@@ -63,6 +63,26 @@ pub enum CallError {
     /// The actor could not start (for example its database file is corrupt).
     #[error("the actor could not start: {0}")]
     StartFailed(String),
+    /// Every live actor is busy (open connections or user tasks), so none could
+    /// be put to sleep to make room under the bound of live actors.
+    #[error(
+        "all {max} live actors are busy (connections or user tasks); none can sleep to make room"
+    )]
+    AtCapacity {
+        /// The bound of live actors.
+        max: usize,
+    },
+    /// The catalogue could not record or read the key.
+    #[error(transparent)]
+    Catalogue(#[from] crate::catalogue::CatalogueError),
+    /// A destroyed actor's files could not be deleted.
+    #[error("could not delete {}: {source}", path.display())]
+    RemoveFiles {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl CallError {
@@ -75,8 +95,13 @@ impl CallError {
             CallError::Action(ActionError::Failed(_)) => 422,
             CallError::Action(ActionError::Sqlite(_))
             | CallError::Panicked { .. }
-            | CallError::StartFailed(_) => 500,
-            CallError::Overloaded | CallError::Stopped(_) | CallError::ShuttingDown => 503,
+            | CallError::StartFailed(_)
+            | CallError::Catalogue(_)
+            | CallError::RemoveFiles { .. } => 500,
+            CallError::Overloaded
+            | CallError::Stopped(_)
+            | CallError::ShuttingDown
+            | CallError::AtCapacity { .. } => 503,
         }
     }
 }

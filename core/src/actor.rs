@@ -1,135 +1,30 @@
-//! The actor task: start phases, the inbox loop, and the one place its stop is
-//! recorded.
+//! The actor task: start phases, the inbox loop with its idle timer, and the one
+//! place its stop is recorded.
+//!
+//! The task knows nothing of the host: it tells whoever started it about its
+//! own end through an [`ExitReport`] callback, once when it stops taking calls
+//! ([`Exit::Closing`]) and once when it has ended, its database closed
+//! ([`Exit::Ended`]). Which files a destroy removes is not the task's business
+//! either: the host deletes them after the task has ended, whatever way it ended.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use actor_metrics::labels::{Inbox, MutationReason, ShutdownReason, StartupPhase, TaskKind};
+use actor_metrics::labels::{Inbox, ShutdownReason, StartupPhase};
 use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::Instant;
 
-use crate::action::{ActionError, CallError, CallResult};
-use crate::host::{ActorInfo, HostInner};
+use crate::action::{CallError, CallResult};
+use crate::behaviour::Behaviour;
+use crate::context::{ActorInfo, Context};
+use crate::database::{self, DbOptions};
 use crate::shutdown;
-use crate::task::UserTasks;
-
-/// A boxed future, as actor code returns from [`Behaviour::call`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The code of one actor type. One value serves every actor of the type; an
-/// actor's own state lives in its [`Context`] (its database, queue, connections).
-pub trait Behaviour: Send + Sync + 'static {
-    /// The type name (`actor_name` label); `[a-z0-9_-]+`.
-    fn name(&self) -> &'static str;
-
-    /// Every action this type handles. Calls to other names are refused before
-    /// they reach the actor, so they never create a label value.
-    fn actions(&self) -> &'static [&'static str];
-
-    /// Start phase `load_state`: migrate and read persisted state.
-    fn load_state(&self, ctx: &mut Context) -> Result<(), ActionError> {
-        let _ = ctx;
-        Ok(())
-    }
-
-    /// Start phase `on_start`: anything the actor does once it is loaded.
-    fn on_start(&self, ctx: &mut Context) -> Result<(), ActionError> {
-        let _ = ctx;
-        Ok(())
-    }
-
-    /// Handles one action call. `action` is one of [`Behaviour::actions`].
-    fn call<'a>(
-        &'a self,
-        ctx: &'a mut Context,
-        action: &'static str,
-        payload: Value,
-    ) -> BoxFuture<'a, Result<Value, ActionError>>;
-}
-
-/// What actor code works through: its database, queue, connections, user tasks
-/// and state mutations, each recorded in the actor's resolved series.
-#[derive(Debug)]
-pub struct Context {
-    info: ActorInfo,
-    metrics: ActorMetrics,
-    db: rusqlite::Connection,
-    tasks: UserTasks,
-    queue: VecDeque<Value>,
-    connections: u32,
-}
-
-impl Context {
-    /// Who this actor is.
-    pub fn info(&self) -> &ActorInfo {
-        &self.info
-    }
-
-    /// The actor's series, for events not covered by the methods below.
-    pub fn metrics(&self) -> &ActorMetrics {
-        &self.metrics
-    }
-
-    /// The actor's own SQLite database (instrumented: commits, rows, statements).
-    pub fn db(&mut self) -> &mut rusqlite::Connection {
-        &mut self.db
-    }
-
-    /// Records one mutation of the actor's state.
-    pub fn mutated(&self, reason: MutationReason) {
-        self.metrics.state_mutations_total(reason).inc();
-    }
-
-    /// Sends a message to the actor's queue.
-    pub fn send_queue(&mut self, message: Value) {
-        self.queue.push_back(message);
-        self.metrics.queue_messages_sent_total().inc();
-        self.queue_gauges();
-    }
-
-    /// Receives the oldest message of the actor's queue, if any.
-    pub fn receive_queue(&mut self) -> Option<Value> {
-        let message = self.queue.pop_front()?;
-        self.metrics.queue_messages_received_total().inc();
-        self.queue_gauges();
-        Some(message)
-    }
-
-    fn queue_gauges(&self) {
-        let depth = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
-        self.metrics.queue_depth().set(depth);
-        self.metrics.inbox_depth(Inbox::Queue).set(depth);
-    }
-
-    /// Accepts a connection; returns how many are open.
-    pub fn accept_connection(&mut self) -> u32 {
-        self.connections += 1;
-        self.metrics.connections_total().inc();
-        self.metrics.connections_active().inc();
-        self.connections
-    }
-
-    /// Closes a connection; returns how many are left, or `None` if none was open.
-    pub fn close_connection(&mut self) -> Option<u32> {
-        self.connections = self.connections.checked_sub(1)?;
-        self.metrics.connections_active().dec();
-        Some(self.connections)
-    }
-
-    /// Spawns a user task of `kind`; the actor's stop waits for it (with a timeout).
-    pub fn spawn_task<F>(&mut self, kind: TaskKind, work: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.tasks.spawn(kind, work);
-    }
-}
 
 /// A message in an actor's inbox.
 pub(crate) enum Msg {
@@ -138,12 +33,11 @@ pub(crate) enum Msg {
         action: &'static str,
         recorder: ActionMetrics,
         payload: Value,
-        reply: oneshot::Sender<CallResult>,
+        reply: oneshot::Sender<Answer>,
     },
-    /// Stop the actor for `reason`; `destroy` also deletes its database.
+    /// Stop the actor for `reason`; the reply comes once it has ended.
     Stop {
         reason: ShutdownReason,
-        destroy: bool,
         reply: oneshot::Sender<()>,
     },
 }
@@ -158,28 +52,71 @@ impl Msg {
     }
 }
 
+/// An actor's answer to one call.
+pub(crate) enum Answer {
+    /// The action ran (or panicked) and this is its result.
+    Ran(CallResult),
+    /// The actor stopped before running it; the payload comes back so the call
+    /// can be offered to the next generation.
+    NotRun { payload: Value, why: &'static str },
+}
+
+/// What an actor task reports about its own end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// It takes no more calls (sent before its inbox closes); calls already in
+    /// its inbox are answered [`Answer::NotRun`].
+    Closing,
+    /// It has ended: user tasks drained, database closed, stop recorded.
+    Ended,
+}
+
+/// Where an actor task reports its end.
+pub(crate) type ExitReport = Arc<dyn Fn(&ActorInfo, Exit) + Send + Sync>;
+
 /// Everything an actor task starts from.
 pub(crate) struct Start {
     pub(crate) behaviour: Arc<dyn Behaviour>,
     pub(crate) info: ActorInfo,
     pub(crate) metrics: ActorMetrics,
     pub(crate) db_path: PathBuf,
-    pub(crate) sqlite: actor_sqlite_hooks::HookOptions,
-    pub(crate) shutdown_timeout: std::time::Duration,
+    pub(crate) db: DbOptions,
+    pub(crate) shutdown_timeout: Duration,
+    /// Sleep after this long with no call, connection or user task.
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) inbox: mpsc::Receiver<Msg>,
     /// The previous generation's task: this one opens the database only after it ended.
     pub(crate) previous: Option<tokio::task::JoinHandle<()>>,
     pub(crate) started: oneshot::Sender<Result<(), String>>,
-    pub(crate) host: Weak<HostInner>,
+    pub(crate) report: ExitReport,
+    /// Whether nothing holds the actor awake, for the host's choice of whom to put to sleep.
+    pub(crate) idle: Arc<AtomicBool>,
+    /// One of the host's live-actor permits, held until the database is closed.
+    pub(crate) permit: OwnedSemaphorePermit,
 }
 
-/// Records the stop if the task unwinds past the explicit stop (a panic outside
-/// an action); the explicit call at task exit makes this a no-op otherwise.
-struct StopOnUnwind(ActorMetrics);
+/// Records the stop and reports the end if the task unwinds past the explicit
+/// ones (a panic outside an action); after them it does nothing.
+struct EndGuard {
+    metrics: ActorMetrics,
+    info: ActorInfo,
+    report: ExitReport,
+    reported: bool,
+}
 
-impl Drop for StopOnUnwind {
+impl EndGuard {
+    fn end(&mut self) {
+        self.metrics.stopped();
+        if !self.reported {
+            self.reported = true;
+            (self.report)(&self.info, Exit::Ended);
+        }
+    }
+}
+
+impl Drop for EndGuard {
     fn drop(&mut self) {
-        self.0.stopped();
+        self.end();
     }
 }
 
@@ -190,100 +127,123 @@ pub(crate) async fn run(start: Start) {
         info,
         metrics,
         db_path,
-        sqlite,
+        db,
         shutdown_timeout,
+        idle_timeout,
         mut inbox,
         previous,
         started,
-        host,
+        report,
+        idle,
+        permit,
     } = start;
-    let _fallback = StopOnUnwind(metrics.clone());
+    let mut end = EndGuard {
+        metrics: metrics.clone(),
+        info: info.clone(),
+        report: report.clone(),
+        reported: false,
+    };
     if let Some(previous) = previous {
         // A panic of the previous generation was already recorded by its own guard.
         let _ = previous.await;
     }
 
-    let mut ctx = match open(&*behaviour, &info, &metrics, &db_path, &sqlite) {
+    let mut ctx = match open(&*behaviour, &info, &metrics, &db_path, &db) {
         Ok(ctx) => {
             let _ = started.send(Ok(()));
             ctx
         }
         Err(e) => {
             tracing::error!(actor = %info, error = %e, "actor failed to start");
-            metrics.stopped();
-            forget(&host, &info);
+            end.end();
+            // Calls sent while it was starting get the same answer as the caller that woke it.
+            inbox.close();
+            while let Ok(msg) = inbox.try_recv() {
+                metrics.inbox_depth(msg.inbox()).dec();
+                if let Msg::Call { reply, .. } = msg {
+                    let _ = reply.send(Answer::Ran(Err(CallError::StartFailed(e.clone()))));
+                }
+            }
             let _ = started.send(Err(e));
             return;
         }
     };
 
-    let (reason, destroy, reply) = loop {
-        let Some(msg) = inbox.recv().await else {
-            // Every sender is gone: the host itself was dropped.
-            break (ShutdownReason::HostShutdown, false, None);
-        };
-        metrics.inbox_depth(msg.inbox()).dec();
-        match msg {
-            Msg::Call {
-                action,
-                recorder,
-                payload,
-                reply,
-            } => {
-                let t0 = tokio::time::Instant::now();
-                let outcome = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
-                    .catch_unwind()
-                    .await;
-                let elapsed = t0.elapsed();
-                match outcome {
-                    Ok(Ok(value)) => {
-                        metrics.record_action(&recorder, elapsed, true);
-                        let _ = reply.send(Ok(value));
-                    }
-                    Ok(Err(e)) => {
-                        metrics.record_action(&recorder, elapsed, false);
-                        let _ = reply.send(Err(CallError::Action(e)));
-                    }
-                    Err(_) => {
-                        metrics.record_action(&recorder, elapsed, false);
-                        tracing::error!(actor = %info, action, "action panicked; stopping the actor");
-                        let _ = reply.send(Err(CallError::Panicked {
-                            action: action.to_owned(),
-                        }));
-                        break (ShutdownReason::Panic, false, None);
-                    }
-                }
+    let mut last_used = Instant::now();
+    let (reason, reply) = loop {
+        let idle_at = idle_timeout
+            .filter(|_| ctx.is_idle())
+            .map(|t| last_used + t);
+        idle.store(ctx.is_idle(), Ordering::Relaxed);
+        let idle_timer = async {
+            match idle_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            Msg::Stop {
-                reason,
-                destroy,
-                reply,
-            } => break (reason, destroy, Some(reply)),
+        };
+        tokio::select! {
+            biased;
+            msg = inbox.recv() => {
+                let Some(msg) = msg else {
+                    // Every sender is gone: the host itself was dropped.
+                    break (ShutdownReason::HostShutdown, None);
+                };
+                idle.store(false, Ordering::Relaxed);
+                metrics.inbox_depth(msg.inbox()).dec();
+                match msg {
+                    Msg::Call { action, recorder, payload, reply } => {
+                        let t0 = Instant::now();
+                        let outcome = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
+                            .catch_unwind()
+                            .await;
+                        let elapsed = t0.elapsed();
+                        metrics.record_action(&recorder, elapsed, matches!(outcome, Ok(Ok(_))));
+                        match outcome {
+                            Ok(result) => {
+                                let _ = reply.send(Answer::Ran(result.map_err(CallError::Action)));
+                            }
+                            Err(_) => {
+                                tracing::error!(actor = %info, action, "action panicked; stopping the actor");
+                                let _ = reply.send(Answer::Ran(Err(CallError::Panicked { action: action.to_owned() })));
+                                break (ShutdownReason::Panic, None);
+                            }
+                        }
+                    }
+                    Msg::Stop { reason, reply } => break (reason, Some(reply)),
+                }
+                last_used = Instant::now();
+            }
+            () = ctx.tasks.next_finished() => last_used = Instant::now(),
+            () = idle_timer => {
+                tracing::debug!(actor = %info, "idle; going to sleep");
+                break (ShutdownReason::Sleep, None);
+            }
         }
     };
 
     // Nothing new gets in; whatever is queued is answered, not dropped silently.
-    forget(&host, &info);
+    report(&info, Exit::Closing);
     inbox.close();
+    let mut replies: Vec<oneshot::Sender<()>> = reply.into_iter().collect();
     while let Ok(msg) = inbox.try_recv() {
         metrics.inbox_depth(msg.inbox()).dec();
         match msg {
-            Msg::Call { reply, .. } => {
-                let _ = reply.send(Err(CallError::Stopped(stop_word(reason).to_owned())));
+            Msg::Call { reply, payload, .. } => {
+                let _ = reply.send(Answer::NotRun {
+                    payload,
+                    why: stop_word(reason),
+                });
             }
-            Msg::Stop { reply, .. } => {
-                let _ = reply.send(());
-            }
+            Msg::Stop { reply, .. } => replies.push(reply),
         }
     }
 
     shutdown::drain(&mut ctx.tasks, &metrics, reason, shutdown_timeout).await;
     drop(ctx);
-    if destroy {
-        remove_database(&db_path);
-    }
-    metrics.stopped();
-    if let Some(reply) = reply {
+    // The database is closed: the live-actor permit can serve another actor.
+    drop(permit);
+    end.end();
+    for reply in replies {
         let _ = reply.send(());
     }
 }
@@ -294,42 +254,28 @@ fn open(
     info: &ActorInfo,
     metrics: &ActorMetrics,
     db_path: &std::path::Path,
-    sqlite: &actor_sqlite_hooks::HookOptions,
+    db: &DbOptions,
 ) -> Result<Context, String> {
-    let phase = |p: StartupPhase, t0: tokio::time::Instant| {
+    let phase = |p: StartupPhase, t0: Instant| {
         metrics
             .startup_duration_seconds(p)
             .observe_duration(t0.elapsed());
     };
-    let t0 = tokio::time::Instant::now();
-    let db =
-        actor_sqlite_hooks::open(db_path, metrics.clone(), sqlite).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let conn = database::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
     phase(StartupPhase::OpenDb, t0);
-    let mut ctx = Context {
-        info: info.clone(),
-        metrics: metrics.clone(),
-        db,
-        tasks: UserTasks::new(metrics.clone()),
-        queue: VecDeque::new(),
-        connections: 0,
-    };
-    let t0 = tokio::time::Instant::now();
+    let mut ctx = Context::new(info.clone(), metrics.clone(), conn);
+    let t0 = Instant::now();
     behaviour
         .load_state(&mut ctx)
         .map_err(|e| format!("load_state: {e}"))?;
     phase(StartupPhase::LoadState, t0);
-    let t0 = tokio::time::Instant::now();
+    let t0 = Instant::now();
     behaviour
         .on_start(&mut ctx)
         .map_err(|e| format!("on_start: {e}"))?;
     phase(StartupPhase::OnStart, t0);
     Ok(ctx)
-}
-
-fn forget(host: &Weak<HostInner>, info: &ActorInfo) {
-    if let Some(host) = host.upgrade() {
-        host.forget_live(info);
-    }
 }
 
 fn stop_word(reason: ShutdownReason) -> &'static str {
@@ -338,20 +284,5 @@ fn stop_word(reason: ShutdownReason) -> &'static str {
         ShutdownReason::Destroy => "the actor was destroyed",
         ShutdownReason::HostShutdown => "the host is shutting down",
         ShutdownReason::Panic => "the actor panicked",
-    }
-}
-
-/// Deletes a destroyed actor's database and its WAL files.
-fn remove_database(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = ?p, error = %e, "could not delete a destroyed actor's database")
-            }
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! The JSON app API (never the metrics port):
+//! The JSON app API (never the metrics port), routed by axum:
 //!
 //! | request | does |
 //! |---|---|
@@ -9,17 +9,29 @@
 //! | `GET /actors` | live actors |
 //!
 //! Path segments are percent-decoded (any UTF-8 key; `%2F` is a `/` inside the
-//! key). Every error is a JSON `{"error": ...}` with a 4xx/5xx status.
+//! key). Every error is a JSON `{"error": ...}` with a 4xx/5xx status; a wrong
+//! method is 405 with `Allow`.
+//!
+//! Keep-alive: hyper closes a connection whose request body was left unread,
+//! and a client that already sent its next request on it sees that request fail
+//! without knowing whether it ran. So every request's body is read before
+//! routing (bounded by [`MAX_BODY_BYTES`] and [`BODY_TIMEOUT`]), whether or not
+//! the route uses it; a body that is refused unread (too large, too slow) gets
+//! its answer with `Connection: close`, so the client knows.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -30,13 +42,40 @@ use crate::host::Host;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The app API's routes over `host`.
+pub fn router(host: Host) -> Router {
+    Router::new()
+        .route("/actors", get(list).fallback(not_allowed("GET")))
+        .route(
+            "/actors/{name}/{key}",
+            post(create)
+                .delete(destroy)
+                .fallback(not_allowed("POST, DELETE")),
+        )
+        .route(
+            "/actors/{name}/{key}/sleep",
+            post(sleep).fallback(not_allowed("POST")),
+        )
+        .route(
+            "/actors/{name}/{key}/actions/{action}",
+            post(call).fallback(not_allowed("POST")),
+        )
+        .fallback(|| async { Reject::new(StatusCode::NOT_FOUND, "no such route; see GET /actors") })
+        .layer(middleware::from_fn(read_body))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(host)
+}
 
 /// Serves the app API on `listener` until `shutdown` completes, then stops
 /// accepting and waits (up to 10 s) for requests in flight.
 pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let service = TowerToHyperService::new(router(host));
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -50,15 +89,10 @@ pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Outp
             },
             () = &mut shutdown => break,
         };
-        let host = host.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let host = host.clone();
-            async move { Ok::<_, Infallible>(handle(&host, req).await) }
-        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(stream), service.clone());
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -75,12 +109,14 @@ pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Outp
     }
 }
 
-/// Why a request was refused: a status, a message, and for 405 the allowed methods.
+/// Why a request was refused: a status, a message, for 405 the allowed methods,
+/// and whether the connection must close (its body was left unread).
 #[derive(Debug)]
 pub struct Reject {
     status: StatusCode,
     message: String,
     allow: Option<&'static str>,
+    close: bool,
 }
 
 impl Reject {
@@ -89,15 +125,13 @@ impl Reject {
             status,
             message: message.into(),
             allow: None,
+            close: false,
         }
     }
 
-    fn not_allowed(allow: &'static str) -> Self {
-        Reject {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: format!("method not allowed; allowed: {allow}"),
-            allow: Some(allow),
-        }
+    /// The status of this refusal.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 }
 
@@ -109,110 +143,157 @@ impl From<CallError> for Reject {
     }
 }
 
-/// Answers one request.
-pub async fn handle(host: &Host, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    match route(host, req).await {
-        Ok(body) => respond(StatusCode::OK, &body, None),
-        Err(r) => respond(r.status, &json!({ "error": r.message }), r.allow),
+impl From<PathRejection> for Reject {
+    fn from(_: PathRejection) -> Self {
+        Reject::new(
+            StatusCode::BAD_REQUEST,
+            "path segments must be UTF-8 after percent-decoding",
+        )
     }
 }
 
-/// Routes one request to the host.
-async fn route(host: &Host, req: Request<Incoming>) -> Result<Value, Reject> {
-    let segments = req
-        .uri()
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-        })
-        .collect::<Result<Vec<String>, _>>()
-        .map_err(|_| {
-            Reject::new(
-                StatusCode::BAD_REQUEST,
-                "path segments must be UTF-8 after percent-decoding",
-            )
-        })?;
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (seg.as_slice(), &method) {
-        (["actors"], &Method::GET) => Ok(json!({ "actors": host.list() })),
-        (["actors"], _) => Err(Reject::not_allowed("GET")),
-        (["actors", name, key], &Method::POST) => {
-            nonempty_key(key)?;
-            Ok(json!(host.create(name, key).await?))
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, json_body(&json!({ "error": self.message }))).into_response();
+        let headers = response.headers_mut();
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        (["actors", name, key], &Method::DELETE) => {
-            nonempty_key(key)?;
-            host.destroy(name, key).await?;
-            Ok(json!({ "destroyed": true }))
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        (["actors", _, _], _) => Err(Reject::not_allowed("POST, DELETE")),
-        (["actors", name, key, "sleep"], &Method::POST) => {
-            nonempty_key(key)?;
-            host.sleep(name, key).await?;
-            Ok(json!({ "asleep": true }))
-        }
-        (["actors", _, _, "sleep"], _) => Err(Reject::not_allowed("POST")),
-        (["actors", name, key, "actions", action], &Method::POST) => {
-            nonempty_key(key)?;
-            let (name, key, action) = (name.to_string(), key.to_string(), action.to_string());
-            let payload = read_json(req).await?;
-            let result = host.call(&name, &key, &action, payload).await?;
-            Ok(json!({ "result": result }))
-        }
-        (["actors", _, _, "actions", _], _) => Err(Reject::not_allowed("POST")),
-        _ => Err(Reject::new(
-            StatusCode::NOT_FOUND,
-            "no such route; see GET /actors",
-        )),
+        response
     }
 }
 
-/// Reads a JSON body (empty means `{}`), bounded by [`MAX_BODY_BYTES`].
-async fn read_json(req: Request<Incoming>) -> Result<Value, Reject> {
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
+/// A `200` with a JSON body.
+struct Reply(Value);
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (StatusCode::OK, json_body(&self.0)).into_response()
+    }
+}
+
+fn json_body(value: &Value) -> ([(header::HeaderName, &'static str); 1], String) {
+    let mut text = value.to_string();
+    text.push('\n');
+    ([(header::CONTENT_TYPE, "application/json")], text)
+}
+
+type Answer = Result<Reply, Reject>;
+
+/// Reads the whole body (bounded in size and time) before routing, so that no
+/// route leaves it unread; refuses it with `Connection: close` otherwise.
+async fn read_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let too_large = || Reject {
+        close: true,
+        ..Reject::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
-        .map_err(|_| {
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return too_large().into_response(),
+        Err(_) => {
+            return Reject {
+                close: true,
+                ..Reject::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not received within {BODY_TIMEOUT:?}"),
+                )
+            }
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// A handler for a method the route does not take.
+fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<Reject> + Clone {
+    move || {
+        std::future::ready(Reject {
+            allow: Some(allow),
+            ..Reject::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method not allowed; allowed: {allow}"),
+            )
+        })
+    }
+}
+
+/// A JSON body; an empty one means `{}`, and no content type is required.
+struct JsonBody(Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Reject;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Reject> {
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
             Reject::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {MAX_BODY_BYTES} bytes or unreadable"),
+                format!("request body over {MAX_BODY_BYTES} bytes or unreadable: {e}"),
             )
-        })?
-        .to_bytes();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
+        })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(json!({})));
+        }
+        serde_json::from_slice(&body)
+            .map(JsonBody)
+            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-fn nonempty_key(key: &str) -> Result<(), Reject> {
-    if key.is_empty() {
-        return Err(Reject::new(
-            StatusCode::BAD_REQUEST,
-            "the actor key is empty",
-        ));
-    }
-    Ok(())
+async fn list(State(host): State<Host>) -> Answer {
+    Ok(Reply(json!({ "actors": host.list() })))
 }
 
-fn respond(status: StatusCode, body: &Value, allow: Option<&'static str>) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder()
-        .status(status)
-        .header(hyper::header::CONTENT_TYPE, "application/json");
-    if let Some(allow) = allow {
-        builder = builder.header(hyper::header::ALLOW, allow);
-    }
-    let mut text = body.to_string();
-    text.push('\n');
-    builder
-        .body(Full::new(Bytes::from(text)))
-        .unwrap_or_else(|_| {
-            Response::new(Full::new(Bytes::from_static(b"{\"error\":\"internal\"}\n")))
-        })
+async fn create(
+    State(host): State<Host>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let Path((name, key)) = path?;
+    Ok(Reply(json!(host.create(&name, &key).await?)))
+}
+
+async fn destroy(
+    State(host): State<Host>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let Path((name, key)) = path?;
+    host.destroy(&name, &key).await?;
+    Ok(Reply(json!({ "destroyed": true })))
+}
+
+async fn sleep(
+    State(host): State<Host>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let Path((name, key)) = path?;
+    host.sleep(&name, &key).await?;
+    Ok(Reply(json!({ "asleep": true })))
+}
+
+async fn call(
+    State(host): State<Host>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    JsonBody(payload): JsonBody,
+) -> Answer {
+    let Path((name, key, action)) = path?;
+    let result = host.call(&name, &key, &action, payload).await?;
+    Ok(Reply(json!({ "result": result })))
 }

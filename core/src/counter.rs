@@ -7,7 +7,8 @@ use actor_metrics::labels::{MutationReason, TaskKind};
 use serde_json::{Value, json};
 
 use crate::action::{ActionError, u64_field};
-use crate::actor::{Behaviour, BoxFuture, Context};
+use crate::behaviour::{Behaviour, BoxFuture};
+use crate::context::Context;
 
 /// Longest `slow`/`spawn_task` duration accepted: 10 minutes.
 const MAX_MS: u64 = 600_000;
@@ -64,26 +65,25 @@ impl Behaviour for Counter {
             match action {
                 "increment" => {
                     let by = u64_field(&payload, "by")?.unwrap_or(1);
-                    let by = i64::try_from(by)
-                        .map_err(|_| ActionError::BadPayload("\"by\" is too large".into()))?;
+                    let by = i64::try_from(by).map_err(|_| {
+                        ActionError::BadPayload(format!("\"by\" is at most {}", i64::MAX))
+                    })?;
+                    // Checked in Rust: SQLite turns an overflowing integer sum into
+                    // a REAL, which would break every later read of the counter.
+                    let value = read_value(ctx)?;
+                    let next = value.checked_add(by).ok_or_else(|| {
+                        ActionError::Failed(format!(
+                            "the counter is {value}; adding {by} would pass its limit of {}",
+                            i64::MAX
+                        ))
+                    })?;
                     let tx = ctx.db().transaction()?;
-                    let value: i64 = tx.query_row(
-                        "UPDATE counter SET value = value + ?1 WHERE id = 1 RETURNING value",
-                        [by],
-                        |row| row.get(0),
-                    )?;
+                    tx.execute("UPDATE counter SET value = ?1 WHERE id = 1", [next])?;
                     tx.commit()?;
                     ctx.mutated(MutationReason::Action);
-                    Ok(json!({ "value": value }))
+                    Ok(json!({ "value": next }))
                 }
-                "get" => {
-                    let value: i64 = ctx.db().query_row(
-                        "SELECT value FROM counter WHERE id = 1",
-                        [],
-                        |row| row.get(0),
-                    )?;
-                    Ok(json!({ "value": value }))
-                }
+                "get" => Ok(json!({ "value": read_value(ctx)? })),
                 "fail" => Err(ActionError::Failed("the action failed as asked".into())),
                 "slow" => {
                     let ms = bounded_ms(&payload, 100)?;
@@ -123,6 +123,14 @@ impl Behaviour for Counter {
             }
         })
     }
+}
+
+fn read_value(ctx: &mut Context) -> Result<i64, ActionError> {
+    Ok(ctx
+        .db()
+        .query_row("SELECT value FROM counter WHERE id = 1", [], |row| {
+            row.get(0)
+        })?)
 }
 
 fn bounded_ms(payload: &Value, default: u64) -> Result<u64, ActionError> {

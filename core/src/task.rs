@@ -58,6 +58,16 @@ impl UserTasks {
         self.set.is_empty()
     }
 
+    /// Waits until one task ends and reaps it; pending forever while there is
+    /// none, so the actor loop can wait on it next to its inbox and notice when
+    /// the last task ended.
+    pub async fn next_finished(&mut self) {
+        if self.set.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        self.set.join_next().await;
+    }
+
     /// Waits for every task to finish.
     pub async fn join_all(&mut self) {
         while self.set.join_next().await.is_some() {}

@@ -4,16 +4,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actor_core::counter::Counter;
 use actor_core::{CallError, Host, HostConfig};
 use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, DetailLevel, Metrics, ScrapeRequest};
 use serde_json::json;
 
-fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
-    let metrics = Metrics::new(Config::default()).unwrap();
+async fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
     let mut config = HostConfig::new(dir);
     config.shutdown_timeout = shutdown_timeout;
-    Host::new(metrics, config).unwrap()
+    build(config).await
+}
+
+async fn build(config: HostConfig) -> Host {
+    let metrics = Metrics::new(Config::default()).unwrap();
+    Host::builder(metrics, config)
+        .behaviour(Counter)
+        .build()
+        .await
+        .unwrap()
 }
 
 /// A scrape at `full`, so every family the host records is in it.
@@ -28,7 +37,7 @@ fn scrape(host: &Host) -> Scrape {
 #[tokio::test(start_paused = true)]
 async fn host_shutdown_counts_a_user_task_that_outlives_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(2));
+    let host = host(dir.path(), Duration::from_secs(2)).await;
     host.create("counter", "quick").await.unwrap();
     host.create("counter", "stuck").await.unwrap();
     // One task that ends within the timeout, one that never would.
@@ -91,7 +100,7 @@ async fn host_shutdown_counts_a_user_task_that_outlives_the_timeout() {
 #[tokio::test(start_paused = true)]
 async fn calls_queued_behind_a_panic_are_answered_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(1));
+    let host = host(dir.path(), Duration::from_secs(1)).await;
     host.create("counter", "p").await.unwrap();
     // A slow call holds the actor while a panic and two more calls queue behind it.
     let h = host.clone();
@@ -138,7 +147,7 @@ async fn calls_queued_behind_a_panic_are_answered_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_callers_on_one_actor_give_exact_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path(), Duration::from_secs(5));
+    let host = host(dir.path(), Duration::from_secs(5)).await;
     let created = host.create("counter", "hot").await.unwrap();
     let callers = 16;
     let per_caller = 50;
@@ -181,6 +190,168 @@ async fn concurrent_callers_on_one_actor_give_exact_counts() {
         ),
         ok as f64
     );
+    host.shutdown().await;
+    assert_eq!(scrape(&host).sum("actor_type_active", &[]), 0.0);
+}
+
+/// Lets spawned actor tasks run until `done` holds (a bounded number of
+/// scheduler turns; paused time does not move while tasks are runnable).
+async fn settle(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never settled: {what}");
+}
+
+fn live_keys(host: &Host) -> Vec<String> {
+    host.list().into_iter().map(|a| a.key).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_actor_sleeps_at_the_timeout_and_never_while_held_awake() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = Some(Duration::from_secs(10));
+    let host = build(config).await;
+    let created = host.create("counter", "a").await.unwrap();
+    host.call("counter", "a", "increment", json!({}))
+        .await
+        .unwrap();
+
+    // Idle from the last call: still live just before the timeout, asleep after.
+    tokio::time::sleep(Duration::from_millis(9_900)).await;
+    assert_eq!(live_keys(&host), ["a"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle("a sleeps", || host.live_count() == 0).await;
+    let s = scrape(&host);
+    let g1 = format!("{}:{}", created.actor_id, created.generation);
+    assert_eq!(s.sum("actor_active", &[("actor_id_gen", &g1)]), 0.0);
+    assert_eq!(
+        s.sum(
+            "actor_shutdown_wait_seconds_count",
+            &[("actor_id_gen", &g1), ("reason", "sleep")]
+        ),
+        1.0,
+        "series retained, the sleep recorded"
+    );
+
+    // A call wakes it (new generation, same data); an open connection keeps it up.
+    let woken = host
+        .call("counter", "a", "connect", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(woken["connections"], 1);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(live_keys(&host), ["a"], "a connection holds it awake");
+    host.call("counter", "a", "disconnect", json!({}))
+        .await
+        .unwrap();
+    // A user task holds it awake too; the idle time counts from the task's end.
+    host.call(
+        "counter",
+        "a",
+        "spawn_task",
+        json!({"kind": "background", "ms": 30_000}),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(39)).await;
+    assert_eq!(live_keys(&host), ["a"], "task ended at 30 s, idle for 9 s");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle("a sleeps again", || host.live_count() == 0).await;
+    let value = host.call("counter", "a", "get", json!({})).await.unwrap();
+    assert_eq!(value["value"], 1);
+    assert_eq!(host.list()[0].generation, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_bound_a_wake_sleeps_the_least_recently_used_idle_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = None;
+    config.max_live_actors = 3;
+    let host = build(config).await;
+    for key in ["a", "b", "c"] {
+        host.create("counter", key).await.unwrap();
+        host.call("counter", key, "increment", json!({}))
+            .await
+            .unwrap();
+    }
+    // a is used last and held awake by a connection: b is the oldest idle one.
+    host.call("counter", "a", "connect", json!({}))
+        .await
+        .unwrap();
+    host.create("counter", "d").await.unwrap();
+    assert_eq!(live_keys(&host), ["a", "c", "d"]);
+    host.create("counter", "e").await.unwrap();
+    assert_eq!(live_keys(&host), ["a", "d", "e"]);
+
+    // Everyone busy: the wake is refused, nothing is put to sleep.
+    for key in ["d", "e"] {
+        host.call("counter", key, "connect", json!({}))
+            .await
+            .unwrap();
+    }
+    let refused = host.create("counter", "f").await.unwrap_err();
+    assert!(
+        matches!(refused, CallError::AtCapacity { max: 3 }),
+        "{refused}"
+    );
+    assert_eq!(refused.http_status(), 503);
+    assert_eq!(live_keys(&host), ["a", "d", "e"]);
+
+    // One frees up: the slept actors kept their data.
+    host.call("counter", "e", "disconnect", json!({}))
+        .await
+        .unwrap();
+    let b = host.call("counter", "b", "get", json!({})).await.unwrap();
+    assert_eq!(b["value"], 1);
+    assert_eq!(live_keys(&host), ["a", "b", "d"]);
+    assert_eq!(host.live_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_callers_over_more_keys_than_live_slots_lose_no_increment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = None;
+    config.max_live_actors = 8;
+    let host = build(config).await;
+    let keys = 40;
+    let callers = 6;
+    let per_caller = 150;
+    for k in 0..keys {
+        host.create("counter", &format!("k{k}")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_caller {
+                let key = format!("k{}", (c * 7 + i * 13) % keys);
+                host.call("counter", &key, "increment", json!({}))
+                    .await
+                    .unwrap_or_else(|e| panic!("{key}: {e}"));
+                assert!(host.live_count() <= 8, "{}", host.live_count());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for k in 0..keys {
+        let v = host
+            .call("counter", &format!("k{k}"), "get", json!({}))
+            .await
+            .unwrap();
+        total += v["value"].as_u64().unwrap();
+    }
+    assert_eq!(total, (callers * per_caller) as u64);
+    assert!(host.live_count() <= 8);
     host.shutdown().await;
     assert_eq!(scrape(&host).sum("actor_type_active", &[]), 0.0);
 }

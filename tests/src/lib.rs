@@ -38,7 +38,9 @@ pub struct Host {
     pub app: SocketAddr,
     /// The metrics address.
     pub metrics: SocketAddr,
-    data: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// The temp dir the host owns, when the test did not give one.
+    owned_data: Option<tempfile::TempDir>,
 }
 
 impl Host {
@@ -46,6 +48,24 @@ impl Host {
     /// `listening app=… metrics=…` line.
     pub fn start(args: &[&str]) -> Host {
         let data = tempfile::tempdir().expect("temp dir");
+        let mut host = Host::start_in(data.path(), args);
+        host.owned_data = Some(data);
+        host
+    }
+
+    /// As [`Host::start`], on the data directory `data_dir`, which outlives the
+    /// host (for restarts on the same data); returns once `/readyz` says ready.
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Host {
+        let host = Host::spawn_in(data_dir, args);
+        wait_for(Duration::from_secs(60), "actor-host ready", || {
+            (host.readyz().0 == 200).then_some(())
+        });
+        host
+    }
+
+    /// Starts `actor-host` on `data_dir` and returns once it is listening,
+    /// ready or not (its catalogue may still be loading).
+    pub fn spawn_in(data_dir: &Path, args: &[&str]) -> Host {
         let mut child = Command::new(actor_host_bin())
             .args([
                 "--app-addr",
@@ -54,7 +74,7 @@ impl Host {
                 "127.0.0.1:0",
                 "--data-dir",
             ])
-            .arg(data.path())
+            .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -87,7 +107,8 @@ impl Host {
             child,
             app,
             metrics,
-            data,
+            data_dir: data_dir.to_owned(),
+            owned_data: None,
         }
     }
 
@@ -108,7 +129,44 @@ impl Host {
 
     /// The host's data directory.
     pub fn data_dir(&self) -> &Path {
-        self.data.path()
+        &self.data_dir
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `GET /readyz` on the metrics port: the status and the body.
+    pub fn readyz(&self) -> (u16, String) {
+        let r = match ureq::get(&format!("http://{}/readyz", self.metrics)).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("readyz: {e}"),
+        };
+        (r.status(), r.into_string().unwrap_or_default())
+    }
+
+    /// Sends SIGKILL and waits: the host gets no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL actor-host");
+        self.child.wait().expect("wait for actor-host");
+    }
+
+    /// Sends SIGTERM without waiting; [`Host::wait`] collects the exit.
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for actor-host")
     }
 
     /// `DELETE`s on the app API.
@@ -153,10 +211,9 @@ impl Host {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("wait for actor-host")
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait()
     }
 }
 

@@ -458,3 +458,24 @@ fn startup_errors_print_one_line_and_exit_non_zero() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("not writable"), "{stderr}");
 }
+
+#[test]
+fn a_counter_increment_past_i64_max_is_refused_with_the_limit_and_changes_nothing() {
+    let host = Host::start(&["--workload", "none"]);
+    let max = i64::MAX;
+    assert_eq!(host.post("/actors/counter/big", "").0, 200);
+    let (status, body) = call(&host, "big", "increment", json!({ "by": max }));
+    assert_eq!((status, body["result"]["value"].as_i64()), (200, Some(max)));
+    for _ in 0..2 {
+        let (status, body) = call(&host, "big", "increment", json!({ "by": 1 }));
+        assert!((400..500).contains(&status), "{status} {body}");
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(&max.to_string()), "{msg}");
+    }
+    // The value is unchanged and the actor keeps working.
+    let (status, body) = call(&host, "big", "get", json!({}));
+    assert_eq!((status, body["result"]["value"].as_i64()), (200, Some(max)));
+    assert_eq!(call(&host, "big", "increment", json!({ "by": 0 })).0, 200);
+    let (status, body) = call(&host, "big", "increment", json!({ "by": max as u64 + 1 }));
+    assert_eq!(status, 400, "{body}");
+}

@@ -1,6 +1,7 @@
 //! The series budget, on the real binary: a `counter` actor after create + one
 //! `increment` costs at most 16 series at the default level (`core`), and
-//! exactly what METRICS.md states at each level.
+//! exactly what METRICS.md states at each level (today 0 / 14 / 152 at off /
+//! core / full; 12 at core over protobuf with native histograms).
 
 use actor_e2e_tests::Host;
 use actor_metrics::scrape::Scrape;

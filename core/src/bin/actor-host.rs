@@ -1,12 +1,25 @@
 //! `actor-host`: runs the actor host with its app API, metrics on a side port,
 //! and (by default) the demo workload. Ctrl-C or SIGTERM shut it down gracefully.
+//!
+//! Start-up order, as `/readyz` reports it: the metrics port serves first (503
+//! `catalogue not loaded`), then the app port is bound and the `listening …`
+//! line printed on stdout, then the catalogue is taken (waiting for another host
+//! on the same data dir to let go) and the app API served; `/readyz` turns 200.
+//! On shutdown `/readyz` is 503 `shutting down` while actors drain.
+//!
+//! Logs go to stderr through `tracing` (`RUST_LOG` filters; `--log-format
+//! json` for collectors; colour only on a terminal). Stdout carries two lines
+//! for scripts: `listening app=… metrics=… data_dir=…` and, at exit,
+//! `summary calls=… seconds=… calls_per_s=…`.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actor_core::counter::Counter;
 use actor_core::workload::{DemoOptions, DemoStats};
 use actor_core::{Host, HostConfig};
 use actor_metrics::{Config, DetailLevel, Metrics};
@@ -60,9 +73,46 @@ struct Args {
     /// Bearer token required on `/metrics` [default: none].
     #[arg(long)]
     metrics_token: Option<String>,
-    /// How often the demo prints a progress line.
+    /// How often the host logs a progress event.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
+    /// An actor with no call, open connection or user task for this long goes to
+    /// sleep (its database closes; its series stay retained). `never` disables.
+    #[arg(long, default_value = "5m", value_parser = parse_idle)]
+    idle_timeout: Idle,
+    /// Most actors live at once; waking one more puts the least recently used
+    /// idle one to sleep [default: 10000, lowered to fit the open-file limit at
+    /// 2 descriptors per live actor plus 256].
+    #[arg(long)]
+    max_live_actors: Option<usize>,
+    /// Bound of each actor's SQLite page cache, in KiB.
+    #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
+    sqlite_cache_kib: u32,
+    /// How long to wait for another actor-host to release the data dir.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    data_dir_lock_timeout: Duration,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// An idle timeout, or none.
+#[derive(Debug, Clone, Copy)]
+struct Idle(Option<Duration>);
+
+fn parse_idle(s: &str) -> Result<Idle, humantime::DurationError> {
+    if s == "never" {
+        return Ok(Idle(None));
+    }
+    humantime::parse_duration(s).map(|d| Idle(Some(d)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,13 +123,17 @@ enum Workload {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        );
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,7 +178,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let metrics = Metrics::new(config).map_err(|e| e.to_string())?;
 
-    let readiness = Readiness::new(["metrics not initialised", "actors not loaded"]);
+    let readiness = Readiness::new(["metrics not initialised", "catalogue not loaded"]);
     let server = MetricsServer::bind(
         args.metrics_addr,
         metrics.clone(),
@@ -145,21 +199,41 @@ async fn run(args: Args) -> Result<(), String> {
     let app_addr = app_listener
         .local_addr()
         .map_err(|e| format!("app address: {e}"))?;
-
-    let mut host_config = HostConfig::new(&data_dir);
-    host_config.shutdown_timeout = args.shutdown_timeout;
-    let host = Host::new(metrics.clone(), host_config).map_err(|e| e.to_string())?;
-    readiness.mark_ready("actors not loaded");
-
-    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(actor_core::app::serve(app_listener, host.clone(), async {
-        let _ = app_stopped.await;
-    }));
     println!(
         "listening app={app_addr} metrics={} data_dir={}",
         server.local_addr(),
         data_dir.display()
     );
+
+    let mut host_config = HostConfig::new(&data_dir);
+    host_config.shutdown_timeout = args.shutdown_timeout;
+    host_config.idle_timeout = args.idle_timeout.0;
+    host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
+    host_config.sqlite_cache_kib = args.sqlite_cache_kib;
+    host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
+    tracing::info!(
+        max_live_actors = host_config.max_live_actors,
+        idle_timeout = ?host_config.idle_timeout,
+        "loading the catalogue"
+    );
+    let build = Host::builder(metrics.clone(), host_config)
+        .behaviour(Counter)
+        .build();
+    let host = tokio::select! {
+        host = build => host.map_err(|e| e.to_string())?,
+        reason = wait_for_stop(None) => {
+            tracing::info!(reason, "stopped before the catalogue was loaded");
+            server.shutdown().await;
+            sweeper.abort();
+            return Ok(());
+        }
+    };
+    readiness.mark_ready("catalogue not loaded");
+
+    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = tokio::spawn(actor_core::app::serve(app_listener, host.clone(), async {
+        let _ = app_stopped.await;
+    }));
 
     let stats = Arc::new(DemoStats::default());
     let demo = (args.workload == Workload::Demo).then(|| {
@@ -225,7 +299,28 @@ async fn wait_for_stop(duration: Option<Duration>) -> &'static str {
     }
 }
 
-/// Prints `progress live_actors=… retained_label_sets=… actions_per_s=… commits_per_s=…`.
+/// The bound on live actors when none is given: [`actor_core::DEFAULT_MAX_LIVE_ACTORS`],
+/// lowered so that two descriptors per live actor plus 256 for sockets and the
+/// process itself fit the open-file limit.
+fn default_max_live() -> usize {
+    const RESERVED: u64 = 256;
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+    match limit {
+        Some(limit) => {
+            let fits = usize::try_from(limit.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX);
+            actor_core::DEFAULT_MAX_LIVE_ACTORS.min(fits).max(1)
+        }
+        None => actor_core::DEFAULT_MAX_LIVE_ACTORS,
+    }
+}
+
+/// Logs a `progress` event with `live_actors`, `retained_label_sets`,
+/// `actions_per_s` and `commits_per_s`.
 async fn progress(host: Host, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -242,12 +337,12 @@ async fn progress(host: Host, every: Duration) {
             commits(&host).await,
         );
         let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
-        println!(
-            "progress live_actors={} retained_label_sets={} actions_per_s={:.1} commits_per_s={:.1}",
-            host.live_count(),
-            host.metrics().retained_len(),
-            (now.1 - last.1) as f64 / secs,
-            (now.2 - last.2).max(0.0) / secs,
+        tracing::info!(
+            live_actors = host.live_count(),
+            retained_label_sets = host.metrics().retained_len(),
+            actions_per_s = format_args!("{:.1}", (now.1 - last.1) as f64 / secs),
+            commits_per_s = format_args!("{:.1}", (now.2 - last.2).max(0.0) / secs),
+            "progress"
         );
         last = now;
     }
