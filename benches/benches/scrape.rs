@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use actor_benches::{
-    ManualClock, assert_same_per_actor_samples, bench_metrics, build_mirror, build_ours,
-    series_per_actor,
+    ManualClock, TextFormat, assert_same_per_actor_samples, bench_metrics, build_mirror,
+    build_ours, series_per_actor,
 };
 use actor_metrics::{DetailLevel, ScrapeRequest};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
@@ -24,7 +24,7 @@ fn scrape(c: &mut Criterion) {
     let mut theirs = Vec::new();
     mirror.encode_into(&mut theirs);
     let theirs = String::from_utf8(theirs).expect("TextEncoder writes UTF-8");
-    let compared = assert_same_per_actor_samples(&ours, &theirs);
+    let compared = assert_same_per_actor_samples(&ours, &theirs, TextFormat::Prometheus);
     println!(
         "scrape setup: {ACTORS} actors x {} series; {compared} per-actor samples identical; \
          ours {:.1} MB (with aggregates), prometheus {:.1} MB",

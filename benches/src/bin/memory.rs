@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use actor_benches::{
-    ENVOY, Mirror, actor_id, actor_id_gen, actor_key, populate, rss_bytes, series_per_actor,
+    ENVOY, actor_id, actor_key, build_mirror, populate, rss_bytes, series_per_actor,
 };
 use actor_metrics::{Config, DetailLevel, Metrics};
 
@@ -48,20 +48,13 @@ fn measure(mode: &str, n: usize) {
             let act = ty.action("increment");
             for i in 0..n {
                 let a = ty.register(&actor_id(i), Some(1), &actor_key(i));
-                populate(i, Some((&a, &act)), None);
+                populate(i, Some((&a, &act)), &[]);
                 a.stopped(); // retained: stopped, within retention
             }
             assert_eq!(m.retained_len(), n);
             Box::new(m)
         }
-        "mirror" => {
-            let m = Mirror::new();
-            for i in 0..n {
-                let (id_gen, key) = (actor_id_gen(i), actor_key(i));
-                populate(i, None, Some((&m, [&id_gen, &key, ENVOY])));
-            }
-            Box::new(m)
-        }
+        "mirror" => Box::new(build_mirror(n)),
         _ => usage(),
     };
     trim();
