@@ -32,7 +32,7 @@ use prometheus::{
 mod client;
 pub use client::{ActorLabels, ClientActor, ClientMirror, ExtraLabels, openmetrics_name};
 
-/// `envoy_key` of every bench actor (ours and the mirror's).
+/// `envoy_key` of every bench actor (ours and both peers').
 pub const ENVOY: &str = "bench-host:4242";
 
 /// The per-actor label names, in the order `TextEncoder` sorts them.
