@@ -1,15 +1,19 @@
-//! One counter increment: a bare atomic, an actor handle's resolved child, and
-//! `IntCounterVec::with_label_values` on an existing child; then the same with
-//! two threads on the same actor (ns per op per thread).
+//! One counter increment: a bare atomic, an actor handle's resolved child,
+//! `IntCounterVec::with_label_values` on an existing child, and in
+//! `prometheus-client` a `Counter` taken once from `Family::get_or_create` and
+//! kept, and `get_or_create` on every call; then the same with two threads on
+//! the same actor (ns per op per thread).
 
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actor_benches::{ACTOR_LABELS, ENVOY, ManualClock, bench_metrics};
+use actor_benches::{ACTOR_LABELS, ActorLabels, ENVOY, ManualClock, bench_metrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 use prometheus::{IntCounterVec, Opts};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 const LABELS: [&str; 3] = ["actor-0000001:1", "user-1", ENVOY];
 
@@ -24,6 +28,19 @@ fn counter_vec() -> IntCounterVec {
     .expect("valid opts");
     v.with_label_values(&LABELS).inc(); // the child exists before timing
     v
+}
+
+/// The same child as a `prometheus-client` family and its label set; the
+/// child exists before timing.
+fn client_family() -> (Family<ActorLabels, Counter>, ActorLabels) {
+    let labels = ActorLabels {
+        actor_id_gen: LABELS[0].into(),
+        actor_key: LABELS[1].into(),
+        envoy_key: LABELS[2].into(),
+    };
+    let family = Family::<ActorLabels, Counter>::default();
+    family.get_or_create(&labels).inc();
+    (family, labels)
 }
 
 /// Two threads each run `op` `iters` times after a common start; returns the
@@ -71,6 +88,9 @@ fn hot_path(c: &mut Criterion) {
     let ty = m.actor_type("counter");
     let a = ty.register("actor-0000001", Some(1), "user-1");
     let vec = counter_vec();
+    let (family, labels) = client_family();
+    // The documented way to keep a child: a clone (an `Arc`) of the family's entry.
+    let cached: Counter = family.get_or_create(&labels).clone();
     let atomic = AtomicU64::new(0);
 
     let mut g = c.benchmark_group("hot_path");
@@ -85,6 +105,12 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("with_label_values", |b| {
         b.iter(|| black_box(&vec).with_label_values(black_box(&LABELS)).inc())
+    });
+    g.bench_function("client_cached_child", |b| {
+        b.iter(|| black_box(&cached).inc())
+    });
+    g.bench_function("client_get_or_create", |b| {
+        b.iter(|| black_box(&family).get_or_create(black_box(&labels)).inc())
     });
     g.finish();
 
@@ -104,11 +130,31 @@ fn hot_path(c: &mut Criterion) {
             })
         })
     });
+    g.bench_function("client_cached_child", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                black_box(&cached).inc();
+            })
+        })
+    });
+    g.bench_function("client_get_or_create", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                black_box(&family).get_or_create(black_box(&labels)).inc();
+            })
+        })
+    });
     g.finish();
 
     // Every timed increment landed (and nothing was optimised away).
     assert!(a.queue_messages_sent_total().get() > 0);
     assert!(vec.with_label_values(&LABELS).get() > 1);
+    assert!(family.get_or_create(&labels).get() > 1);
+    assert_eq!(
+        cached.get(),
+        family.get_or_create(&labels).get(),
+        "one child"
+    );
 }
 
 criterion_group!(benches, hot_path);

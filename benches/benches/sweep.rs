@@ -39,7 +39,7 @@ impl Expiring {
     /// Untimed: registers, populates (the full catalogue) and stops 100k actors,
     /// then moves the clock past their retention. Returns the sweep instant.
     fn build(&self) -> tokio::time::Instant {
-        self.build_with(|i, a| populate(i, Some((a, &self.act)), None))
+        self.build_with(|i, a| populate(i, Some((a, &self.act)), &[]))
     }
 
     /// [`Expiring::build`] with `record` writing each actor's events.

@@ -4,10 +4,13 @@
 //!   sweeps are driven without a runtime and without sleeping.
 //! * [`populate`]: writes the *full catalogue* into one actor (every family,
 //!   every value of its enum label, one action), and/or the same values into
-//!   [`Mirror`], the same series built as `prometheus` `MetricVec`s, which is the
-//!   baseline of the scrape bench and of the memory measurement.
-//! * [`assert_same_per_actor_samples`]: parses both scrapes with a real parser
-//!   and checks that every per-actor series reads back the same value.
+//!   the peers, the baselines of the scrape, memory and hot-path benches:
+//!   [`Mirror`], the same series built as `prometheus` `MetricVec`s, and
+//!   [`ClientMirror`] (in `client.rs`), the same series as `prometheus-client`
+//!   `Family`s.
+//! * [`assert_same_per_actor_samples`]: parses two scrapes with a real parser
+//!   and checks that every per-actor series reads back the same value; a peer's
+//!   OpenMetrics text is read through [`TextFormat::OpenMetrics`].
 //!
 //! The catalogue is walked from [`FAMILIES`], and our side records through
 //! `actor_metrics::testing::apply`, which is generated from the same
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actor_metrics::families::FAMILIES;
+use actor_metrics::families::{FAMILIES, FamilyInfo};
 use actor_metrics::scrape::Scrape;
 pub use actor_metrics::testing::Op;
 use actor_metrics::{ActionMetrics, ActorMetrics, Clock, Config, DetailLevel, Kind, Metrics};
@@ -26,7 +29,10 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// `envoy_key` of every bench actor (ours and the mirror's).
+mod client;
+pub use client::{ActorLabels, ClientActor, ClientMirror, ExtraLabels, openmetrics_name};
+
+/// `envoy_key` of every bench actor (ours and both peers').
 pub const ENVOY: &str = "bench-host:4242";
 
 /// The per-actor label names, in the order `TextEncoder` sorts them.
@@ -163,30 +169,13 @@ impl Mirror {
         Mirror { registry, vecs }
     }
 
-    /// Applies `op` to the child of family `fi` (index into [`FAMILIES`]).
-    pub fn apply(&self, fi: usize, labels: [&str; 3], extra: Option<&str>, op: Op) {
-        let mut vals = [labels[0], labels[1], labels[2], ""];
-        let vals: &[&str] = match extra {
-            Some(e) => {
-                vals[3] = e;
-                &vals
-            }
-            None => &vals[..3],
-        };
-        match (&self.vecs[fi], op) {
-            (MirrorVec::Counter(v), Op::Inc(n)) => v.with_label_values(vals).inc_by(n),
-            (MirrorVec::Gauge(v), Op::Set(x)) => v.with_label_values(vals).set(x),
-            (MirrorVec::Histogram(v), Op::Observe(x)) => v.with_label_values(vals).observe(x),
-            _ => panic!("{}: op {op:?} does not fit the kind", FAMILIES[fi].name),
+    /// Bench actor `labels` (`[actor_id_gen, actor_key, envoy_key]`) in this
+    /// peer, for [`populate`].
+    pub fn actor<'a>(&'a self, labels: [&'a str; 3]) -> MirrorActor<'a> {
+        MirrorActor {
+            mirror: self,
+            labels,
         }
-    }
-
-    fn apply_named(&self, name: &str, labels: [&str; 3], op: Op) {
-        let fi = FAMILIES
-            .iter()
-            .position(|f| f.name == name)
-            .unwrap_or_else(|| panic!("{name} is in the catalogue"));
-        self.apply(fi, labels, None, op);
     }
 
     /// `registry.gather()` then `TextEncoder::encode`, appended to `out`.
@@ -197,23 +186,64 @@ impl Mirror {
     }
 }
 
-/// Writes the full catalogue for bench actor `i` into our handle and/or the
-/// mirror (labels `[actor_id_gen, actor_key, envoy_key]`), with the same values:
-/// every counter, gauge and histogram of every family, every extra-label value,
-/// `actor_active` (1, from the live registration), and one action called twice
-/// (one success, one error).
-pub fn populate(
-    i: usize,
-    ours: Option<(&ActorMetrics, &ActionMetrics)>,
-    mirror: Option<(&Mirror, [&str; 3])>,
-) {
+/// One bench actor's series in a peer library (a baseline), written by [`populate`].
+pub trait PeerActor {
+    /// Applies `op` to this actor's child of family `FAMILIES[fi]`, with
+    /// `extra` the value of the family's extra label.
+    ///
+    /// # Panics
+    /// When `op` does not fit the family's kind.
+    fn apply(&self, fi: usize, extra: Option<&'static str>, op: Op);
+}
+
+/// One bench actor's series in a [`Mirror`].
+#[derive(Clone, Copy)]
+pub struct MirrorActor<'a> {
+    mirror: &'a Mirror,
+    labels: [&'a str; 3],
+}
+
+impl PeerActor for MirrorActor<'_> {
+    fn apply(&self, fi: usize, extra: Option<&'static str>, op: Op) {
+        let l = self.labels;
+        let mut vals = [l[0], l[1], l[2], ""];
+        let vals: &[&str] = match extra {
+            Some(e) => {
+                vals[3] = e;
+                &vals
+            }
+            None => &vals[..3],
+        };
+        match (&self.mirror.vecs[fi], op) {
+            (MirrorVec::Counter(v), Op::Inc(n)) => v.with_label_values(vals).inc_by(n),
+            (MirrorVec::Gauge(v), Op::Set(x)) => v.with_label_values(vals).set(x),
+            (MirrorVec::Histogram(v), Op::Observe(x)) => v.with_label_values(vals).observe(x),
+            _ => panic!("{}: op {op:?} does not fit the kind", FAMILIES[fi].name),
+        }
+    }
+}
+
+/// Index in [`FAMILIES`] of the family `name`.
+fn family_index(name: &str) -> usize {
+    FAMILIES
+        .iter()
+        .position(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name} is in the catalogue"))
+}
+
+/// Writes the full catalogue for bench actor `i` into our handle and/or each
+/// peer, with the same values: every counter, gauge and histogram of every
+/// family, every extra-label value, `actor_active` (1, from the live
+/// registration), and one action called twice (one success, one error). One
+/// walk over [`FAMILIES`] feeds every target, so a new family reaches all of them.
+pub fn populate(i: usize, ours: Option<(&ActorMetrics, &ActionMetrics)>, peers: &[&dyn PeerActor]) {
     for (fi, f) in FAMILIES.iter().enumerate() {
         if f.by_action {
             continue; // recorded together by record_action below
         }
         if f.name == "actor_active" {
-            if let Some((m, l)) = mirror {
-                m.apply(fi, l, None, Op::Set(1));
+            for p in peers {
+                p.apply(fi, None, Op::Set(1));
             }
             continue;
         }
@@ -233,8 +263,8 @@ pub fn populate(
                 actor_metrics::testing::apply(a, f, slot, op)
                     .unwrap_or_else(|e| panic!("populating {}: {e}", f.name));
             }
-            if let Some((m, l)) = mirror {
-                m.apply(fi, l, slot.map(|s| values[s]), op);
+            for p in peers {
+                p.apply(fi, slot.map(|s| values[s]), op);
             }
         }
     }
@@ -244,19 +274,14 @@ pub fn populate(
         a.record_action(act, ok, true);
         a.record_action(act, failed, false);
     }
-    if let Some((m, l)) = mirror {
-        m.apply_named("actor_action_calls_total", l, Op::Inc(2));
-        m.apply_named("actor_action_errors_total", l, Op::Inc(1));
-        m.apply_named(
-            "actor_action_duration_seconds",
-            l,
-            Op::Observe(ok.as_secs_f64()),
-        );
-        m.apply_named(
-            "actor_action_duration_seconds",
-            l,
-            Op::Observe(failed.as_secs_f64()),
-        );
+    let calls = family_index("actor_action_calls_total");
+    let errors = family_index("actor_action_errors_total");
+    let duration = family_index("actor_action_duration_seconds");
+    for p in peers {
+        p.apply(calls, None, Op::Inc(2));
+        p.apply(errors, None, Op::Inc(1));
+        p.apply(duration, None, Op::Observe(ok.as_secs_f64()));
+        p.apply(duration, None, Op::Observe(failed.as_secs_f64()));
     }
 }
 
@@ -268,7 +293,7 @@ pub fn build_ours(m: &Metrics, n: usize) -> Vec<ActorMetrics> {
     (0..n)
         .map(|i| {
             let a = ty.register(&actor_id(i), Some(1), &actor_key(i));
-            populate(i, Some((&a, &act)), None);
+            populate(i, Some((&a, &act)), &[]);
             a
         })
         .collect()
@@ -279,9 +304,27 @@ pub fn build_mirror(n: usize) -> Mirror {
     let m = Mirror::new();
     for i in 0..n {
         let (id_gen, key) = (actor_id_gen(i), actor_key(i));
-        populate(i, None, Some((&m, [&id_gen, &key, ENVOY])));
+        populate(i, None, &[&m.actor([&id_gen, &key, ENVOY])]);
     }
     m
+}
+
+/// Bench actor `i`'s labels as `prometheus-client` keys them.
+pub fn client_labels(i: usize) -> ActorLabels {
+    ActorLabels {
+        actor_id_gen: actor_id_gen(i),
+        actor_key: actor_key(i),
+        envoy_key: ENVOY.into(),
+    }
+}
+
+/// The same `n` actors' series as `prometheus-client` `Family` children.
+pub fn build_client(n: usize) -> ClientMirror {
+    let c = ClientMirror::new();
+    for i in 0..n {
+        populate(i, None, &[&c.actor(client_labels(i))]);
+    }
+    c
 }
 
 /// The `# HELP name …` block of one family (up to the next `# HELP`).
@@ -301,24 +344,71 @@ fn family_block<'a>(text: &'a str, name: &str) -> &'a str {
 
 type SeriesKey = (String, BTreeMap<String, String>);
 
-fn parse_block(text: &str, name: &str, which: &str) -> HashMap<SeriesKey, f64> {
-    let block = family_block(text, name);
-    let parsed = Scrape::parse(block).unwrap_or_else(|e| panic!("{which} {name}: {e}"));
+/// How a scrape is written, for [`assert_same_per_actor_samples`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// Prometheus text format 0.0.4: ours and `prometheus::TextEncoder`.
+    Prometheus,
+    /// OpenMetrics text as `prometheus_client::encoding::text::encode` writes
+    /// it: a counter family's `# HELP`/`# TYPE` name lacks the `_total` its
+    /// samples carry, the text ends with `# EOF`, and whole-number bounds keep
+    /// their fraction (`le="1.0"` where 0.0.4 writers print `le="1"`).
+    OpenMetrics,
+}
+
+/// The `# TYPE` word of a kind.
+fn type_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram => "histogram",
+    }
+}
+
+/// The samples of family `f` in `text`, keyed by name and labels, with `le`
+/// in one canonical spelling (the formats print the same bound differently).
+fn parse_block(text: &str, f: &FamilyInfo, format: TextFormat) -> HashMap<SeriesKey, f64> {
+    let parsed = match format {
+        TextFormat::Prometheus => Scrape::parse(family_block(text, f.name)),
+        TextFormat::OpenMetrics => {
+            // Check the header as OpenMetrics writes it, then state it the 0.0.4
+            // way (named like the samples) so the same parser reads the samples.
+            let name = openmetrics_name(f);
+            let block = family_block(text, name);
+            let typed = format!("\n# TYPE {name} {}\n", type_word(f.kind));
+            assert!(block.contains(&typed), "{}: no {typed:?}", f.name);
+            let mut restated = format!("# TYPE {} {}\n", f.name, type_word(f.kind));
+            for line in block.lines().filter(|l| !l.starts_with('#')) {
+                restated.push_str(line);
+                restated.push('\n');
+            }
+            Scrape::parse(&restated)
+        }
+    };
+    let parsed = parsed.unwrap_or_else(|e| panic!("{format:?} {}: {e}", f.name));
     parsed
         .samples()
         .iter()
-        .map(|s| ((s.name.clone(), s.labels.clone()), s.value))
+        .map(|s| {
+            let mut labels = s.labels.clone();
+            if let Some(le) = labels.get_mut("le") {
+                let bound: f64 = le.parse().unwrap_or_else(|_| panic!("le={le:?}"));
+                *le = bound.to_string();
+            }
+            ((s.name.clone(), labels), s.value)
+        })
         .collect()
 }
 
 /// Parses both scrapes family by family (to bound memory) with
 /// [`Scrape::parse`] and asserts that every per-actor family has exactly the same
-/// series with exactly the same values in both. Returns the samples compared.
-pub fn assert_same_per_actor_samples(ours: &str, theirs: &str) -> usize {
+/// series with exactly the same values in both (`ours` in the 0.0.4 format,
+/// `theirs` in `format`). Returns the samples compared.
+pub fn assert_same_per_actor_samples(ours: &str, theirs: &str, format: TextFormat) -> usize {
     let mut compared = 0;
     for f in &FAMILIES {
-        let a = parse_block(ours, f.name, "ours");
-        let b = parse_block(theirs, f.name, "prometheus");
+        let a = parse_block(ours, f, TextFormat::Prometheus);
+        let b = parse_block(theirs, f, format);
         assert!(!a.is_empty(), "{}: our scrape has samples", f.name);
         assert_eq!(a.len(), b.len(), "{}: same number of samples", f.name);
         for (key, v) in &b {
@@ -343,4 +433,30 @@ pub fn rss_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * u64::try_from(page).expect("page size is positive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peers hold what we hold: the benches' equivalence check, on a few actors.
+    #[test]
+    fn both_peers_read_back_our_per_actor_samples() {
+        let m = bench_metrics(ManualClock::new(), Duration::from_secs(600));
+        let _live = build_ours(&m, 3);
+        let ours = m.render();
+
+        let mut prom = Vec::new();
+        build_mirror(3).encode_into(&mut prom);
+        let prom = String::from_utf8(prom).expect("UTF-8");
+        let expected = assert_same_per_actor_samples(&ours, &prom, TextFormat::Prometheus);
+
+        let mut om = String::new();
+        build_client(3).encode_into(&mut om);
+        assert!(om.ends_with("# EOF\n"), "OpenMetrics text");
+        assert_eq!(
+            assert_same_per_actor_samples(&ours, &om, TextFormat::OpenMetrics),
+            expected
+        );
+    }
 }

@@ -1,24 +1,25 @@
 //! RSS per retained actor (full catalogue populated) for this design and for the
-//! same series as `prometheus` `MetricVec` children.
+//! same series in the two Rust clients: `prometheus` `MetricVec` children and
+//! `prometheus-client` `Family` children.
 //!
 //! `cargo run --release -p actor-benches --bin memory [-- --actors N]`
 //!
 //! Each design is measured in a fresh child process (this binary re-executed
-//! with `--mode ours|mirror`), reading `/proc/self/statm` before and after
-//! building, so one design's allocator state does not pollute the other's.
+//! with `--mode ours|mirror|client`), reading `/proc/self/statm` before and
+//! after building, so one design's allocator state does not pollute another's.
 
 use std::process::Command;
 use std::time::Duration;
 
 use actor_benches::{
-    ENVOY, Mirror, actor_id, actor_id_gen, actor_key, populate, rss_bytes, series_per_actor,
+    ENVOY, actor_id, actor_key, build_client, build_mirror, populate, rss_bytes, series_per_actor,
 };
 use actor_metrics::{Config, DetailLevel, Metrics};
 
 const DEFAULT_ACTORS: usize = 100_000;
 
 fn usage() -> ! {
-    eprintln!("usage: memory [--actors N] [--mode ours|mirror]");
+    eprintln!("usage: memory [--actors N] [--mode ours|mirror|client]");
     std::process::exit(2)
 }
 
@@ -48,20 +49,14 @@ fn measure(mode: &str, n: usize) {
             let act = ty.action("increment");
             for i in 0..n {
                 let a = ty.register(&actor_id(i), Some(1), &actor_key(i));
-                populate(i, Some((&a, &act)), None);
+                populate(i, Some((&a, &act)), &[]);
                 a.stopped(); // retained: stopped, within retention
             }
             assert_eq!(m.retained_len(), n);
             Box::new(m)
         }
-        "mirror" => {
-            let m = Mirror::new();
-            for i in 0..n {
-                let (id_gen, key) = (actor_id_gen(i), actor_key(i));
-                populate(i, None, Some((&m, [&id_gen, &key, ENVOY])));
-            }
-            Box::new(m)
-        }
+        "mirror" => Box::new(build_mirror(n)),
+        "client" => Box::new(build_client(n)),
         _ => usage(),
     };
     trim();
@@ -109,6 +104,7 @@ fn main() {
     };
     let ours = run("ours");
     let mirror = run("mirror");
+    let client = run("client");
     let per = |b: u64| b as f64 / n as f64;
     println!(
         "RSS per retained actor, {n} actors, full catalogue ({} series per actor):",
@@ -116,19 +112,25 @@ fn main() {
     );
     println!("| design | RSS growth | bytes per actor |");
     println!("|---|---:|---:|");
-    println!(
-        "| actor-metrics (one allocation per actor) | {:.1} MB | {:.0} |",
-        ours as f64 / 1e6,
-        per(ours)
-    );
-    println!(
-        "| prometheus MetricVec children | {:.1} MB | {:.0} |",
-        mirror as f64 / 1e6,
-        per(mirror)
-    );
-    println!(
-        "ratio ours / MetricVec: {:.3} (1/{:.1}; goal <= 1/10)",
-        per(ours) / per(mirror),
-        per(mirror) / per(ours)
-    );
+    for (design, bytes) in [
+        ("actor-metrics (one allocation per actor)", ours),
+        ("prometheus MetricVec children", mirror),
+        ("prometheus-client Family children", client),
+    ] {
+        println!(
+            "| {design} | {:.1} MB | {:.0} |",
+            bytes as f64 / 1e6,
+            per(bytes)
+        );
+    }
+    for (peer, bytes, goal) in [
+        ("MetricVec", mirror, "; goal <= 1/10"),
+        ("Family", client, ""),
+    ] {
+        println!(
+            "ratio ours / {peer}: {:.3} (1/{:.2}{goal})",
+            per(ours) / per(bytes),
+            per(bytes) / per(ours)
+        );
+    }
 }
