@@ -127,7 +127,7 @@ fn run(bin: &PathBuf, seconds: u64, actors: u32, detail: bool) -> Run {
         .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .args(["--actors", &actors.to_string()])
         .args(["--duration", &format!("{seconds}s")])
-        .args(["--per-actor-detail", if detail { "on" } else { "off" }])
+        .args(["--per-actor-detail", if detail { "full" } else { "off" }])
         .arg("--data-dir")
         .arg(data.path())
         .env("RUST_LOG", "warn")
