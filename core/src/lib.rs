@@ -23,6 +23,8 @@
 //! * [`action`]: action calls and their errors;
 //! * [`task`]: user tasks with a kind, tracked for the shutdown drain;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
+//! * [`health`]: liveness checks for `/healthz` (a task that must not end,
+//!   the host runtime's heartbeat);
 //! * [`counter`]: the `counter` actor type the binary registers;
 //! * [`app`]: the JSON app API; [`workload`]: the demo workload.
 //!
@@ -42,6 +44,7 @@ pub mod catalogue;
 pub mod context;
 pub mod counter;
 pub mod database;
+pub mod health;
 pub mod host;
 mod lru;
 pub mod shutdown;

@@ -40,6 +40,7 @@
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
 //! | `scrape.rs` | one scrape: query, format and encoding negotiation, the streamed body |
 //! | `serve.rs` | binding, the accept loop, shutdown |
+//! | `thread.rs` | [`MetricsServer::spawn_thread`]: a server on its own thread and runtime |
 //! | `self_metrics.rs`, `error.rs` | `actor_metrics_http_*`; [`ServerError`] |
 
 #![deny(missing_docs)]
@@ -52,6 +53,7 @@ mod scrape;
 mod self_metrics;
 mod serve;
 mod source;
+mod thread;
 mod validate;
 
 pub use error::ServerError;
@@ -59,6 +61,7 @@ pub use options::ServerOptions;
 pub use probes::{Health, Readiness};
 pub use serve::{MetricsServer, ServerHandle};
 pub use source::{Chunks, FnSource, MetricsSource};
+pub use thread::ServerThread;
 pub use validate::OptionsError;
 
 /// The default metrics address: loopback only, port 9091.

@@ -166,3 +166,42 @@ async fn dropping_the_handle_stops_the_server() {
         .await
         .expect("the port is released");
 }
+
+/// Blocking `GET path` on a raw socket: the whole answer.
+fn blocking_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A server on its own thread answers with no runtime on the caller's side
+/// at all (the caller could be wedged), and shuts down cleanly.
+#[test]
+fn a_server_on_its_own_thread_serves_without_the_callers_runtime() {
+    let m = small_metrics();
+    let server = MetricsServer::spawn_thread(local(), m.clone(), ready()).unwrap();
+    let addr = server.local_addr();
+    assert!(blocking_get(addr, "/healthz").starts_with("HTTP/1.1 200"));
+    let scrape = blocking_get(addr, "/metrics");
+    assert!(
+        scrape.contains("actor_queue_messages_sent_total{"),
+        "{scrape}"
+    );
+    // The same port again: a typed error, synchronously.
+    match MetricsServer::spawn_thread(addr, m, ready()) {
+        Err(ServerError::Bind { addr: a, .. }) => assert_eq!(a, addr),
+        other => panic!("{other:?}"),
+    }
+    server.shutdown();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the port is released"
+    );
+}

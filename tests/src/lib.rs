@@ -137,12 +137,21 @@ impl Host {
         self.child.id()
     }
 
-    /// `GET /readyz` on the metrics port: the status and the body.
+    /// `GET /readyz` on the metrics port: status and body.
     pub fn readyz(&self) -> (u16, String) {
-        let r = match ureq::get(&format!("http://{}/readyz", self.metrics)).call() {
+        self.probe("/readyz")
+    }
+
+    /// `GET /healthz` on the metrics port: status and body.
+    pub fn healthz(&self) -> (u16, String) {
+        self.probe("/healthz")
+    }
+
+    fn probe(&self, path: &str) -> (u16, String) {
+        let r = match ureq::get(&format!("http://{}{path}", self.metrics)).call() {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("readyz: {e}"),
+            Err(e) => panic!("{path}: {e}"),
         };
         (r.status(), r.into_string().unwrap_or_default())
     }

@@ -14,6 +14,8 @@ fn readyz_is_503_until_the_catalogue_is_loaded_and_while_draining() {
     let data = tempfile::tempdir().unwrap();
     let first = Host::start_in(data.path(), &["--workload", "none"]);
     assert_eq!(first.readyz().0, 200);
+    // The sweeper runs and the runtime beats: healthy.
+    assert_eq!(first.healthz(), (200, "ok\n".to_owned()));
     assert_eq!(first.post("/actors/counter/kept", "").0, 200);
     assert_eq!(
         first
@@ -57,6 +59,7 @@ fn readyz_is_503_until_the_catalogue_is_loaded_and_while_draining() {
     });
     assert!(body.contains("shutting down"), "{body}");
     assert!(draining.is_running(), "readyz answered by a live process");
+    assert_eq!(draining.healthz().0, 200, "draining is not unhealthy");
 }
 
 /// Runs the host for a short while with `args`; returns (stdout, stderr).

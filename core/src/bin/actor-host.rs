@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_core::counter::Counter;
+use actor_core::health::{self, Heartbeat};
 use actor_core::workload::{DemoOptions, DemoStats};
 use actor_core::{Host, HostConfig};
 use actor_metrics::{Config, DetailLevel, Metrics};
-use actor_metrics_server::{MetricsServer, Readiness, ServerOptions};
+use actor_metrics_server::{Health, MetricsServer, Readiness, ServerOptions, ServerThread};
 use clap::{Parser, ValueEnum};
 
 /// A small real actor host that exports per-actor Prometheus metrics.
@@ -179,19 +180,34 @@ async fn run(args: Args) -> Result<(), String> {
     let metrics = Metrics::new(config).map_err(|e| e.to_string())?;
 
     let readiness = Readiness::new(["metrics not initialised", "catalogue not loaded"]);
-    let server = MetricsServer::bind(
+    // /healthz fails when the sweeper task ends or this runtime stops running
+    // its heartbeat. The server runs on its own thread and runtime, so it can
+    // still answer (and say so) when this one is wedged.
+    let health = Health::default();
+    let sweeper = Arc::new(metrics.spawn_sweeper());
+    health.check(
+        "sweeper",
+        health::task_alive(sweeper.clone(), "the sweeper task"),
+    );
+    let (heartbeat, heartbeat_task) =
+        Heartbeat::spawn(health::DEFAULT_BEAT_EVERY, health::DEFAULT_STALE_AFTER);
+    health.check("runtime", move || heartbeat.check());
+    let server = MetricsServer::spawn_thread(
         args.metrics_addr,
         metrics.clone(),
         ServerOptions {
             bearer_token: args.metrics_token.clone(),
             readiness: readiness.clone(),
+            health,
             ..ServerOptions::default()
         },
     )
-    .await
     .map_err(|e| e.to_string())?;
-    let sweeper = metrics.spawn_sweeper();
     readiness.mark_ready("metrics not initialised");
+    let stop_background = move || {
+        sweeper.abort();
+        heartbeat_task.abort();
+    };
 
     let app_listener = tokio::net::TcpListener::bind(args.app_addr)
         .await
@@ -223,8 +239,8 @@ async fn run(args: Args) -> Result<(), String> {
         host = build => host.map_err(|e| e.to_string())?,
         reason = wait_for_stop(None) => {
             tracing::info!(reason, "stopped before the catalogue was loaded");
-            server.shutdown().await;
-            sweeper.abort();
+            shutdown_server(server).await;
+            stop_background();
             return Ok(());
         }
     };
@@ -268,9 +284,19 @@ async fn run(args: Args) -> Result<(), String> {
         "summary calls={calls} seconds={secs:.3} calls_per_s={:.1}",
         calls as f64 / secs.max(1e-9)
     );
-    server.shutdown().await;
-    sweeper.abort();
+    shutdown_server(server).await;
+    stop_background();
     Ok(())
+}
+
+/// Lets in-flight scrapes finish, then stops the metrics thread.
+async fn shutdown_server(server: ServerThread) {
+    if tokio::task::spawn_blocking(move || server.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("stopping the metrics server failed");
+    }
 }
 
 /// Waits for Ctrl-C, SIGTERM or the end of `duration`; says which.

@@ -1,0 +1,115 @@
+//! A server on its own OS thread and single-threaded runtime, so that an
+//! application whose runtime is busy or wedged still answers scrapes and
+//! health probes (and `/healthz` can say the application runtime is stuck).
+
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+
+use crate::error::ServerError;
+use crate::options::ServerOptions;
+use crate::probes::Readiness;
+use crate::serve::MetricsServer;
+use crate::source::MetricsSource;
+
+/// A running server on its own thread. Dropping it stops the server without
+/// waiting; [`ServerThread::shutdown`] lets in-flight scrapes finish.
+#[derive(Debug)]
+#[must_use = "the server stops when its handle is dropped"]
+pub struct ServerThread {
+    local_addr: SocketAddr,
+    readiness: Readiness,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` and serves `source` on a new thread named `metrics-server`
+    /// with its own tokio runtime. Returns once the port is bound.
+    ///
+    /// # Errors
+    /// What [`MetricsServer::bind`] returns, and [`ServerError::Io`] when the
+    /// thread or its runtime cannot be started.
+    pub fn spawn_thread(
+        addr: SocketAddr,
+        source: impl MetricsSource,
+        options: ServerOptions,
+    ) -> Result<ServerThread, ServerError> {
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("metrics-server".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(ServerError::Io(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let server = match MetricsServer::bind(addr, source, options).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = bound_tx.send(Ok((server.local_addr(), server.readiness().clone())));
+                    // A dropped handle stops as a send would.
+                    let _ = stopped.await;
+                    server.shutdown().await;
+                });
+            })?;
+        match bound_rx.recv() {
+            Ok(Ok((local_addr, readiness))) => Ok(ServerThread {
+                local_addr,
+                readiness,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            // The thread ended without a word: it panicked.
+            Err(_) => Err(ServerError::Io(std::io::Error::other(
+                "the metrics server thread ended while starting",
+            ))),
+        }
+    }
+}
+
+impl ServerThread {
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The readiness this server reports on `/readyz`.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the shutdown
+    /// grace, and joins the thread. Blocks the calling thread: from async code,
+    /// call it through `spawn_blocking`.
+    pub fn shutdown(mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the metrics server thread panicked");
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        // Dropping the sender ends the server's wait; the thread is not joined.
+        self.stop.take();
+    }
+}
