@@ -3,6 +3,8 @@
 
 #![deny(missing_docs)]
 
+pub mod tools;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -180,24 +182,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// Whether `prometheus` and `promtool` are on PATH. In CI (`CI=true`) their
-/// absence fails the calling test; elsewhere the test says it skipped and why.
+/// Whether `prometheus` and `promtool` are on PATH; see [`tools::require`]
+/// (a loud skip, or a failure in CI).
 pub fn prometheus_available(test: &str) -> bool {
-    let have = |bin: &str| {
-        Command::new(bin)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if have("prometheus") && have("promtool") {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: `prometheus`/`promtool` not found; CI must install Debian's `prometheus` package (.ci/run does)"
-    );
-    eprintln!("{test}: SKIPPED — `prometheus`/`promtool` not on PATH (apt-get install prometheus)");
-    false
+    tools::require(test, &[&tools::PROMETHEUS, &tools::PROMTOOL])
 }
 
 /// A real Prometheus server scraping one target every second, killed on drop.
