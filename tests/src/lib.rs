@@ -158,6 +158,13 @@ fn json_response(r: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Va
     )
 }
 
+/// `deploy/{relative}` in this repository.
+pub fn deploy_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(relative)
+}
+
 /// A free loopback port (bound and released; Prometheus needs a concrete one).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

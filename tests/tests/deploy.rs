@@ -1,0 +1,65 @@
+//! The shipped deploy/ assets checked by their own tools: the rules' promtool
+//! unit tests.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use actor_e2e_tests::Host;
+use actor_e2e_tests::deploy_path;
+use actor_e2e_tests::tools::{self, PROMTOOL};
+use actor_metrics::{LabelEnum, ShutdownReason};
+
+/// Runs a checker; fails with everything it printed unless it succeeded.
+fn check(program: &Path, args: &[String]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed ({}):\n{}{}",
+        program.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn shipped_rules_pass_their_promtool_unit_tests() {
+    if !tools::require("shipped_rules_pass_their_promtool_unit_tests", &[&PROMTOOL]) {
+        return;
+    }
+    let dir = deploy_path("prometheus/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("deploy/prometheus/tests")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no unit test files in {}", dir.display());
+    let mut args = vec!["test".to_owned(), "rules".to_owned()];
+    args.extend(files);
+    check(&PROMTOOL.bin(), &args);
+}
+
+/// The shipped rules count the first shutdown timeout either way (the
+/// promtool tests above cover both shapes); this checks the host's side of the
+/// contract: every reason's aggregate child exists at 0 once the type is
+/// registered, so `increase()` sees the step from 0 to 1.
+#[test]
+#[ignore = "needs actor_type_* children at 0 from type registration (issue 13, the metrics change); enable once merged"]
+fn shutdown_timeout_aggregates_exist_at_zero_before_the_first_timeout() {
+    let host = Host::start(&["--workload", "none"]);
+    let scrape = host.scrape();
+    for reason in ShutdownReason::ALL {
+        let labels = [("actor_name", "counter"), ("reason", reason.as_str())];
+        assert_eq!(
+            scrape.get("actor_type_shutdown_timeouts_total", &labels),
+            Some(0.0),
+            "actor_type_shutdown_timeouts_total{labels:?} before any timeout"
+        );
+    }
+}
