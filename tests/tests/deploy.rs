@@ -1,5 +1,5 @@
 //! The shipped deploy/ assets checked by their own tools: the rules' promtool
-//! unit tests.
+//! unit tests and the dashboard's units.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -43,6 +43,43 @@ fn shipped_rules_pass_their_promtool_unit_tests() {
     let mut args = vec!["test".to_owned(), "rules".to_owned()];
     args.extend(files);
     check(&PROMTOOL.bin(), &args);
+}
+
+#[test]
+fn latency_panels_are_in_seconds() {
+    let text =
+        std::fs::read_to_string(deploy_path("grafana/actor-metrics.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut latency_panels = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().unwrap_or("");
+        let exprs: Vec<&str> = panel["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["expr"].as_str())
+            .collect();
+        let latency = title.contains("latency")
+            || title.contains("duration")
+            || exprs.iter().any(|e| e.contains("histogram_quantile"));
+        if !latency {
+            continue;
+        }
+        latency_panels += 1;
+        let config = &panel["fieldConfig"];
+        assert_eq!(config["defaults"]["unit"], "s", "panel {title:?}: {config}");
+        for o in config["overrides"].as_array().into_iter().flatten() {
+            for p in o["properties"].as_array().into_iter().flatten() {
+                if p["id"] == "unit" {
+                    assert_eq!(p["value"], "s", "panel {title:?} override: {o}");
+                }
+            }
+        }
+    }
+    assert!(
+        latency_panels >= 5,
+        "latency panels found: {latency_panels}"
+    );
 }
 
 /// The shipped rules count the first shutdown timeout either way (the
