@@ -1,12 +1,13 @@
 //! The shipped deploy/ assets checked by their own tools: the rules' promtool
-//! unit tests and the dashboard's units.
+//! unit tests, Alertmanager's routing of every alert, and the dashboard's
+//! units.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use actor_e2e_tests::Host;
 use actor_e2e_tests::deploy_path;
-use actor_e2e_tests::tools::{self, PROMTOOL};
+use actor_e2e_tests::tools::{self, AMTOOL, PROMTOOL};
 use actor_metrics::{LabelEnum, ShutdownReason};
 
 /// Runs a checker; fails with everything it printed unless it succeeded.
@@ -26,6 +27,10 @@ fn check(program: &Path, args: &[String]) -> Output {
     out
 }
 
+fn deploy(relative: &str) -> String {
+    deploy_path(relative).display().to_string()
+}
+
 #[test]
 fn shipped_rules_pass_their_promtool_unit_tests() {
     if !tools::require("shipped_rules_pass_their_promtool_unit_tests", &[&PROMTOOL]) {
@@ -43,6 +48,59 @@ fn shipped_rules_pass_their_promtool_unit_tests() {
     let mut args = vec!["test".to_owned(), "rules".to_owned()];
     args.extend(files);
     check(&PROMTOOL.bin(), &args);
+}
+
+/// `(alert, severity)` for every rule in alerts.yml.
+fn alert_severities() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(deploy_path("prometheus/alerts.yml")).expect("alerts.yml");
+    let mut out = Vec::new();
+    let mut alert = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            alert = Some(name.to_owned());
+        } else if let Some(severity) = line.strip_prefix("severity: ") {
+            let name = alert.take().expect("severity inside an alert");
+            out.push((name, severity.to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alert_routes_by_severity_to_page_or_ticket() {
+    if !tools::require(
+        "every_alert_routes_by_severity_to_page_or_ticket",
+        &[&AMTOOL],
+    ) {
+        return;
+    }
+    let config = deploy("alertmanager/alertmanager.yml");
+    check(&AMTOOL.bin(), &["check-config".into(), config.clone()]);
+    let route = |labels: &[String]| {
+        let mut args = vec![
+            "config".to_owned(),
+            "routes".into(),
+            "test".into(),
+            format!("--config.file={config}"),
+        ];
+        args.extend_from_slice(labels);
+        let out = check(&AMTOOL.bin(), &args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let alerts = alert_severities();
+    assert!(alerts.len() >= 10, "alerts found in alerts.yml: {alerts:?}");
+    for (alert, severity) in &alerts {
+        let want = match severity.as_str() {
+            "critical" => "page",
+            "warning" | "info" => "ticket",
+            other => panic!("{alert}: severity {other:?} has no route (critical, warning, info)"),
+        };
+        let got = route(&[format!("alertname={alert}"), format!("severity={severity}")]);
+        assert_eq!(got, want, "{alert} (severity {severity}) routes to {got}");
+    }
+    // Something must page, and an alert without a severity still reaches a person.
+    assert!(alerts.iter().any(|(_, s)| s == "critical"), "{alerts:?}");
+    assert_eq!(route(&["alertname=Unlabelled".into()]), "ticket");
 }
 
 #[test]
