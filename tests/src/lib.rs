@@ -3,6 +3,8 @@
 
 #![deny(missing_docs)]
 
+pub mod daemon;
+pub mod promql;
 pub mod tools;
 
 use std::io::{BufRead, BufReader};
@@ -165,6 +167,23 @@ pub fn deploy_path(relative: &str) -> PathBuf {
         .join(relative)
 }
 
+/// The text of the shipped `deploy/{relative}` with each `(from, to)` replaced.
+/// Every `from` must occur, so a test that runs a shipped file with its
+/// addresses and intervals shortened fails loudly when the file changes shape.
+pub fn deploy_file_with(relative: &str, replacements: &[(&str, &str)]) -> String {
+    let path = deploy_path(relative);
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "deploy/{relative} no longer contains {from:?}; update the test's replacements"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// A free loopback port (bound and released; Prometheus needs a concrete one).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -189,17 +208,47 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Like [`wait_for`], for conditions worth explaining: `f` returns `Err` with
+/// what it saw instead, and a timeout fails with the last of those, so the
+/// failure shows the data (a query result) and not only that time ran out.
+pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        std::thread::park_timeout(Duration::from_millis(200));
+    }
+}
+
 /// Whether `prometheus` and `promtool` are on PATH; see [`tools::require`]
 /// (a loud skip, or a failure in CI).
 pub fn prometheus_available(test: &str) -> bool {
     tools::require(test, &[&tools::PROMETHEUS, &tools::PROMTOOL])
 }
 
-/// A real Prometheus server scraping one target every second, killed on drop.
+/// What a [`Prometheus`] process is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Scrapes and stores (the default server).
+    Server,
+    /// A server that also accepts remote writes (`--web.enable-remote-write-receiver`).
+    Receiver,
+    /// Agent mode: scrapes and remote-writes, stores nothing queryable.
+    Agent,
+}
+
+/// A real Prometheus server, killed on drop.
 pub struct Prometheus {
-    child: Child,
+    _daemon: daemon::Daemon,
     /// Its HTTP API address.
     pub addr: SocketAddr,
+    /// Its query API (not served in agent mode).
+    pub api: promql::PromApi,
     _dir: tempfile::TempDir,
 }
 
@@ -207,68 +256,57 @@ impl Prometheus {
     /// Starts Prometheus on loopback with a generated config scraping `target`
     /// every second, and waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: actor-host\n    static_configs:\n      - targets: ['{target}']\n"
         );
+        Prometheus::start_with(&config, Role::Server)
+    }
+
+    /// Starts Prometheus in `role` with `config` (the text of its config file;
+    /// relative rule paths would resolve in a temp dir, so give absolute ones),
+    /// and waits until it is ready.
+    pub fn start_with(config: &str, role: Role) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let child = Command::new("prometheus")
+        let data = dir.path().join("data");
+        let mut command = Command::new(tools::PROMETHEUS.bin());
+        command
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn prometheus");
-        let p = Prometheus {
-            child,
-            addr,
-            _dir: dir,
+            .arg("--log.level=warn");
+        match role {
+            Role::Server => command.arg(format!("--storage.tsdb.path={}", data.display())),
+            Role::Receiver => command
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg("--web.enable-remote-write-receiver"),
+            Role::Agent => command
+                .arg("--enable-feature=agent")
+                .arg(format!("--storage.agent.path={}", data.display())),
         };
-        wait_for(Duration::from_secs(30), "prometheus ready", || {
-            ureq::get(&format!("http://{addr}/-/ready"))
-                .call()
-                .ok()
-                .filter(|r| r.status() == 200)
-        });
-        p
+        let name = match role {
+            Role::Server => "prometheus",
+            Role::Receiver => "prometheus-receiver",
+            Role::Agent => "prometheus-agent",
+        };
+        let mut daemon = daemon::Daemon::spawn(name, command, dir.path());
+        daemon.wait_ready(&format!("http://{addr}/-/ready"), Duration::from_secs(30));
+        Prometheus {
+            _daemon: daemon,
+            addr,
+            api: promql::PromApi::prometheus(addr),
+            _dir: dir,
+        }
     }
 
     /// Runs an instant query; returns the result vector (`[{metric, value}]`).
     pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let body = ureq::get(&format!("http://{}/api/v1/query", self.addr))
-            .query("query", promql)
-            .call()
-            .expect("query")
-            .into_string()
-            .expect("query body");
-        let resp: serde_json::Value = serde_json::from_str(&body).expect("query json");
-        assert_eq!(resp["status"], "success", "{promql}: {resp}");
-        resp["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.api.query(promql)
     }
 
     /// The single value of an instant query, if it returned exactly one series.
     pub fn value(&self, promql: &str) -> Option<f64> {
-        let r = self.query(promql);
-        if r.len() != 1 {
-            return None;
-        }
-        r[0]["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.api.value(promql)
     }
 }

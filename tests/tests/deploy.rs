@@ -1,6 +1,6 @@
 //! The shipped deploy/ assets checked by their own tools: the rules' promtool
-//! unit tests, Alertmanager's routing of every alert, and the dashboard's
-//! units.
+//! unit tests, Alertmanager's routing of every alert, the Prometheus configs,
+//! and the dashboard's units.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -47,6 +47,20 @@ fn shipped_rules_pass_their_promtool_unit_tests() {
     assert!(!files.is_empty(), "no unit test files in {}", dir.display());
     let mut args = vec!["test".to_owned(), "rules".to_owned()];
     args.extend(files);
+    check(&PROMTOOL.bin(), &args);
+}
+
+#[test]
+fn shipped_prometheus_configs_pass_promtool() {
+    if !tools::require("shipped_prometheus_configs_pass_promtool", &[&PROMTOOL]) {
+        return;
+    }
+    let mut args = vec!["check".to_owned(), "config".to_owned()];
+    args.extend(
+        ["prometheus.yml", "agent.yml", "receiver.yml"]
+            .iter()
+            .map(|f| deploy(&format!("prometheus/{f}"))),
+    );
     check(&PROMTOOL.bin(), &args);
 }
 
