@@ -1,9 +1,11 @@
 //! Helpers for the cross-crate tests: start the built `actor-host` binary and a
-//! real Prometheus server on loopback, talk to both over HTTP.
+//! real Prometheus server on loopback, talk to both over HTTP. The fleet tests
+//! add VictoriaMetrics, vmagent, vmalert and Alertmanager ([`fleet`]).
 
 #![deny(missing_docs)]
 
 pub mod daemon;
+pub mod fleet;
 pub mod promql;
 pub mod tools;
 
@@ -39,7 +41,23 @@ pub struct Host {
     pub app: SocketAddr,
     /// The metrics address.
     pub metrics: SocketAddr,
-    data: tempfile::TempDir,
+    data: DataDir,
+}
+
+/// A host's data directory: its own (removed with it), or the caller's (kept
+/// for a restart).
+enum DataDir {
+    Own(tempfile::TempDir),
+    Shared(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Own(dir) => dir.path(),
+            DataDir::Shared(path) => path,
+        }
+    }
 }
 
 impl Host {
@@ -47,12 +65,27 @@ impl Host {
     /// `listening app=… metrics=…` line.
     pub fn start(args: &[&str]) -> Host {
         let data = tempfile::tempdir().expect("temp dir");
+        Host::spawn(DataDir::Own(data), "127.0.0.1:0", args)
+    }
+
+    /// Starts `actor-host` with its metrics on `metrics` (a scraper's
+    /// configured target) and its data in `data_dir`, which outlives the
+    /// process so a second host can start on the same data (a restart).
+    pub fn start_in(data_dir: &Path, metrics: SocketAddr, args: &[&str]) -> Host {
+        Host::spawn(
+            DataDir::Shared(data_dir.to_owned()),
+            &metrics.to_string(),
+            args,
+        )
+    }
+
+    fn spawn(data: DataDir, metrics: &str, args: &[&str]) -> Host {
         let mut child = Command::new(actor_host_bin())
             .args([
                 "--app-addr",
                 "127.0.0.1:0",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                metrics,
                 "--data-dir",
             ])
             .arg(data.path())

@@ -1,13 +1,12 @@
 //! The shipped deploy/ assets checked by their own tools: the rules' promtool
-//! unit tests, Alertmanager's routing of every alert, the Prometheus configs,
-//! and the dashboard's units.
+//! unit tests, Alertmanager's routing of every alert, the scrape configs, and
+//! the dashboard's units.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use actor_e2e_tests::Host;
-use actor_e2e_tests::deploy_path;
-use actor_e2e_tests::tools::{self, AMTOOL, PROMTOOL};
+use actor_e2e_tests::tools::{self, AMTOOL, PROMTOOL, VMAGENT, VMALERT};
+use actor_e2e_tests::{Host, deploy_path};
 use actor_metrics::{LabelEnum, ShutdownReason};
 
 /// Runs a checker; fails with everything it printed unless it succeeded.
@@ -62,6 +61,38 @@ fn shipped_prometheus_configs_pass_promtool() {
             .map(|f| deploy(&format!("prometheus/{f}"))),
     );
     check(&PROMTOOL.bin(), &args);
+}
+
+#[test]
+fn shipped_victoriametrics_configs_pass_vmagent_and_vmalert() {
+    if !tools::require(
+        "shipped_victoriametrics_configs_pass_vmagent_and_vmalert",
+        &[&VMAGENT, &VMALERT],
+    ) {
+        return;
+    }
+    check(
+        &VMAGENT.bin(),
+        &[
+            format!(
+                "-promscrape.config={}",
+                deploy("victoriametrics/scrape.yml")
+            ),
+            "-promscrape.config.dryRun".into(),
+            "-loggerLevel=ERROR".into(),
+        ],
+    );
+    // vmalert parses the rules with MetricsQL, which is not PromQL: the same
+    // files must load in both.
+    check(
+        &VMALERT.bin(),
+        &[
+            "-dryRun".into(),
+            format!("-rule={}", deploy("prometheus/alerts.yml")),
+            format!("-rule={}", deploy("prometheus/recording.yml")),
+            "-loggerLevel=ERROR".into(),
+        ],
+    );
 }
 
 /// `(alert, severity)` for every rule in alerts.yml.
