@@ -22,6 +22,17 @@ pub fn http() -> &'static ureq::Agent {
     })
 }
 
+/// `GET url` and parse the answer as JSON, failing the test on any error.
+pub fn get_json(url: &str) -> serde_json::Value {
+    let body = http()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .into_string()
+        .unwrap_or_else(|e| panic!("GET {url}: body: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+}
+
 /// A running external program, killed on drop.
 pub struct Daemon {
     name: String,

@@ -15,15 +15,28 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Daemon, http};
+use crate::daemon::{Daemon, get_json};
 use crate::free_port;
 use crate::promql::PromApi;
-use crate::tools::{ALERTMANAGER, VICTORIA_METRICS, VMAGENT, VMALERT};
+use crate::tools::{ALERTMANAGER, Tool, VICTORIA_METRICS, VMAGENT, VMALERT};
 
 const READY: Duration = Duration::from_secs(30);
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+/// Starts `tool` on a fresh loopback port with the arguments `args(port)`
+/// gives, logging into `dir`, and waits until `GET {ready}` answers 200.
+fn serve(
+    name: &str,
+    tool: &Tool,
+    dir: &Path,
+    ready: &str,
+    args: impl FnOnce(SocketAddr) -> Vec<String>,
+) -> (Daemon, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut command = Command::new(tool.bin());
+    command.args(args(addr));
+    let mut daemon = Daemon::spawn(name, command, dir);
+    daemon.wait_ready(&format!("http://{addr}{ready}"), READY);
+    (daemon, addr)
 }
 
 /// A single-node VictoriaMetrics server.
@@ -38,20 +51,24 @@ impl VictoriaMetrics {
     /// soon as they are written (`-search.latencyOffset=0s`; the default
     /// hides the last 30 s) and query results are not cached.
     pub fn start(dir: &Path) -> VictoriaMetrics {
-        let addr = loopback();
-        let mut command = Command::new(VICTORIA_METRICS.bin());
-        command.args([
-            format!(
-                "-storageDataPath={}",
-                dir.join("victoria-metrics-data").display()
-            ),
-            format!("-httpListenAddr={addr}"),
-            "-search.latencyOffset=0s".into(),
-            "-search.disableCache".into(),
-            "-loggerLevel=WARN".into(),
-        ]);
-        let mut daemon = Daemon::spawn("victoria-metrics", command, dir);
-        daemon.wait_ready(&format!("http://{addr}/health"), READY);
+        let (daemon, addr) = serve(
+            "victoria-metrics",
+            &VICTORIA_METRICS,
+            dir,
+            "/health",
+            |addr| {
+                vec![
+                    format!(
+                        "-storageDataPath={}",
+                        dir.join("victoria-metrics-data").display()
+                    ),
+                    format!("-httpListenAddr={addr}"),
+                    "-search.latencyOffset=0s".into(),
+                    "-search.disableCache".into(),
+                    "-loggerLevel=WARN".into(),
+                ]
+            },
+        );
         VictoriaMetrics {
             _daemon: daemon,
             api: PromApi::victoria_metrics(addr),
@@ -81,23 +98,22 @@ impl Vmagent {
         members: usize,
         remote_write: &str,
     ) -> Vmagent {
-        let addr = loopback();
-        let mut command = Command::new(VMAGENT.bin());
-        command.args([
-            format!("-promscrape.config={}", config.display()),
-            format!("-promscrape.cluster.membersCount={members}"),
-            format!("-promscrape.cluster.memberNum={member}"),
-            format!("-remoteWrite.url={remote_write}"),
-            format!(
-                "-remoteWrite.tmpDataPath={}",
-                dir.join(format!("vmagent-{member}-queue")).display()
-            ),
-            "-remoteWrite.flushInterval=1s".into(),
-            format!("-httpListenAddr={addr}"),
-            "-loggerLevel=WARN".into(),
-        ]);
-        let mut daemon = Daemon::spawn(&format!("vmagent-{member}"), command, dir);
-        daemon.wait_ready(&format!("http://{addr}/health"), READY);
+        let name = format!("vmagent-{member}");
+        let (daemon, addr) = serve(&name, &VMAGENT, dir, "/health", |addr| {
+            vec![
+                format!("-promscrape.config={}", config.display()),
+                format!("-promscrape.cluster.membersCount={members}"),
+                format!("-promscrape.cluster.memberNum={member}"),
+                format!("-remoteWrite.url={remote_write}"),
+                format!(
+                    "-remoteWrite.tmpDataPath={}",
+                    dir.join(format!("{name}-queue")).display()
+                ),
+                "-remoteWrite.flushInterval=1s".into(),
+                format!("-httpListenAddr={addr}"),
+                "-loggerLevel=WARN".into(),
+            ]
+        });
         Vmagent {
             _daemon: daemon,
             addr,
@@ -106,13 +122,7 @@ impl Vmagent {
 
     /// The `instance` of every target this shard scrapes.
     pub fn targets(&self) -> Vec<String> {
-        let body = http()
-            .get(&format!("http://{}/api/v1/targets", self.addr))
-            .call()
-            .expect("vmagent targets")
-            .into_string()
-            .expect("targets body");
-        let resp: Value = serde_json::from_str(&body).expect("targets JSON");
+        let resp = get_json(&format!("http://{}/api/v1/targets", self.addr));
         let mut targets: Vec<String> = resp["data"]["activeTargets"]
             .as_array()
             .into_iter()
@@ -140,20 +150,22 @@ impl Vmalert {
         alertmanager: &str,
         interval: &str,
     ) -> Vmalert {
-        let addr = loopback();
-        let mut command = Command::new(VMALERT.bin());
-        command.args(rules.iter().map(|r| format!("-rule={}", r.display())));
-        command.args([
-            format!("-datasource.url={tsdb}"),
-            format!("-remoteWrite.url={tsdb}"),
-            "-remoteWrite.flushInterval=1s".into(),
-            format!("-notifier.url={alertmanager}"),
-            format!("-evaluationInterval={interval}"),
-            format!("-httpListenAddr={addr}"),
-            "-loggerLevel=WARN".into(),
-        ]);
-        let mut daemon = Daemon::spawn("vmalert", command, dir);
-        daemon.wait_ready(&format!("http://{addr}/health"), READY);
+        let (daemon, _) = serve("vmalert", &VMALERT, dir, "/health", |addr| {
+            let mut args: Vec<String> = rules
+                .iter()
+                .map(|r| format!("-rule={}", r.display()))
+                .collect();
+            args.extend([
+                format!("-datasource.url={tsdb}"),
+                format!("-remoteWrite.url={tsdb}"),
+                "-remoteWrite.flushInterval=1s".into(),
+                format!("-notifier.url={alertmanager}"),
+                format!("-evaluationInterval={interval}"),
+                format!("-httpListenAddr={addr}"),
+                "-loggerLevel=WARN".into(),
+            ]);
+            args
+        });
         Vmalert { _daemon: daemon }
     }
 }
@@ -168,19 +180,17 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts Alertmanager with `config` (the text of its config file).
     pub fn start(dir: &Path, config: &str) -> Alertmanager {
-        let addr = loopback();
         let config_path = dir.join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write alertmanager.yml");
-        let mut command = Command::new(ALERTMANAGER.bin());
-        command.args([
-            format!("--config.file={}", config_path.display()),
-            format!("--storage.path={}", dir.join("alertmanager-data").display()),
-            format!("--web.listen-address={addr}"),
-            "--cluster.listen-address=".into(),
-            "--log.level=warn".into(),
-        ]);
-        let mut daemon = Daemon::spawn("alertmanager", command, dir);
-        daemon.wait_ready(&format!("http://{addr}/-/ready"), READY);
+        let (daemon, addr) = serve("alertmanager", &ALERTMANAGER, dir, "/-/ready", |addr| {
+            vec![
+                format!("--config.file={}", config_path.display()),
+                format!("--storage.path={}", dir.join("alertmanager-data").display()),
+                format!("--web.listen-address={addr}"),
+                "--cluster.listen-address=".into(),
+                "--log.level=warn".into(),
+            ]
+        });
         Alertmanager {
             _daemon: daemon,
             addr,
@@ -194,14 +204,7 @@ impl Alertmanager {
 
     /// Every alert it holds (`GET /api/v2/alerts`).
     pub fn alerts(&self) -> Vec<Value> {
-        let body = http()
-            .get(&format!("http://{}/api/v2/alerts", self.addr))
-            .call()
-            .expect("alertmanager alerts")
-            .into_string()
-            .expect("alerts body");
-        serde_json::from_str::<Value>(&body)
-            .expect("alerts JSON")
+        get_json(&format!("http://{}/api/v2/alerts", self.addr))
             .as_array()
             .cloned()
             .unwrap_or_default()
