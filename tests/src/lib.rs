@@ -1,7 +1,13 @@
 //! Helpers for the cross-crate tests: start the built `actor-host` binary and a
-//! real Prometheus server on loopback, talk to both over HTTP.
+//! real Prometheus server on loopback, talk to both over HTTP. The fleet tests
+//! add VictoriaMetrics, vmagent, vmalert and Alertmanager ([`fleet`]).
 
 #![deny(missing_docs)]
+
+pub mod daemon;
+pub mod fleet;
+pub mod promql;
+pub mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -56,22 +62,35 @@ impl Host {
     /// As [`Host::start`], on the data directory `data_dir`, which outlives the
     /// host (for restarts on the same data); returns once `/readyz` says ready.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Host {
-        let host = Host::spawn_in(data_dir, args);
+        Host::ready(Host::launch(data_dir, "127.0.0.1:0", args))
+    }
+
+    /// As [`Host::start_in`], with the metrics port on `metrics` (a scraper's
+    /// configured target), so a restarted host comes back at the same target.
+    pub fn start_at(data_dir: &Path, metrics: SocketAddr, args: &[&str]) -> Host {
+        Host::ready(Host::launch(data_dir, &metrics.to_string(), args))
+    }
+
+    /// Starts `actor-host` on `data_dir` and returns once it is listening,
+    /// ready or not (its catalogue may still be loading).
+    pub fn spawn_in(data_dir: &Path, args: &[&str]) -> Host {
+        Host::launch(data_dir, "127.0.0.1:0", args)
+    }
+
+    fn ready(host: Host) -> Host {
         wait_for(Duration::from_secs(60), "actor-host ready", || {
             (host.readyz().0 == 200).then_some(())
         });
         host
     }
 
-    /// Starts `actor-host` on `data_dir` and returns once it is listening,
-    /// ready or not (its catalogue may still be loading).
-    pub fn spawn_in(data_dir: &Path, args: &[&str]) -> Host {
+    fn launch(data_dir: &Path, metrics: &str, args: &[&str]) -> Host {
         let mut child = Command::new(actor_host_bin())
             .args([
                 "--app-addr",
                 "127.0.0.1:0",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                metrics,
                 "--data-dir",
             ])
             .arg(data_dir)
@@ -247,6 +266,30 @@ fn json_response(r: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Va
     )
 }
 
+/// `deploy/{relative}` in this repository.
+pub fn deploy_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(relative)
+}
+
+/// The text of the shipped `deploy/{relative}` with each `(from, to)` replaced.
+/// Every `from` must occur, so a test that runs a shipped file with its
+/// addresses and intervals shortened fails loudly when the file changes shape.
+pub fn deploy_file_with(relative: &str, replacements: &[(&str, &str)]) -> String {
+    let path = deploy_path(relative);
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "deploy/{relative} no longer contains {from:?}; update the test's replacements"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
 /// A free loopback port (bound and released; Prometheus needs a concrete one).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -271,31 +314,50 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// Whether `prometheus` and `promtool` are on PATH. In CI (`CI=true`) their
-/// absence fails the calling test; elsewhere the test says it skipped and why.
-pub fn prometheus_available(test: &str) -> bool {
-    let have = |bin: &str| {
-        Command::new(bin)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if have("prometheus") && have("promtool") {
-        return true;
+/// Like [`wait_for`], for conditions worth explaining: `f` returns `Err` with
+/// what it saw instead, and a timeout fails with the last of those, so the
+/// failure shows the data (a query result) and not only that time ran out.
+pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        std::thread::park_timeout(Duration::from_millis(200));
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: `prometheus`/`promtool` not found; CI must install Debian's `prometheus` package (.ci/run does)"
-    );
-    eprintln!("{test}: SKIPPED — `prometheus`/`promtool` not on PATH (apt-get install prometheus)");
-    false
 }
 
-/// A real Prometheus server scraping one target every second, killed on drop.
+/// Whether `prometheus` and `promtool` are on PATH; see [`tools::require`]
+/// (a loud skip, or a failure in CI).
+pub fn prometheus_available(test: &str) -> bool {
+    tools::require(test, &[&tools::PROMETHEUS, &tools::PROMTOOL])
+}
+
+/// What a [`Prometheus`] process is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Scrapes and stores (the default server).
+    Server,
+    /// A server with `--enable-feature=native-histograms`: it asks targets for
+    /// the protobuf format and stores native histograms.
+    NativeHistograms,
+    /// A server that also accepts remote writes (`--web.enable-remote-write-receiver`).
+    Receiver,
+    /// Agent mode: scrapes and remote-writes, stores nothing queryable.
+    Agent,
+}
+
+/// A real Prometheus server, killed on drop.
 pub struct Prometheus {
-    child: Child,
+    _daemon: daemon::Daemon,
     /// Its HTTP API address.
     pub addr: SocketAddr,
+    /// Its query API (not served in agent mode).
+    pub api: promql::PromApi,
     _dir: tempfile::TempDir,
 }
 
@@ -303,75 +365,65 @@ impl Prometheus {
     /// Starts Prometheus on loopback with a generated config scraping `target`
     /// every second, and waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
-        Self::start_with(target, &[])
+        Prometheus::start_as(target, Role::Server)
     }
 
-    /// [`Prometheus::start`] with extra command-line flags (for example
-    /// `--enable-feature=native-histograms`).
-    pub fn start_with(target: SocketAddr, flags: &[&str]) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// Starts Prometheus in `role` scraping `target` every second.
+    pub fn start_as(target: SocketAddr, role: Role) -> Prometheus {
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: actor-host\n    static_configs:\n      - targets: ['{target}']\n"
         );
+        Prometheus::start_with(&config, role)
+    }
+
+    /// Starts Prometheus in `role` with `config` (the text of its config file;
+    /// relative rule paths would resolve in a temp dir, so give absolute ones),
+    /// and waits until it is ready.
+    pub fn start_with(config: &str, role: Role) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let child = Command::new("prometheus")
+        let data = dir.path().join("data");
+        let mut command = Command::new(tools::PROMETHEUS.bin());
+        command
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn prometheus");
-        let p = Prometheus {
-            child,
-            addr,
-            _dir: dir,
+            .arg("--log.level=warn");
+        match role {
+            Role::Server => command.arg(format!("--storage.tsdb.path={}", data.display())),
+            Role::NativeHistograms => command
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg("--enable-feature=native-histograms"),
+            Role::Receiver => command
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg("--web.enable-remote-write-receiver"),
+            Role::Agent => command
+                .arg("--enable-feature=agent")
+                .arg(format!("--storage.agent.path={}", data.display())),
         };
-        wait_for(Duration::from_secs(30), "prometheus ready", || {
-            ureq::get(&format!("http://{addr}/-/ready"))
-                .call()
-                .ok()
-                .filter(|r| r.status() == 200)
-        });
-        p
+        let name = match role {
+            Role::Server | Role::NativeHistograms => "prometheus",
+            Role::Receiver => "prometheus-receiver",
+            Role::Agent => "prometheus-agent",
+        };
+        let mut daemon = daemon::Daemon::spawn(name, command, dir.path());
+        daemon.wait_ready(&format!("http://{addr}/-/ready"), Duration::from_secs(30));
+        Prometheus {
+            _daemon: daemon,
+            addr,
+            api: promql::PromApi::prometheus(addr),
+            _dir: dir,
+        }
     }
 
     /// Runs an instant query; returns the result vector (`[{metric, value}]`).
     pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let body = ureq::get(&format!("http://{}/api/v1/query", self.addr))
-            .query("query", promql)
-            .call()
-            .expect("query")
-            .into_string()
-            .expect("query body");
-        let resp: serde_json::Value = serde_json::from_str(&body).expect("query json");
-        assert_eq!(resp["status"], "success", "{promql}: {resp}");
-        resp["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.api.query(promql)
     }
 
     /// The single value of an instant query, if it returned exactly one series.
     pub fn value(&self, promql: &str) -> Option<f64> {
-        let r = self.query(promql);
-        if r.len() != 1 {
-            return None;
-        }
-        r[0]["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.api.value(promql)
     }
 }

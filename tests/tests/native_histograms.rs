@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actor_e2e_tests::{Prometheus, prometheus_available, wait_for};
+use actor_e2e_tests::{Prometheus, Role, prometheus_available, wait_for};
 use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, Metrics};
 use actor_metrics_server::{MetricsServer, Readiness, ServerOptions};
@@ -70,7 +70,7 @@ fn prometheus_reads_a_per_actor_p99_from_one_native_series() {
         })
         .collect();
 
-    let prometheus = Prometheus::start_with(target, &["--enable-feature=native-histograms"]);
+    let prometheus = Prometheus::start_as(target, Role::NativeHistograms);
     let series = r#"actor_action_duration_seconds{actor_key="native"}"#;
     // The empty native histogram is ingested first, so rate() sees every observation.
     wait_for(T, "the empty native histogram in Prometheus", || {

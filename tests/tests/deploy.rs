@@ -1,0 +1,204 @@
+//! The shipped deploy/ assets checked by their own tools: the rules' promtool
+//! unit tests, Alertmanager's routing of every alert, the scrape configs, and
+//! the dashboard's units.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use actor_e2e_tests::tools::{self, AMTOOL, PROMTOOL, VMAGENT, VMALERT};
+use actor_e2e_tests::{Host, deploy_path};
+use actor_metrics::labels::{LabelEnum, ShutdownReason};
+
+/// Runs a checker; fails with everything it printed unless it succeeded.
+fn check(program: &Path, args: &[String]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed ({}):\n{}{}",
+        program.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn deploy(relative: &str) -> String {
+    deploy_path(relative).display().to_string()
+}
+
+#[test]
+fn shipped_rules_pass_their_promtool_unit_tests() {
+    if !tools::require("shipped_rules_pass_their_promtool_unit_tests", &[&PROMTOOL]) {
+        return;
+    }
+    let dir = deploy_path("prometheus/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("deploy/prometheus/tests")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no unit test files in {}", dir.display());
+    let mut args = vec!["test".to_owned(), "rules".to_owned()];
+    args.extend(files);
+    check(&PROMTOOL.bin(), &args);
+}
+
+#[test]
+fn shipped_prometheus_configs_pass_promtool() {
+    if !tools::require("shipped_prometheus_configs_pass_promtool", &[&PROMTOOL]) {
+        return;
+    }
+    let mut args = vec!["check".to_owned(), "config".to_owned()];
+    args.extend(
+        ["prometheus.yml", "agent.yml", "receiver.yml"]
+            .iter()
+            .map(|f| deploy(&format!("prometheus/{f}"))),
+    );
+    check(&PROMTOOL.bin(), &args);
+}
+
+#[test]
+fn shipped_victoriametrics_configs_pass_vmagent_and_vmalert() {
+    if !tools::require(
+        "shipped_victoriametrics_configs_pass_vmagent_and_vmalert",
+        &[&VMAGENT, &VMALERT],
+    ) {
+        return;
+    }
+    check(
+        &VMAGENT.bin(),
+        &[
+            format!(
+                "-promscrape.config={}",
+                deploy("victoriametrics/scrape.yml")
+            ),
+            "-promscrape.config.dryRun".into(),
+            "-loggerLevel=ERROR".into(),
+        ],
+    );
+    // vmalert parses the rules with MetricsQL, which is not PromQL: the same
+    // files must load in both.
+    check(
+        &VMALERT.bin(),
+        &[
+            "-dryRun".into(),
+            format!("-rule={}", deploy("prometheus/alerts.yml")),
+            format!("-rule={}", deploy("prometheus/recording.yml")),
+            "-loggerLevel=ERROR".into(),
+        ],
+    );
+}
+
+/// `(alert, severity)` for every rule in alerts.yml.
+fn alert_severities() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(deploy_path("prometheus/alerts.yml")).expect("alerts.yml");
+    let mut out = Vec::new();
+    let mut alert = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            alert = Some(name.to_owned());
+        } else if let Some(severity) = line.strip_prefix("severity: ") {
+            let name = alert.take().expect("severity inside an alert");
+            out.push((name, severity.to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alert_routes_by_severity_to_page_or_ticket() {
+    if !tools::require(
+        "every_alert_routes_by_severity_to_page_or_ticket",
+        &[&AMTOOL],
+    ) {
+        return;
+    }
+    let config = deploy("alertmanager/alertmanager.yml");
+    check(&AMTOOL.bin(), &["check-config".into(), config.clone()]);
+    let route = |labels: &[String]| {
+        let mut args = vec![
+            "config".to_owned(),
+            "routes".into(),
+            "test".into(),
+            format!("--config.file={config}"),
+        ];
+        args.extend_from_slice(labels);
+        let out = check(&AMTOOL.bin(), &args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let alerts = alert_severities();
+    assert!(alerts.len() >= 10, "alerts found in alerts.yml: {alerts:?}");
+    for (alert, severity) in &alerts {
+        let want = match severity.as_str() {
+            "critical" => "page",
+            "warning" | "info" => "ticket",
+            other => panic!("{alert}: severity {other:?} has no route (critical, warning, info)"),
+        };
+        let got = route(&[format!("alertname={alert}"), format!("severity={severity}")]);
+        assert_eq!(got, want, "{alert} (severity {severity}) routes to {got}");
+    }
+    // Something must page, and an alert without a severity still reaches a person.
+    assert!(alerts.iter().any(|(_, s)| s == "critical"), "{alerts:?}");
+    assert_eq!(route(&["alertname=Unlabelled".into()]), "ticket");
+}
+
+#[test]
+fn latency_panels_are_in_seconds() {
+    let text =
+        std::fs::read_to_string(deploy_path("grafana/actor-metrics.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut latency_panels = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().unwrap_or("");
+        let exprs: Vec<&str> = panel["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["expr"].as_str())
+            .collect();
+        let latency = title.contains("latency")
+            || title.contains("duration")
+            || exprs.iter().any(|e| e.contains("histogram_quantile"));
+        if !latency {
+            continue;
+        }
+        latency_panels += 1;
+        let config = &panel["fieldConfig"];
+        assert_eq!(config["defaults"]["unit"], "s", "panel {title:?}: {config}");
+        for o in config["overrides"].as_array().into_iter().flatten() {
+            for p in o["properties"].as_array().into_iter().flatten() {
+                if p["id"] == "unit" {
+                    assert_eq!(p["value"], "s", "panel {title:?} override: {o}");
+                }
+            }
+        }
+    }
+    assert!(
+        latency_panels >= 5,
+        "latency panels found: {latency_panels}"
+    );
+}
+
+/// The shipped rules count the first shutdown timeout either way (the
+/// promtool tests above cover both shapes); this checks the host's side of the
+/// contract: every reason's aggregate child exists at 0 once the type is
+/// registered, so `increase()` sees the step from 0 to 1.
+#[test]
+fn shutdown_timeout_aggregates_exist_at_zero_before_the_first_timeout() {
+    let host = Host::start(&["--workload", "none"]);
+    let scrape = host.scrape();
+    for reason in ShutdownReason::ALL {
+        let labels = [("actor_name", "counter"), ("reason", reason.as_str())];
+        assert_eq!(
+            scrape.get("actor_type_shutdown_timeouts_total", &labels),
+            Some(0.0),
+            "actor_type_shutdown_timeouts_total{labels:?} before any timeout"
+        );
+    }
+}
