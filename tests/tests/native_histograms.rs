@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actor_e2e_tests::{Prometheus, Role, prometheus_available, wait_for};
+use actor_e2e_tests::{
+    Prometheus, Role, deploy_file_with, deploy_path, prometheus_available, wait_for,
+};
 use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, Metrics};
 use actor_metrics_server::{MetricsServer, Readiness, ServerOptions};
@@ -70,7 +72,26 @@ fn prometheus_reads_a_per_actor_p99_from_one_native_series() {
         })
         .collect();
 
-    let prometheus = Prometheus::start_as(target, Role::NativeHistograms);
+    // The shipped config and rules, at 1 s intervals, pointed at this server.
+    let rules = |f: &str| {
+        deploy_path(&format!("prometheus/{f}"))
+            .display()
+            .to_string()
+    };
+    let (alerts, recording) = (rules("alerts.yml"), rules("recording.yml"));
+    let target_text = target.to_string();
+    let config = deploy_file_with(
+        "prometheus/prometheus.yml",
+        &[
+            ("localhost:9091", &target_text),
+            ("scrape_interval: 15s", "scrape_interval: 1s"),
+            ("evaluation_interval: 15s", "evaluation_interval: 1s"),
+            ("scrape_timeout: 10s", "scrape_timeout: 900ms"),
+            ("- alerts.yml", &format!("- {alerts}")),
+            ("- recording.yml", &format!("- {recording}")),
+        ],
+    );
+    let prometheus = Prometheus::start_with(&config, Role::NativeHistograms);
     let series = r#"actor_action_duration_seconds{actor_key="native"}"#;
     // The empty native histogram is ingested first, so rate() sees every observation.
     wait_for(T, "the empty native histogram in Prometheus", || {
@@ -155,6 +176,21 @@ fn prometheus_reads_a_per_actor_p99_from_one_native_series() {
         .value(r#"histogram_count(actor_type_action_duration_seconds{action="increment"})"#)
         .expect("native aggregate");
     assert_eq!(agg, 1600.0);
+    // The shipped recording rule reads the native aggregate when the classic
+    // buckets are gone: p99 of all 1600 recorded durations.
+    let mut all: Vec<f64> = sorted.clone();
+    all.extend((2..602u64).map(|i| Duration::from_millis(i).as_secs_f64()));
+    all.sort_by(f64::total_cmp);
+    let truth = true_quantile(&all, 0.99);
+    let recorded = wait_for(T, "the recording rule's p99", || {
+        prometheus.value(r#"actor_type:action_duration_seconds:p99_5m{action="increment"}"#)
+    });
+    let error = (recorded - truth).abs() / truth;
+    eprintln!(
+        "recording rule p99: true {truth:.6} s, rule {recorded:.6} s, error {:.2} %",
+        error * 100.0
+    );
+    assert!(error <= max_error, "rule p99 {recorded} vs true {truth}");
     drop((actor, crowd));
     runtime.block_on(server.shutdown());
 }
