@@ -1,4 +1,5 @@
-//! One counter increment: a bare atomic, an actor handle's resolved child,
+//! One histogram observation with native buckets on and off (`observe_*`), and
+//! one counter increment: a bare atomic, an actor handle's resolved child,
 //! `IntCounterVec::with_label_values` on an existing child, and in
 //! `prometheus-client` a `Counter` taken once from `Family::get_or_create` and
 //! kept, and `get_or_create` on every call; then the same with two threads on
@@ -146,10 +147,59 @@ fn hot_path(c: &mut Criterion) {
     });
     g.finish();
 
-    // Every timed increment landed (and nothing was optimised away).
-    assert!(a.queue_messages_sent_total().get() > 0);
-    assert!(vec.with_label_values(&LABELS).get() > 1);
-    assert!(family.get_or_create(&labels).get() > 1);
+    // One histogram observation with native buckets on and off, on the same
+    // values: within one power of two (1 ms .. 1.9 ms, one actor's steady
+    // latency) and spread log-uniformly over 0.1 ms .. 1 s (13 octaves).
+    let narrow: Vec<f64> = (0..1024)
+        .map(|i| 0.001 * (1.0 + f64::from((i * 389) % 1024) / 1100.0))
+        .collect();
+    let spread: Vec<f64> = (0..1024)
+        .map(|i| 0.0001 * 10f64.powf(4.0 * f64::from((i * 389) % 1024) / 1024.0))
+        .collect();
+    let classic_metrics = actor_metrics::Metrics::new(actor_metrics::Config {
+        native_histograms: false,
+        envoy_key: ENVOY.into(),
+        ..actor_metrics::Config::default()
+    })
+    .expect("valid configuration");
+    let classic =
+        classic_metrics
+            .actor_type("counter")
+            .register("actor-0000001", Some(1), "user-1");
+    for (group, values) in [("observe_one_octave", &narrow), ("observe_spread", &spread)] {
+        let mut g = c.benchmark_group(group);
+        g.warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(50);
+        for (name, actor) in [("classic_only", &classic), ("classic_and_native", &a)] {
+            // Warm: every bucket's span exists before timing (no allocation
+            // after the first observation in a span).
+            for v in values {
+                actor.sqlite_commit_duration_seconds().observe(*v);
+            }
+            let mut i = 0usize;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) & 1023;
+                    black_box(actor)
+                        .sqlite_commit_duration_seconds()
+                        .observe(black_box(values[i]))
+                })
+            });
+        }
+        g.finish();
+    }
+    assert!(a.sqlite_commit_duration_seconds().get().native().count() >= 1024);
+    assert!(
+        classic
+            .sqlite_commit_duration_seconds()
+            .get()
+            .native()
+            .is_empty()
+    );
+
+    // One child each (black_box kept the work from being optimised away; a
+    // filtered run may not have run every group, so no counts are asserted).
     assert_eq!(
         cached.get(),
         family.get_or_create(&labels).get(),

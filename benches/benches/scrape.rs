@@ -3,7 +3,9 @@
 //! clients: `prometheus` `MetricVec`s (`registry.gather()` + `TextEncoder`) and
 //! `prometheus-client` `Family`s (`encoding::text::encode`, OpenMetrics). Our
 //! scrape also writes the `actor_type_*` aggregates and the self-metrics, so it
-//! does strictly more. `render_10k_core` is ours at the default level, for scale.
+//! does strictly more. `render_10k_core` is ours at the default level, for
+//! scale; the `_protobuf` variants are the same scrapes in the protobuf format
+//! with native histograms, as Prometheus with native histograms on gets them.
 
 use std::time::Duration;
 
@@ -11,19 +13,35 @@ use actor_benches::{
     ManualClock, TextFormat, assert_same_per_actor_samples, bench_metrics, build_client,
     build_mirror, build_ours, series_per_actor,
 };
-use actor_metrics::{DetailLevel, Metrics, ScrapeRequest};
+use actor_metrics::{DetailLevel, Format, Metrics, ScrapeRequest};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 const ACTORS: usize = 10_000;
 
-/// Bytes of one whole scrape at `detail`, as the server streams it: chunk by
-/// chunk, each handed off whole.
-fn stream(m: &Metrics, detail: DetailLevel) -> usize {
+/// Bytes of one whole scrape at `detail` in `format`, as the server streams
+/// it: chunk by chunk, each handed off whole.
+fn stream(m: &Metrics, detail: DetailLevel, format: Format) -> usize {
     let request = ScrapeRequest {
         detail: Some(detail),
+        format,
         ..ScrapeRequest::default()
     };
     m.exposition(&request).map(|chunk| chunk.len()).sum()
+}
+
+/// Bytes of one whole scrape gzipped as the server does it (fast level).
+fn gzipped(m: &Metrics, detail: DetailLevel, format: Format) -> usize {
+    use std::io::Write as _;
+    let request = ScrapeRequest {
+        detail: Some(detail),
+        format,
+        ..ScrapeRequest::default()
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for chunk in m.exposition(&request) {
+        gz.write_all(&chunk).expect("gzip into a Vec");
+    }
+    gz.finish().expect("gzip into a Vec").len()
 }
 
 fn scrape(c: &mut Criterion) {
@@ -52,20 +70,38 @@ fn scrape(c: &mut Criterion) {
          (with aggregates), core {:.1} MB, prometheus {:.1} MB, prometheus-client {:.1} MB",
         series_per_actor(),
         ours.len() as f64 / 1e6,
-        stream(&m, DetailLevel::Core) as f64 / 1e6,
+        stream(&m, DetailLevel::Core, Format::Text) as f64 / 1e6,
         gather_bytes as f64 / 1e6,
         encode_bytes as f64 / 1e6,
     );
     drop(ours);
+    println!("bytes per scrape of {ACTORS} actors (identity / gzip):");
+    for detail in [DetailLevel::Core, DetailLevel::Full] {
+        for format in [Format::Text, Format::Protobuf] {
+            println!(
+                "  {detail} {format:?}: {:.1} MB / {:.1} MB",
+                stream(&m, detail, format) as f64 / 1e6,
+                gzipped(&m, detail, format) as f64 / 1e6
+            );
+        }
+    }
 
     let mut g = c.benchmark_group("scrape");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat);
-    g.bench_function("render_10k", |b| b.iter(|| stream(&m, DetailLevel::Full)));
+    g.bench_function("render_10k", |b| {
+        b.iter(|| stream(&m, DetailLevel::Full, Format::Text))
+    });
     g.bench_function("render_10k_core", |b| {
-        b.iter(|| stream(&m, DetailLevel::Core))
+        b.iter(|| stream(&m, DetailLevel::Core, Format::Text))
+    });
+    g.bench_function("render_10k_protobuf", |b| {
+        b.iter(|| stream(&m, DetailLevel::Full, Format::Protobuf))
+    });
+    g.bench_function("render_10k_core_protobuf", |b| {
+        b.iter(|| stream(&m, DetailLevel::Core, Format::Protobuf))
     });
     let mut buf = Vec::with_capacity(gather_bytes);
     g.bench_function("prometheus_gather_10k", |b| {

@@ -80,7 +80,7 @@ impl ActorType {
     pub fn totals(&self) -> Totals {
         let index = self.inner.index;
         self.store
-            .snapshot(false, |e| e.ty.index == index)
+            .snapshot(|e| e.ty.index == index)
             .type_totals()
             .into_iter()
             .nth(index)

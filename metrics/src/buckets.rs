@@ -4,29 +4,115 @@
 //! Each histogram family names its set in `families.rs`; the sets and their
 //! reasons are listed in METRICS.md.
 
+use crate::native::{MAX_KEY, MIN_KEY, key};
 pub use crate::native::{NativeRange, SCHEMA, ZERO_THRESHOLD, upper_bound as native_upper_bound};
+
+/// Words of a bitmap over every native key.
+const KEY_WORDS: usize = ((MAX_KEY - MIN_KEY + 1) as usize).div_ceil(64);
 
 /// Most finite bucket bounds a histogram family may declare.
 pub const MAX_BUCKETS: usize = 12;
 
-/// A histogram's finite bucket upper bounds, in seconds (`+Inf` is implied).
+/// A histogram's finite bucket upper bounds, in seconds (`+Inf` is implied),
+/// and the range of its native buckets.
+///
+/// With native buckets on, a histogram stores its classic counts through them:
+/// each classic bound falls inside one native bucket (its *split* bucket), and
+/// the cell counts only the observations of a split bucket that lie above the
+/// bound. Every classic count is then exact and derived at scrape time, and an
+/// observation costs one bucket increment, not two.
 #[derive(Debug)]
 pub struct Buckets {
     name: &'static str,
     bounds: &'static [f64],
     native: NativeRange,
+    /// The native key each classic bound falls in.
+    split_keys: [i32; MAX_BUCKETS],
+    /// Bit `key - MIN_KEY` is set for every split key.
+    split_mask: [u64; KEY_WORDS],
 }
 
 impl Buckets {
     /// Declares a bucket set: at most [`MAX_BUCKETS`] increasing finite classic
-    /// bounds, and the range of its native buckets.
+    /// bounds inside the native range, no two in one native bucket (checked at
+    /// compile time), and the range of its native buckets.
     pub const fn new(name: &'static str, bounds: &'static [f64], native: NativeRange) -> Self {
         assert!(bounds.len() <= MAX_BUCKETS, "too many buckets");
+        let mut split_keys = [0; MAX_BUCKETS];
+        let mut split_mask = [0u64; KEY_WORDS];
+        let mut i = 0;
+        while i < bounds.len() {
+            let b = bounds[i];
+            assert!(
+                b > ZERO_THRESHOLD,
+                "a classic bound lies in the zero bucket"
+            );
+            let k = key(b);
+            assert!(
+                k < native.max_key(),
+                "a classic bound lies at or past the native top"
+            );
+            assert!(
+                i == 0 || k > split_keys[i - 1],
+                "two classic bounds share a native bucket"
+            );
+            split_keys[i] = k;
+            let bit = (k - MIN_KEY) as usize;
+            split_mask[bit / 64] |= 1 << (bit % 64);
+            i += 1;
+        }
         Buckets {
             name,
             bounds,
             native,
+            split_keys,
+            split_mask,
         }
+    }
+
+    /// The classic bound inside native bucket `k`, if any: its index.
+    #[inline]
+    pub(crate) fn split_of(&self, k: i32) -> Option<usize> {
+        let bit = (k - MIN_KEY) as usize;
+        if self.split_mask[bit / 64] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        self.split_keys[..self.bounds.len()]
+            .iter()
+            .position(|s| *s == k)
+    }
+
+    /// Exact classic counts (non-cumulative, `+Inf` last) from native buckets
+    /// and the split counts: `above[i]` observations of bound `i`'s native
+    /// bucket lie above it.
+    pub(crate) fn classic_from_native(
+        &self,
+        zero: u64,
+        native: &[(i32, u64)],
+        above: &[u64],
+    ) -> [u64; MAX_BUCKETS + 1] {
+        let mut out = [0u64; MAX_BUCKETS + 1];
+        let n = self.bounds.len();
+        let mut below = zero; // observations at or below the current bound
+        let mut prev = 0u64;
+        let mut buckets = native.iter().peekable();
+        for i in 0..n {
+            let k = self.split_keys[i];
+            while let Some(&&(key, count)) = buckets.peek() {
+                if key > k {
+                    break;
+                }
+                below += count;
+                buckets.next();
+            }
+            // Bucket k was added whole; its part above the bound is not ≤ it.
+            let cumulative = below.saturating_sub(above[i]);
+            out[i] = cumulative.saturating_sub(prev);
+            prev = cumulative;
+        }
+        let total = zero + native.iter().map(|(_, c)| c).sum::<u64>();
+        out[n] = total.saturating_sub(prev);
+        out
     }
 
     /// The range its native buckets cover (values above it merge into the top bucket).
@@ -47,10 +133,14 @@ impl Buckets {
     /// Index of the bucket `v` falls in (`le` is inclusive); `bounds().len()` is `+Inf`.
     #[inline]
     pub(crate) fn index_of(&self, v: f64) -> usize {
-        self.bounds
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.bounds.len())
+        // The bounds increase, so the first bound >= v is at the count of
+        // bounds below v; counted without branches (NaN counts none: bucket 0,
+        // though callers drop NaN before). A data-dependent early exit would
+        // mispredict on most observations of a spread distribution.
+        if v.is_nan() {
+            return self.bounds.len();
+        }
+        self.bounds.iter().map(|b| usize::from(*b < v)).sum()
     }
 }
 

@@ -61,10 +61,17 @@ pub struct GaugeCell(AtomicI64);
 #[derive(Debug, Default)]
 pub struct ActiveCell(AtomicU32);
 
-/// A histogram: per-bucket (non-cumulative) classic counts, the `+Inf` bucket
-/// last, the sum as `f64` bits, and the native (exponential) buckets. The count
-/// is the sum of the buckets, so a scrape always sees `_count` equal to the
-/// `+Inf` bucket.
+/// A histogram: the sum as `f64` bits, native (exponential) buckets, and
+/// `counts`, whose meaning depends on the instance:
+///
+/// * native buckets off: per classic bucket (non-cumulative), `+Inf` last;
+/// * native buckets on: per classic bound, the observations of the bound's
+///   native bucket that lie above it, from which, with the native buckets,
+///   every classic count is exact (see [`Buckets`]). An observation then costs
+///   one bucket increment, not two.
+///
+/// A cell is always observed in one mode (the instance's), so the mode shows
+/// in its data: any native observation means native mode.
 #[derive(Debug, Default)]
 pub struct HistogramCell {
     counts: [AtomicU64; MAX_BUCKETS + 1],
@@ -72,43 +79,41 @@ pub struct HistogramCell {
     native: NativeCell,
 }
 
-/// A histogram read at one moment.
+/// A histogram read at one moment, in either mode (see [`HistogramCell`]);
+/// totals of several cells add up field by field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramTotal {
-    /// Non-cumulative counts per bucket; index `bounds.len()` is `+Inf`.
-    pub counts: [u64; MAX_BUCKETS + 1],
     /// Sum of observed values.
     pub sum: f64,
-    /// The native buckets, read only when asked for (`Some` before reading):
-    /// a text scrape never pays for them.
-    pub native: Option<NativeTotal>,
-}
-
-/// A total that can ask its cells for native buckets too.
-pub(crate) trait WantNative {
-    /// Makes the next reads into this total include native buckets.
-    fn want_native(&mut self) {}
-}
-
-impl WantNative for u64 {}
-impl WantNative for i64 {}
-
-impl WantNative for HistogramTotal {
-    fn want_native(&mut self) {
-        self.native.get_or_insert_with(NativeTotal::default);
-    }
-}
-
-impl<T: WantNative, const N: usize> WantNative for [T; N] {
-    fn want_native(&mut self) {
-        self.iter_mut().for_each(T::want_native);
-    }
+    /// Classic counts (native off) or counts above each split bound (native on).
+    raw: [u64; MAX_BUCKETS + 1],
+    /// The native buckets (empty with native buckets off).
+    native: NativeTotal,
 }
 
 impl HistogramTotal {
     /// Number of observations.
     pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        if self.native.is_empty() {
+            self.raw.iter().sum()
+        } else {
+            self.native.count()
+        }
+    }
+
+    /// The classic counts for `buckets` (the family's set): non-cumulative per
+    /// bucket, `+Inf` at index `bounds().len()`.
+    pub fn classic_counts(&self, buckets: &Buckets) -> [u64; MAX_BUCKETS + 1] {
+        if self.native.is_empty() {
+            self.raw
+        } else {
+            buckets.classic_from_native(self.native.zero, &self.native.buckets, &self.raw)
+        }
+    }
+
+    /// The native buckets (empty when the instance records none).
+    pub fn native(&self) -> &NativeTotal {
+        &self.native
     }
 }
 
@@ -163,18 +168,29 @@ impl ActiveCell {
 }
 
 impl HistogramCell {
-    /// Counts `v` in its classic bucket (and, with `native`, its native bucket)
-    /// and adds it to the sum. NaN is ignored: it would turn the sum into NaN
-    /// for the rest of the series' life.
+    /// Counts `v` and adds it to the sum: with `native`, in its native bucket
+    /// (and, in a split bucket above the bound, in that bound's count);
+    /// without, in its classic bucket. NaN is ignored: it would turn the sum
+    /// into NaN for the rest of the series' life.
     #[inline]
     pub(crate) fn observe(&self, buckets: &Buckets, v: f64, native: bool) {
         if v.is_nan() {
             return;
         }
         if native {
-            self.native.observe(buckets.native(), v);
+            if let Some(k) = self.native.observe(buckets.native(), v)
+                && let Some(i) = buckets.split_of(k)
+                && v > buckets.bounds()[i]
+            {
+                // After the native count, Release: a reader that sees this
+                // count sees the native bucket (and so reads native mode).
+                self.counts[i].fetch_add(1, Ordering::Release);
+            }
+        } else {
+            // Release: a reader that sees the count sees the sum's earlier
+            // updates (at most the sum runs ahead of the counts).
+            self.counts[buckets.index_of(v)].fetch_add(1, Ordering::Release);
         }
-        let idx = buckets.index_of(v);
         let mut cur = self.sum_bits.load(Ordering::Relaxed);
         loop {
             let next = (f64::from_bits(cur) + v).to_bits();
@@ -188,9 +204,6 @@ impl HistogramCell {
                 Err(actual) => cur = actual,
             }
         }
-        // The bucket count is written last: a reader that sees it sees the sum too
-        // (at most the sum runs ahead of the count, never behind by a whole value).
-        self.counts[idx].fetch_add(1, Ordering::Release);
     }
 }
 
@@ -242,17 +255,17 @@ impl Cell for HistogramCell {
     type Own = ();
     const KIND: Kind = Kind::Histogram;
     fn add_to(&self, total: &mut HistogramTotal) {
-        for (t, c) in total.counts.iter_mut().zip(&self.counts) {
+        // Counts first (Acquire), then the native buckets: a count seen means
+        // its native observation is seen too.
+        for (t, c) in total.raw.iter_mut().zip(&self.counts) {
             *t = t.wrapping_add(c.load(Ordering::Acquire));
         }
+        self.native.add_to(&mut total.native);
         total.sum += f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
-        if let Some(native) = &mut total.native {
-            self.native.add_to(native);
-        }
     }
     fn fold_into(&self, retired: &Self) {
         self.native.fold_into(&retired.native);
-        // Most buckets of an actor's histogram are empty; only non-zero ones
+        // Most counts of an actor's histogram are zero; only non-zero ones
         // touch the type's cells (cold cache lines otherwise left alone).
         let mut any = false;
         for (r, c) in retired.counts.iter().zip(&self.counts) {
@@ -359,23 +372,70 @@ mod tests {
     use crate::buckets::ACTION_BUCKETS;
 
     #[test]
-    fn histogram_buckets_and_sum() {
-        let h = HistogramCell::default();
-        for v in [0.0005, 0.001, 0.2, 100.0, f64::NAN] {
-            h.observe(&ACTION_BUCKETS, v, true);
+    fn histogram_buckets_and_sum_in_both_modes() {
+        for native in [false, true] {
+            let h = HistogramCell::default();
+            let values = [0.0005, 0.001, 0.2, 100.0, f64::NAN, 0.0, 0.0011, 0.00099];
+            for v in values {
+                h.observe(&ACTION_BUCKETS, v, native);
+            }
+            let mut t = HistogramTotal::default();
+            h.add_to(&mut t);
+            assert_eq!(t.count(), 7, "NaN is not counted (native {native})");
+            let c = t.classic_counts(&ACTION_BUCKETS);
+            // 0.0005, 0.001, 0, 0.00099 (le is inclusive); 0.0011; 0.2; 100.
+            assert_eq!(c[0], 4, "native {native}");
+            assert_eq!(c[1], 1, "native {native}");
+            assert_eq!(c[7], 1, "0.2 <= 0.25 (native {native})");
+            assert_eq!(
+                c[ACTION_BUCKETS.bounds().len()],
+                1,
+                "+Inf (native {native})"
+            );
+            assert_eq!(c.iter().sum::<u64>(), 7);
+            assert!((t.sum - 100.20359).abs() < 1e-9, "{}", t.sum);
+            assert_eq!(t.native().is_empty(), !native);
         }
-        let mut t = HistogramTotal::default();
-        h.add_to(&mut t);
-        assert_eq!(t.native, None, "native buckets only when asked for");
-        t = HistogramTotal::default();
-        t.want_native();
-        h.add_to(&mut t);
-        assert_eq!(t.native.as_ref().map(NativeTotal::count), Some(4));
-        assert_eq!(t.count(), 4, "NaN is not counted");
-        assert_eq!(t.counts[0], 2); // 0.0005 and 0.001 (le is inclusive)
-        assert_eq!(t.counts[7], 1); // 0.2 <= 0.25
-        assert_eq!(t.counts[ACTION_BUCKETS.bounds().len()], 1); // +Inf
-        assert!((t.sum - 100.2015).abs() < 1e-9);
+    }
+
+    #[test]
+    fn classic_counts_through_native_buckets_are_exact_at_every_bound() {
+        // Values just below, at and just above every classic bound, and in
+        // between: both modes give the same classic counts.
+        use crate::buckets::{SHUTDOWN_BUCKETS, SQLITE_BUCKETS, STARTUP_BUCKETS, TASK_BUCKETS};
+        for buckets in [
+            &ACTION_BUCKETS,
+            &SQLITE_BUCKETS,
+            &TASK_BUCKETS,
+            &SHUTDOWN_BUCKETS,
+            &STARTUP_BUCKETS,
+        ] {
+            let (classic, native) = (HistogramCell::default(), HistogramCell::default());
+            for b in buckets.bounds() {
+                for v in [
+                    b * (1.0 - 1e-12),
+                    *b,
+                    b * (1.0 + 1e-12),
+                    b * 0.97,
+                    b * 1.03,
+                    b * 50.0,
+                ] {
+                    classic.observe(buckets, v, false);
+                    native.observe(buckets, v, true);
+                }
+            }
+            let (mut a, mut b) = (HistogramTotal::default(), HistogramTotal::default());
+            classic.add_to(&mut a);
+            native.add_to(&mut b);
+            assert_eq!(
+                a.classic_counts(buckets),
+                b.classic_counts(buckets),
+                "{}",
+                buckets.name()
+            );
+            assert_eq!(a.count(), b.count());
+            assert_eq!(a.sum.to_bits(), b.sum.to_bits());
+        }
     }
 
     #[test]

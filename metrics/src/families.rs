@@ -263,15 +263,6 @@ macro_rules! declare_storage {
             }
         }
 
-        impl Totals {
-            /// Makes reads into these totals include native buckets.
-            pub(crate) fn want_native(&mut self) {
-                $(self.$sf.want_native();)*
-                $(self.$lf.want_native();)*
-                $(self.$af.want_native();)*
-            }
-        }
-
         impl ActionCells {
             /// Adds this action's values to its type's totals.
             pub(crate) fn add_to(&self, t: &mut Totals) {

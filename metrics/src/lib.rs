@@ -196,7 +196,7 @@ impl Metrics {
     /// export), by `actor_name`. Reads every retained actor once: for progress
     /// lines and tools, not for a hot path, and far cheaper than a scrape.
     pub fn totals(&self) -> Vec<(String, Totals)> {
-        let snapshot = self.0.snapshot(false, |_| true);
+        let snapshot = self.0.snapshot(|_| true);
         let totals = snapshot.type_totals();
         snapshot
             .types

@@ -22,8 +22,9 @@
 //! stay exact, the value's position is bounded by the top bucket), so a
 //! histogram never holds more buckets than its range, whatever it observes.
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// The bucket schema of every native histogram here.
 pub const SCHEMA: i32 = 3;
@@ -83,24 +84,63 @@ impl NativeRange {
         self.octaves() * PER_OCTAVE as usize
     }
 
-    fn max_key(self) -> i32 {
+    /// The key of the range's top bucket.
+    pub(crate) const fn max_key(self) -> i32 {
         (self.top + 1) * PER_OCTAVE
     }
 }
 
+/// Mantissa bits that index [`WITHIN`].
+const TABLE_BITS: u32 = 8;
+
+/// For each of the 256 equal slices of `frac ∈ [0.5, 1)` (by the top 8 bits of
+/// the mantissa): how many of [`BOUNDS`] lie at or below the slice's start.
+/// Bounds are at least 0.045 apart and a slice is 1/512 wide, so at most one
+/// bound lies inside a slice, and one compare finishes the count.
+const WITHIN: [u8; 1 << TABLE_BITS] = {
+    let mut table = [0u8; 1 << TABLE_BITS];
+    let mut i = 0;
+    while i < table.len() {
+        let start = 0.5 + (i as f64) / ((2 << TABLE_BITS) as f64);
+        let mut n = 0;
+        while n < BOUNDS.len() && BOUNDS[n] < start {
+            n += 1;
+        }
+        table[i] = n as u8;
+        i += 1;
+    }
+    table
+};
+
 /// The schema-3 bucket key of `v > 0` (finite or not): bucket `k` covers
-/// `(2^((k-1)/8), 2^(k/8)]`.
+/// `(2^((k-1)/8), 2^(k/8)]`. A `const fn`, so bucket sets can place their
+/// classic bounds at compile time.
 #[inline]
-pub(crate) fn key(v: f64) -> i32 {
+pub(crate) const fn key(v: f64) -> i32 {
     let bits = v.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     // v = frac × 2^exp with frac in [0.5, 1) (normal numbers; smaller ones are
     // under the zero threshold and never get here).
     let exp = biased - 1022;
     let frac = f64::from_bits((bits & ((1 << 52) - 1)) | (1022 << 52));
-    let within = BOUNDS.iter().take_while(|b| **b < frac).count() as i32;
+    // How many bounds lie below `frac`: the table gives the count up to the
+    // start of frac's slice; one compare adds the bound inside the slice, if
+    // any. No data-dependent branch (a mispredict costs more than the rest).
+    let slice = ((bits >> (52 - TABLE_BITS)) & ((1 << TABLE_BITS) - 1)) as usize;
+    let n = WITHIN[slice] as usize;
+    let next = if n < BOUNDS.len() {
+        BOUNDS[n]
+    } else {
+        f64::INFINITY
+    };
+    let within = n as i32 + (next < frac) as i32;
     (exp - 1) * PER_OCTAVE + within
 }
+
+/// The smallest key above the zero bucket.
+pub(crate) const MIN_KEY: i32 = LOWEST_OCTAVE * PER_OCTAVE + 1;
+/// The largest key any range reaches.
+pub(crate) const MAX_KEY: i32 = (HIGHEST_OCTAVE + 1) * PER_OCTAVE;
 
 /// The octave (span) of key `k` and the bucket's slot in it.
 #[inline]
@@ -128,27 +168,112 @@ impl Span {
     }
 }
 
+/// A box allocated on first use and published with one atomic pointer: the
+/// fast path is one load and a null check (a `OnceLock` would add a state
+/// word and a second dependent load to every observation).
+struct LazyBox<T> {
+    ptr: AtomicPtr<T>,
+    /// The auto traits come from the `unsafe impl`s below, bounded on `T`.
+    _owns: PhantomData<*const T>,
+}
+
+// SAFETY: a `LazyBox` owns at most one `T`, created by whichever thread
+// initialises it and dropped by whichever thread drops the box: sending it
+// sends the `T`, and sharing it shares `&T` and lets any thread create the `T`.
+unsafe impl<T: Send> Send for LazyBox<T> {}
+// SAFETY: as above; `T: Send` because another thread may end up dropping it.
+unsafe impl<T: Send + Sync> Sync for LazyBox<T> {}
+
+impl<T> Default for LazyBox<T> {
+    fn default() -> Self {
+        LazyBox {
+            ptr: AtomicPtr::new(std::ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T> LazyBox<T> {
+    #[inline]
+    fn get(&self) -> Option<&T> {
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was published by `init` from a live `Box`
+        // (the Acquire load pairs with its Release) and is freed only in `drop`,
+        // which `&self` rules out while this borrow lives.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    #[inline]
+    fn get_or_init(&self, make: impl FnOnce() -> Box<T>) -> &T {
+        match self.get() {
+            Some(v) => v,
+            None => self.init(make()),
+        }
+    }
+
+    #[cold]
+    fn init(&self, new: Box<T>) -> &T {
+        let new = Box::into_raw(new);
+        match self.ptr.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published from a live `Box`; freed only in `drop`.
+            Ok(_) => unsafe { &*new },
+            Err(theirs) => {
+                // SAFETY: `new` came from `Box::into_raw` above and was never
+                // published, so this is its only owner.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: another thread's published box, as in `get`.
+                unsafe { &*theirs }
+            }
+        }
+    }
+}
+
+impl<T> Drop for LazyBox<T> {
+    fn drop(&mut self) {
+        let p = *self.ptr.get_mut();
+        if !p.is_null() {
+            // SAFETY: published from `Box::into_raw` and owned by this box
+            // alone; `&mut self` means no borrow of it remains.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for LazyBox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LazyBox").field(&self.get()).finish()
+    }
+}
+
 /// The native buckets of one histogram.
 #[derive(Debug, Default)]
 pub(crate) struct NativeCell {
     zero: AtomicU64,
     /// The span of the first octave observed.
-    first: OnceLock<Box<Span>>,
-    /// Every other octave's span, by `octave - LOWEST_OCTAVE`; allocated when a
-    /// second octave is observed.
-    others: OnceLock<Box<[OnceLock<Box<Span>>]>>,
+    first: LazyBox<Span>,
+    /// Every other octave's span, by `octave - LOWEST_OCTAVE`; the table is
+    /// allocated when a second octave is observed.
+    others: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
 }
 
 impl NativeCell {
-    /// Counts `v` (not NaN): the zero bucket, or its bucket clamped to `range`.
+    /// Counts `v` (not NaN): the zero bucket (`None`), or the bucket of its
+    /// key clamped to `range` (`Some(key)`).
     #[inline]
-    pub(crate) fn observe(&self, range: NativeRange, v: f64) {
+    pub(crate) fn observe(&self, range: NativeRange, v: f64) -> Option<i32> {
         if v <= ZERO_THRESHOLD {
             self.zero.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
-        let (octave, slot) = span_of(key(v).min(range.max_key()));
+        let k = key(v).min(range.max_key());
+        let (octave, slot) = span_of(k);
         self.span(octave).counts[slot].fetch_add(1, Ordering::Relaxed);
+        Some(k)
     }
 
     /// The span of `octave` (between the lowest and the highest), allocated on first use.
@@ -160,7 +285,7 @@ impl NativeCell {
         }
         let others = self
             .others
-            .get_or_init(|| (0..MAX_OCTAVES).map(|_| OnceLock::new()).collect());
+            .get_or_init(|| Box::new(std::array::from_fn(|_| LazyBox::default())));
         // Keys are clamped to a range's top (at most HIGHEST_OCTAVE), and the
         // lowest key above the zero threshold is in LOWEST_OCTAVE.
         let i = (octave - LOWEST_OCTAVE) as usize;
@@ -173,8 +298,7 @@ impl NativeCell {
         self.first
             .get()
             .into_iter()
-            .map(|b| &**b)
-            .chain(others.filter_map(|s| s.get().map(|b| &**b)))
+            .chain(others.filter_map(LazyBox::get))
     }
 
     /// Adds this cell's counts into `total`.
@@ -227,6 +351,11 @@ impl NativeTotal {
         }
     }
 
+    /// Whether no observation is held.
+    pub fn is_empty(&self) -> bool {
+        self.zero == 0 && self.buckets.is_empty()
+    }
+
     /// Observations in every bucket, the zero bucket included.
     pub fn count(&self) -> u64 {
         self.zero + self.buckets.iter().map(|(_, n)| n).sum::<u64>()
@@ -268,6 +397,26 @@ mod tests {
         let mut t = NativeTotal::default();
         c.add_to(&mut t);
         t
+    }
+
+    /// The table-driven key is the plain count of bounds below `frac`.
+    #[test]
+    fn the_key_table_agrees_with_counting_every_bound() {
+        let mut v: f64 = 1e-6;
+        while v < 1e5 {
+            let bits = v.to_bits();
+            let exp = ((bits >> 52) & 0x7ff) as i32 - 1022;
+            let frac = f64::from_bits((bits & ((1 << 52) - 1)) | (1022 << 52));
+            let counted = BOUNDS.iter().filter(|b| **b < frac).count() as i32;
+            assert_eq!(key(v), (exp - 1) * PER_OCTAVE + counted, "{v}");
+            v *= 1.000_37;
+        }
+        for b in BOUNDS {
+            for x in [b, b * (1.0 + 1e-15), b * (1.0 - 1e-15)] {
+                let counted = BOUNDS.iter().filter(|c| **c < x).count() as i32;
+                assert_eq!(key(x), -PER_OCTAVE + counted, "{x}");
+            }
+        }
     }
 
     #[test]

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::buckets::Buckets;
-use crate::cells::{
-    ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, WantNative,
-};
+use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal};
 
 /// What a registration's recorders share: its stop flag, and whether its
 /// histograms record native buckets.
@@ -150,9 +148,13 @@ impl HistogramRef<'_> {
     /// The current totals, native buckets included.
     pub fn get(self) -> HistogramTotal {
         let mut t = HistogramTotal::default();
-        t.want_native();
         self.cell.add_to(&mut t);
         t
+    }
+
+    /// The current classic counts: non-cumulative per bucket, `+Inf` last.
+    pub fn classic_counts(self) -> [u64; crate::buckets::MAX_BUCKETS + 1] {
+        self.get().classic_counts(self.buckets)
     }
 }
 

@@ -124,7 +124,7 @@ pub(crate) struct TypeSnapshot {
 impl Snapshot {
     /// Each type's totals: retired values, plus the snapshot's entries of that
     /// type, plus its action cells. Only exact when the snapshot took every
-    /// entry. Native buckets are read when the snapshot was taken with them.
+    /// entry.
     pub(crate) fn type_totals(&self) -> Vec<Totals> {
         let mut totals: Vec<Totals> = self.types.iter().map(|t| t.retired.clone()).collect();
         for e in &self.entries {
@@ -369,12 +369,8 @@ impl Store {
     }
 
     /// The entries `select` keeps, with every type's retired totals and action
-    /// cells as of the same moment (retired native buckets too with `native`).
-    pub(crate) fn snapshot(
-        &self,
-        native: bool,
-        mut select: impl FnMut(&ActorEntry) -> bool,
-    ) -> Snapshot {
+    /// cells as of the same moment.
+    pub(crate) fn snapshot(&self, mut select: impl FnMut(&ActorEntry) -> bool) -> Snapshot {
         let mut entries = Vec::with_capacity(self.count.load(Ordering::Relaxed) + 8);
         let (types, retired): (Vec<Arc<TypeInner>>, Vec<Totals>) = {
             let _fold = self.fold.read();
@@ -390,9 +386,6 @@ impl Store {
                 .iter()
                 .map(|t| {
                     let mut total = Totals::default();
-                    if native {
-                        total.want_native();
-                    }
                     t.retired.add_to(&mut total);
                     total
                 })

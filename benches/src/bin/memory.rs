@@ -36,12 +36,14 @@ fn measure(mode: &str, n: usize) {
     trim();
     let before = rss_bytes();
     let keep: Box<dyn std::any::Any> = match mode {
-        "ours" => {
+        "ours" | "ours-classic" => {
             let m = Metrics::new(Config {
                 max_retained: n.max(1) * 2,
                 retention: Duration::from_secs(3600),
                 envoy_key: ENVOY.into(),
                 per_actor_detail: DetailLevel::Full,
+                // ours-classic: native histogram buckets off, as before they existed.
+                native_histograms: mode == "ours",
                 ..Config::default()
             })
             .expect("valid configuration");
@@ -103,6 +105,7 @@ fn main() {
             .expect("child prints its RSS growth")
     };
     let ours = run("ours");
+    let classic = run("ours-classic");
     let mirror = run("mirror");
     let client = run("client");
     let per = |b: u64| b as f64 / n as f64;
@@ -114,6 +117,7 @@ fn main() {
     println!("|---|---:|---:|");
     for (design, bytes) in [
         ("actor-metrics (one allocation per actor)", ours),
+        ("actor-metrics, native histograms off", classic),
         ("prometheus MetricVec children", mirror),
         ("prometheus-client Family children", client),
     ] {
@@ -123,6 +127,10 @@ fn main() {
             per(bytes)
         );
     }
+    println!(
+        "native histograms on / off: {:.2}x (goal <= 2x)",
+        per(ours) / per(classic)
+    );
     for (peer, bytes, goal) in [
         ("MetricVec", mirror, "; goal <= 1/10"),
         ("Family", client, ""),

@@ -169,7 +169,6 @@ impl std::fmt::Debug for Exposition {
 impl Exposition {
     /// Takes the snapshot the scrape will write.
     pub(crate) fn new(store: Arc<Store>, request: &ScrapeRequest) -> Self {
-        let native = request.format == Format::Protobuf && store.config.native_histograms;
         let (snapshot, level, aggregates) = if request.selects_actors() {
             let max = store.config.max_label_value_bytes;
             let keys: Vec<ActorLabels> = request
@@ -178,7 +177,7 @@ impl Exposition {
                 // The key as the store holds it (cut the same way when too long).
                 .map(|k| ActorLabels::new("", None, k, store.envoy_key.clone(), max))
                 .collect();
-            let snapshot = store.snapshot(native, |e| {
+            let snapshot = store.snapshot(|e| {
                 !e.overflow
                     && (keys.iter().any(|k| k.actor_key() == e.labels.actor_key())
                         || request
@@ -189,7 +188,7 @@ impl Exposition {
             (snapshot, request.detail.unwrap_or(DetailLevel::Full), false)
         } else {
             let level = request.detail.unwrap_or(store.config.per_actor_detail);
-            (store.snapshot(native, |_| true), level, true)
+            (store.snapshot(|_| true), level, true)
         };
         Exposition {
             store,

@@ -18,7 +18,7 @@ use super::client_model::{
     Summary, Untyped,
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
-use crate::cells::{Cell, HistogramTotal, Kind, WantNative};
+use crate::cells::{Cell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
@@ -78,10 +78,15 @@ impl AsMetric for i64 {
 
 impl AsMetric for HistogramTotal {
     fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric {
-        let bounds = FAMILIES[fi].buckets.map_or(&[][..], |b| b.bounds());
+        let buckets = FAMILIES[fi].buckets;
+        let classic_buckets = || match buckets {
+            Some(b) => classic_buckets(&self.classic_counts(b), b.bounds()),
+            None => Vec::new(),
+        };
         let mut m = empty(label);
-        match (&self.native, style.native) {
-            (Some(native), true) => {
+        match style.native {
+            true => {
+                let native = self.native();
                 let (spans, deltas) = native.spans_and_deltas();
                 m.histogram = Some(Histogram {
                     // The native buckets' own count: Prometheus holds it to them.
@@ -90,7 +95,7 @@ impl AsMetric for HistogramTotal {
                     bucket: if style.summarise {
                         Vec::new()
                     } else {
-                        classic_buckets(&self.counts, bounds)
+                        classic_buckets()
                     },
                     schema: Some(SCHEMA),
                     zero_threshold: Some(ZERO_THRESHOLD),
@@ -112,13 +117,7 @@ impl AsMetric for HistogramTotal {
                     quantile: Vec::new(),
                 });
             }
-            _ => {
-                m.histogram = Some(classic(
-                    self.count(),
-                    self.sum,
-                    classic_buckets(&self.counts, bounds),
-                ))
-            }
+            _ => m.histogram = Some(classic(self.count(), self.sum, classic_buckets())),
         }
         m
     }
@@ -178,16 +177,9 @@ type ActorWriter = fn(usize, &ActorSeries, &ActorLabels, Style, &mut Vec<Metric>
 /// Writes one type's metrics of aggregate family `fi` into `out`.
 type AggregateWriter = fn(usize, &TypeView<'_>, Style, &mut Vec<Metric>);
 
-/// Reads one cell into a total of its kind, native buckets included when the
-/// style sends them.
-fn read<C: Cell>(cell: &C, style: Style) -> C::Total
-where
-    C::Total: WantNative,
-{
+/// Reads one cell into a total of its kind.
+fn read<C: Cell>(cell: &C) -> C::Total {
     let mut t = C::Total::default();
-    if style.native {
-        t.want_native();
-    }
     cell.add_to(&mut t);
     t
 }
@@ -201,17 +193,17 @@ macro_rules! declare_proto_writers {
         /// Per-actor writers, indexed like [`FAMILIES`].
         static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|fi, s, labels, style, out| {
-                out.push(read(&s.$sf, style).as_metric(fi, style, actor_pairs(labels)));
+                out.push(read(&s.$sf).as_metric(fi, style, actor_pairs(labels)));
             },)*
             $(|fi, s, labels, style, out| {
                 for (i, c) in s.$lf.used() {
                     let mut label = actor_pairs(labels);
                     label.push(pair(<$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]));
-                    out.push(read(c, style).as_metric(fi, style, label));
+                    out.push(read(c).as_metric(fi, style, label));
                 }
             },)*
             $(|fi, s, labels, style, out| {
-                out.push(read(&s.$af, style).as_metric(fi, style, actor_pairs(labels)));
+                out.push(read(&s.$af).as_metric(fi, style, actor_pairs(labels)));
             },)*
         ];
 
@@ -232,7 +224,7 @@ macro_rules! declare_proto_writers {
             $(|fi, t, style, out| {
                 for (action, cells) in &t.snapshot.actions {
                     let label = vec![pair("action", action), pair("actor_name", t.name)];
-                    out.push(read(&cells.$af, style).as_metric(fi, style, label));
+                    out.push(read(&cells.$af).as_metric(fi, style, label));
                 }
             },)*
         ];

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
 
+use crate::buckets::Buckets;
 use crate::cells::{Cell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
 use crate::labels::{ActorLabels, LabelEnum};
@@ -20,8 +21,9 @@ use crate::store::ActorEntry;
 pub(crate) enum Shape<'a> {
     /// One sample.
     Plain,
-    /// A classic histogram: cumulative `_bucket{le}` lines, `_sum`, `_count`.
-    Histogram(&'a [Box<str>]),
+    /// A classic histogram: cumulative `_bucket{le}` lines (the `le` values of
+    /// the family's buckets), `_sum`, `_count`.
+    Histogram(&'a [Box<str>], &'static Buckets),
     /// A summary with no quantiles: `_sum` and `_count` only.
     Summary,
 }
@@ -165,15 +167,16 @@ impl TextValue for i64 {
 impl TextValue for HistogramTotal {
     fn write(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
         let count = match shape {
-            Shape::Histogram(le) => {
+            Shape::Histogram(le, buckets) => {
+                let counts = self.classic_counts(buckets);
                 let finite = le.len().saturating_sub(1);
                 let mut cumulative = 0u64;
                 for (i, le) in le.iter().enumerate() {
                     cumulative += if i < finite {
-                        self.counts[i]
+                        counts[i]
                     } else {
                         // +Inf also holds anything counted past the declared bounds.
-                        self.counts[finite..].iter().sum()
+                        counts[finite..].iter().sum()
                     };
                     sample(out, name, "_bucket", labels, Some(le));
                     push_u64(out, cumulative);
@@ -214,7 +217,11 @@ static LE: LazyLock<[Box<[Box<str>]>; FAMILY_COUNT]> = LazyLock::new(|| {
 pub(crate) fn shape(fi: usize, summarise: bool) -> Shape<'static> {
     match FAMILIES[fi].kind {
         Kind::Histogram if summarise => Shape::Summary,
-        Kind::Histogram => Shape::Histogram(&LE[fi]),
+        Kind::Histogram => match FAMILIES[fi].buckets {
+            Some(b) => Shape::Histogram(&LE[fi], b),
+            // The families declaration gives every histogram its buckets.
+            None => Shape::Summary,
+        },
         _ => Shape::Plain,
     }
 }
@@ -416,23 +423,27 @@ mod tests {
             .iter()
             .position(|f| f.name == "actor_action_duration_seconds")
             .unwrap();
-        let mut t = HistogramTotal::default();
-        t.counts[0] = 2;
-        t.counts[7] = 1;
-        t.counts[12] = 1;
-        t.sum = 100.2015;
-        let mut out = String::new();
-        t.write(&mut out, "h", "a=\"1\"", shape(fi, false));
-        assert!(
-            out.starts_with("h_bucket{a=\"1\",le=\"0.001\"} 2\n"),
-            "{out}"
-        );
-        assert!(out.contains("h_bucket{a=\"1\",le=\"0.25\"} 3\n"), "{out}");
-        assert!(out.contains("h_bucket{a=\"1\",le=\"+Inf\"} 4\n"), "{out}");
-        assert!(out.ends_with("h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n"));
-        let mut out = String::new();
-        t.write(&mut out, "h", "a=\"1\"", shape(fi, true));
-        assert_eq!(out, "h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n");
-        assert_eq!(type_word(Kind::Histogram, shape(fi, true)), "summary");
+        // Observed in both modes, the same text.
+        for native in [false, true] {
+            let cell = crate::cells::HistogramCell::default();
+            for v in [0.0005, 0.001, 0.2, 100.0] {
+                cell.observe(&crate::buckets::ACTION_BUCKETS, v, native);
+            }
+            let mut t = HistogramTotal::default();
+            cell.add_to(&mut t);
+            let mut out = String::new();
+            t.write(&mut out, "h", "a=\"1\"", shape(fi, false));
+            assert!(
+                out.starts_with("h_bucket{a=\"1\",le=\"0.001\"} 2\n"),
+                "{out}"
+            );
+            assert!(out.contains("h_bucket{a=\"1\",le=\"0.25\"} 3\n"), "{out}");
+            assert!(out.contains("h_bucket{a=\"1\",le=\"+Inf\"} 4\n"), "{out}");
+            assert!(out.ends_with("h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n"));
+            let mut out = String::new();
+            t.write(&mut out, "h", "a=\"1\"", shape(fi, true));
+            assert_eq!(out, "h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n");
+            assert_eq!(type_word(Kind::Histogram, shape(fi, true)), "summary");
+        }
     }
 }
