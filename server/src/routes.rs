@@ -13,11 +13,25 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
+use crate::options::ServerOptions;
 use crate::scrape::{self, Body, Render};
-use crate::serve::Shared;
+use crate::self_metrics::SelfMetrics;
+use crate::source::MetricsSource;
 
 type Resp = Response<Body>;
+
+/// What every connection of one server shares.
+pub(crate) struct Shared {
+    pub(crate) source: Arc<dyn MetricsSource>,
+    pub(crate) options: ServerOptions,
+    /// `Bearer {token}`, compared in constant time.
+    pub(crate) expected_auth: Option<Vec<u8>>,
+    pub(crate) selfm: Arc<SelfMetrics>,
+    /// Chunks rendered at once across all scrapes (one per core).
+    pub(crate) renders: Arc<Semaphore>,
+}
 
 enum Route {
     Metrics,

@@ -13,20 +13,9 @@ use tokio::task::JoinSet;
 use crate::error::ServerError;
 use crate::options::ServerOptions;
 use crate::probes::Readiness;
-use crate::routes;
+use crate::routes::{self, Shared};
 use crate::self_metrics::SelfMetrics;
 use crate::source::MetricsSource;
-
-/// What every connection of one server shares.
-pub(crate) struct Shared {
-    pub(crate) source: Arc<dyn MetricsSource>,
-    pub(crate) options: ServerOptions,
-    /// `Bearer {token}`, compared in constant time.
-    pub(crate) expected_auth: Option<Vec<u8>>,
-    pub(crate) selfm: Arc<SelfMetrics>,
-    /// Chunks rendered at once across all scrapes (one per core).
-    pub(crate) renders: Arc<Semaphore>,
-}
 
 /// Starts metrics servers.
 #[derive(Debug)]
