@@ -57,7 +57,7 @@ mod thread;
 mod validate;
 
 pub use error::ServerError;
-pub use options::ServerOptions;
+pub use options::{MAX_REQUEST_BODY, ServerOptions};
 pub use probes::{Health, Readiness};
 pub use serve::{MetricsServer, ServerHandle};
 pub use source::{Chunks, FnSource, MetricsSource};
@@ -66,10 +66,6 @@ pub use validate::OptionsError;
 
 /// The default metrics address: loopback only, port 9091.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9091";
-
-/// Default largest request body read (and discarded): 64 KiB; a larger body
-/// gets 413 and the connection is closed.
-pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
 /// The `Content-Type` of the Prometheus text format.
 pub const TEXT_FORMAT: &str = actor_metrics::TEXT_CONTENT_TYPE;

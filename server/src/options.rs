@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::probes::{Health, Readiness};
 
+/// Default largest request body read (and discarded): 64 KiB; a larger body
+/// gets 413 and the connection is closed.
+pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
+
 /// How the server behaves. `Default` gives the documented defaults;
 /// [`ServerOptions::validate`] says what is out of range.
 #[derive(Debug, Clone)]
@@ -37,7 +41,7 @@ impl Default for ServerOptions {
             bearer_token: None,
             max_connections: 256,
             header_read_timeout: Duration::from_secs(5),
-            max_request_body: crate::MAX_REQUEST_BODY,
+            max_request_body: MAX_REQUEST_BODY,
             readiness: Readiness::new(["not marked ready"]),
             health: Health::default(),
             shutdown_grace: Duration::from_secs(10),
