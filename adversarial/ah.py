@@ -3,6 +3,7 @@ ephemeral ports, call its app API, scrape and parse /metrics.
 
 Usage from a script in this folder:  from ah import Host, parse
 """
+import atexit
 import json
 import os
 import re
@@ -17,6 +18,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("ACTOR_HOST", os.path.join(ROOT, "target/release/actor-host"))
 
 
+_started = []
+
+
+@atexit.register
+def _reap():
+    # a script that dies half-way must not leave a host behind
+    for p in _started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Host:
     def __init__(self, *args, data_dir=None, workload="none", env=None, wait_ready=True):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="adv-")
@@ -26,6 +39,7 @@ class Host:
                "--data-dir", self.data_dir, "--workload", workload] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr,
                                      env={**os.environ, **(env or {})})
+        _started.append(self.proc)
         line = self.proc.stdout.readline().decode()
         m = re.search(r"app=(\S+) metrics=(\S+)", line)
         if not m:

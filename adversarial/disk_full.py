@@ -45,6 +45,13 @@ for k, v in acked.items():
         bad.append((k, v, s, b))
 print("after freeing space: %d acked keys, %d wrong: %s" % (len(acked), len(bad), bad[:5]))
 s, b = h.create("after"); print("create after:", s, b)
+# a create that answered 500 must not have happened: re-creating it must give generation 1
+failed = [("k%d" % i) for i in range(400) if ("k%d" % i) not in acked]
+gens = {}
+for k in failed[:60]:
+    s, b = h.create(k)
+    gens[b.get("generation")] = gens.get(b.get("generation"), 0) + 1
+print("re-create of keys whose create failed: generations", gens)
 rc = h.term()
 print("exit", rc, h.log()[-1500:])
 h2 = Host(data_dir=os.path.join(d, "data"))

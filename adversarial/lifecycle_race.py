@@ -92,6 +92,16 @@ active = sum(pick(smp, "actor_active").values())
 if active != len(live):
     problems.append("sum(actor_active)=%s != %d live actors" % (active, len(live)))
 
+# Nothing was swept (retention 10m): per-actor counters must add up to the aggregates.
+for fam in ["actor_action_calls_total", "actor_action_errors_total", "actor_sqlite_commits_total"]:
+    per_actor = sum(pick(smp, fam).values())
+    agg = sum(pick(smp, fam.replace("actor_", "actor_type_", 1)).values())
+    print("%s: per-actor sum %d, actor_type_ sum %d" % (fam, per_actor, agg))
+    if per_actor != agg:
+        problems.append("%s: per-actor sum %d != aggregate %d" % (fam, per_actor, agg))
+ran = sum(n for (op, st), n in statuses.items() if op not in ("create", "sleep", "destroy") and st in (200, 400, 422, 500))
+print("action answers that ran (200/400/422/500):", ran)
+
 # Put everything to sleep; every gauge must be 0.
 for k in KEYS:
     host.sleep(k)
