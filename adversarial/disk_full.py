@@ -1,0 +1,65 @@
+"""Data dir on a 2 MB tmpfs (needs root: mount -t tmpfs -o size=2m tmpfs DIR).
+Create actors and write until the disk is full; every error must be a clean
+JSON 5xx, the host must stay up, /healthz truthful, and after space is freed
+the host must work again, with every acknowledged value readable.
+
+python3 disk_full.py /tmp/adv/tmpfs
+"""
+import collections, os, sys, json, shutil, time
+from ah import Host
+d = sys.argv[1]
+for f in os.listdir(d):
+    p = os.path.join(d, f)
+    shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+h = Host(data_dir=os.path.join(d, "data"))
+acked = {}
+st = collections.Counter()
+errs = collections.Counter()
+filler = os.path.join(d, "filler")
+for i in range(400):
+    k = "k%d" % i
+    s, b = h.create(k)
+    st[("create", s)] += 1
+    if s != 200:
+        errs[str(b)[:150]] += 1
+        continue
+    for _ in range(5):
+        s, b = h.call(k, "increment", {"by": 1})
+        st[("increment", s)] += 1
+        if s == 200:
+            acked[k] = b["result"]["value"]
+        else:
+            errs[str(b)[:150]] += 1
+print(st)
+for e, n in errs.most_common(8):
+    print(n, e)
+print("df:", shutil.disk_usage(d))
+print("healthz:", h.get_m("/healthz"), "readyz:", h.get_m("/readyz"))
+print("alive:", h.proc.poll() is None)
+# free space by removing nothing we own... instead, grow the tmpfs
+os.system("mount -o remount,size=64m %s" % d)
+bad = []
+for k, v in acked.items():
+    s, b = h.call(k, "get")
+    if s != 200 or b["result"]["value"] != v:
+        bad.append((k, v, s, b))
+print("after freeing space: %d acked keys, %d wrong: %s" % (len(acked), len(bad), bad[:5]))
+s, b = h.create("after"); print("create after:", s, b)
+# a create that answered 500 must not have happened: re-creating it must give generation 1
+failed = [("k%d" % i) for i in range(400) if ("k%d" % i) not in acked]
+gens = {}
+for k in failed[:60]:
+    s, b = h.create(k)
+    gens[b.get("generation")] = gens.get(b.get("generation"), 0) + 1
+print("re-create of keys whose create failed: generations", gens)
+rc = h.term()
+print("exit", rc, h.log()[-1500:])
+h2 = Host(data_dir=os.path.join(d, "data"))
+bad = []
+for k, v in acked.items():
+    s, b = h2.call(k, "get")
+    if s != 200 or b["result"]["value"] != v:
+        bad.append((k, v, s, b))
+print("after restart: %d wrong: %s" % (len(bad), bad[:5]))
+h2.term()
+os.system("mount -o remount,size=2m %s" % d)

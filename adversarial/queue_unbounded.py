@@ -1,0 +1,29 @@
+"""The counter's queue is held in memory, unbounded, and dropped on sleep:
+(1) RSS grows by the size of every enqueued message, with no cap;
+(2) messages acknowledged {"queued":true} are gone after the actor sleeps
+    (explicit sleep, idle timeout, LRU eviction at --max-live-actors, restart).
+
+python3 queue_unbounded.py [n_messages]
+"""
+import json, sys, time
+from ah import Host
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+h = Host("--idle-timeout", "2s")
+h.create("q")
+rss0 = h.rss_kb()
+body = json.dumps({"message": "x" * 1000000})
+t = time.time()
+for i in range(N):
+    s, d = h.app_req("POST", "/actors/counter/q/actions/enqueue", body)
+    assert s == 200, (s, d)
+rss1 = h.rss_kb()
+print("enqueued %d x 1 MB in %.1fs: RSS %d MB -> %d MB" % (N, time.time() - t, rss0 // 1024, rss1 // 1024))
+s = h.samples()
+print("actor_queue_depth:", [v for (n, l), v in s.items() if n == "actor_queue_depth"])
+# idle timeout: the queue does not keep the actor awake
+time.sleep(3.5)
+print("after idle timeout, GET /actors:", h.app_req("GET", "/actors")[1].decode().strip())
+s, d = h.call("q", "dequeue")
+print("dequeue after idle sleep:", s, d)
+print("RSS after sleep: %d MB" % (h.rss_kb() // 1024))
+h.term()

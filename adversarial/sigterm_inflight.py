@@ -1,0 +1,34 @@
+"""SIGTERM while calls are in flight: are they answered, and how long does the
+host take to exit? A `slow` action (up to 600 s is accepted) is not bounded by
+--shutdown-timeout nor by the app's 10 s grace.
+
+python3 sigterm_inflight.py [slow_ms]
+"""
+import sys, threading, time
+from ah import Host
+MS = int(sys.argv[1]) if len(sys.argv) > 1 else 40000
+h = Host("--shutdown-timeout", "1s")
+h.create("s"); h.create("t")
+res = {}
+def slow(key, ms):
+    t = time.time()
+    try:
+        res[key] = (h.call(key, "slow", {"ms": ms}), round(time.time() - t, 1))
+    except Exception as e:
+        res[key] = (type(e).__name__, round(time.time() - t, 1))
+ths = [threading.Thread(target=slow, args=("s", MS)), threading.Thread(target=slow, args=("t", 2000))]
+for t in ths: t.start()
+time.sleep(0.5)
+t0 = time.time()
+h.proc.send_signal(15)
+time.sleep(1)
+print("readyz during shutdown:", h.get_m("/readyz"))
+try:
+    print("new call during shutdown:", h.call("t", "get"))
+except Exception as e:
+    print("new call during shutdown:", type(e).__name__, e)
+h.proc.wait()
+print("exit code %s after %.1f s (slow action %d ms)" % (h.proc.returncode, time.time() - t0, MS))
+for t in ths: t.join()
+print(res)
+print(h.log()[-800:])

@@ -1,0 +1,18 @@
+#!/bin/sh
+# actor-host prints `listening ...` and, at exit, `summary ...` on stdout. If
+# whoever read the first line has gone (a wrapper that reads the listening
+# line then closes the pipe, `| head -1`, a dead log shipper), the final
+# println! panics with EPIPE after a clean SIGTERM shutdown: exit code 101 and a
+# panic backtrace instead of 0. (core/src/bin/actor-host.rs:283)
+B=${ACTOR_HOST:-$(dirname "$0")/../target/release/actor-host}
+D=$(mktemp -d)
+F=$(mktemp -u); mkfifo "$F"
+"$B" --app-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --workload none --data-dir "$D" > "$F" 2> "$D.err" &
+P=$!
+head -1 "$F"            # read the listening line, then close the pipe
+sleep 1
+kill -TERM $P
+wait $P
+echo "exit code after SIGTERM: $?"
+grep -m2 -E "panicked|failed printing" "$D.err"
+rm -rf "$D" "$D.err" "$F"
