@@ -15,7 +15,11 @@
 //! | other methods | 405 with `Allow: GET, HEAD` (`HEAD` answers as `GET` without a body) |
 //!
 //! Hardening: at most [`ServerOptions::max_connections`] connections (the
-//! listener waits for a free slot before accepting), a header read timeout that
+//! listener waits for a free slot before accepting), at most
+//! [`ServerOptions::max_scrapes`] scrapes at once (more get 503 at once, so
+//! clients that never read cannot take every slot from the probes), a write
+//! that makes no progress for [`ServerOptions::write_timeout`] cuts the
+//! connection, a header read timeout that
 //! also cuts connections idling between requests, every request body read to its
 //! end (bounded, 413 past [`ServerOptions::max_request_body`]) so kept-alive
 //! connections stay usable, scrapes rendered a chunk at a time on the blocking
@@ -39,13 +43,14 @@
 //! | `source.rs` | [`MetricsSource`]: what a scrape renders |
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
 //! | `scrape.rs` | one scrape: query, format and encoding negotiation, the streamed body |
-//! | `serve.rs` | binding, the accept loop, shutdown |
+//! | `serve.rs`, `io.rs` | binding, the accept loop, shutdown; writes that may stall only so long |
 //! | `thread.rs` | [`MetricsServer::spawn_thread`]: a server on its own thread and runtime |
 //! | `self_metrics.rs`, `error.rs` | `actor_metrics_http_*`; [`ServerError`] |
 
 #![deny(missing_docs)]
 
 mod error;
+mod io;
 mod options;
 mod probes;
 mod routes;

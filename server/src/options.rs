@@ -26,6 +26,14 @@ pub struct ServerOptions {
     /// Largest request body read (and discarded); a larger one gets 413 and the
     /// connection is closed. Default 64 KiB.
     pub max_request_body: u64,
+    /// Scrapes of `/metrics` in flight at once; one more gets 503 with
+    /// `Retry-After` at once. Keeps connection slots for `/healthz` and
+    /// `/readyz` whatever scrapers do. Default 32.
+    pub max_scrapes: usize,
+    /// How long a response write may make no progress (the client reads
+    /// nothing) before the connection is cut, freeing its slot and its scrape.
+    /// Default 30 s.
+    pub write_timeout: Duration,
     /// What `/readyz` reports. Default: one open condition, `not marked ready`.
     pub readiness: Readiness,
     /// What `/healthz` checks. Default: no checks (healthy while it serves).
@@ -42,6 +50,8 @@ impl Default for ServerOptions {
             max_connections: 256,
             header_read_timeout: Duration::from_secs(5),
             max_request_body: MAX_REQUEST_BODY,
+            max_scrapes: 32,
+            write_timeout: Duration::from_secs(30),
             readiness: Readiness::new(["not marked ready"]),
             health: Health::default(),
             shutdown_grace: Duration::from_secs(10),

@@ -26,11 +26,13 @@ type Resp = Response<Body>;
 pub(crate) struct Shared {
     pub(crate) source: Arc<dyn MetricsSource>,
     pub(crate) options: ServerOptions,
-    /// `Bearer {token}`, compared in constant time.
-    pub(crate) expected_auth: Option<Vec<u8>>,
+    /// The bearer token, compared in constant time.
+    pub(crate) expected_token: Option<Vec<u8>>,
     pub(crate) selfm: Arc<SelfMetrics>,
     /// Chunks rendered at once across all scrapes (one per core).
     pub(crate) renders: Arc<Semaphore>,
+    /// Scrapes in flight; a scrape holds a permit until its body is done.
+    pub(crate) scrapes: Arc<Semaphore>,
 }
 
 enum Route {
@@ -117,12 +119,18 @@ async fn drain(shared: &Shared, headers: &hyper::HeaderMap, body: Incoming) -> R
 }
 
 fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: Instant) -> Resp {
-    if let Some(expected) = &shared.expected_auth {
+    if let Some(expected) = &shared.expected_token {
+        // `Bearer {token}`: the scheme is case-insensitive (RFC 7235), the
+        // token is compared in constant time.
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
             .map_or(&[][..], |v| v.as_bytes());
-        if !bool::from(given.ct_eq(expected)) {
+        let token = match given.split_at_checked(7) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => token,
+            _ => &[][..],
+        };
+        if !bool::from(token.ct_eq(expected)) {
             let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -141,12 +149,23 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
     let body = if parts.method == Method::HEAD {
         scrape::full("")
     } else {
+        // Held by the body until it is done (or dropped with the connection).
+        let Ok(permit) = shared.scrapes.clone().try_acquire_owned() else {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many scrapes in flight; retry shortly\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        };
         let render = Render::new(
             shared.source.clone(),
             request,
             gzip,
             started,
             shared.selfm.clone(),
+            permit,
         );
         scrape::body(render, shared.renders.clone())
     };

@@ -18,7 +18,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::HeaderValue;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::self_metrics::SelfMetrics;
 use crate::source::{Chunks, MetricsSource};
@@ -137,6 +137,8 @@ pub(crate) struct Render {
     started: Instant,
     finished: bool,
     selfm: Arc<SelfMetrics>,
+    /// This scrape's place among those in flight.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Render {
@@ -146,6 +148,7 @@ impl Render {
         gzip: bool,
         started: Instant,
         selfm: Arc<SelfMetrics>,
+        permit: OwnedSemaphorePermit,
     ) -> Self {
         Render {
             source,
@@ -157,6 +160,7 @@ impl Render {
             started,
             finished: false,
             selfm,
+            _permit: permit,
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use crate::error::ServerError;
+use crate::io::TimedWrites;
 use crate::options::ServerOptions;
 use crate::probes::Readiness;
 use crate::routes::{self, Shared};
@@ -49,12 +50,10 @@ impl MetricsServer {
         let renders = std::thread::available_parallelism().map_or(2, |n| n.get());
         let shared = Arc::new(Shared {
             source: Arc::new(source),
-            expected_auth: options
-                .bearer_token
-                .as_ref()
-                .map(|t| format!("Bearer {t}").into_bytes()),
+            expected_token: options.bearer_token.as_ref().map(|t| t.as_bytes().to_vec()),
             selfm,
             renders: Arc::new(Semaphore::new(renders)),
+            scrapes: Arc::new(Semaphore::new(options.max_scrapes)),
             options: options.clone(),
         });
         let (stop, stopped) = oneshot::channel();
@@ -163,7 +162,10 @@ async fn accept_loop(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(
+                TokioIo::new(TimedWrites::new(stream, options.write_timeout)),
+                service,
+            );
         let conn = graceful.watch(conn);
         connections.spawn(async move {
             if let Err(e) = conn.await {

@@ -11,6 +11,12 @@ pub enum OptionsError {
     /// `header_read_timeout` is zero: every connection would be cut at once.
     #[error("header_read_timeout must be positive")]
     ZeroHeaderReadTimeout,
+    /// `max_scrapes` is 0: every scrape would be refused.
+    #[error("max_scrapes must be at least 1")]
+    ZeroMaxScrapes,
+    /// `write_timeout` is zero: every response would be cut.
+    #[error("write_timeout must be positive")]
+    ZeroWriteTimeout,
     /// `bearer_token` is set but empty: `Bearer ` alone would be the secret.
     #[error("bearer_token is empty")]
     EmptyBearerToken,
@@ -27,6 +33,12 @@ impl ServerOptions {
         }
         if self.header_read_timeout.is_zero() {
             return Err(OptionsError::ZeroHeaderReadTimeout);
+        }
+        if self.max_scrapes == 0 {
+            return Err(OptionsError::ZeroMaxScrapes);
+        }
+        if self.write_timeout.is_zero() {
+            return Err(OptionsError::ZeroWriteTimeout);
         }
         match self.bearer_token.as_deref() {
             Some("") => Err(OptionsError::EmptyBearerToken),
@@ -62,6 +74,20 @@ mod tests {
                     ..ok.clone()
                 },
                 OptionsError::ZeroHeaderReadTimeout,
+            ),
+            (
+                ServerOptions {
+                    max_scrapes: 0,
+                    ..ok.clone()
+                },
+                OptionsError::ZeroMaxScrapes,
+            ),
+            (
+                ServerOptions {
+                    write_timeout: Duration::ZERO,
+                    ..ok.clone()
+                },
+                OptionsError::ZeroWriteTimeout,
             ),
             (
                 ServerOptions {

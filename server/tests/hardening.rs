@@ -154,3 +154,65 @@ async fn an_oversized_or_missing_body_is_answered_then_the_connection_closes() {
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     assert_eq!(get(addr, "/metrics").await.status, StatusCode::OK);
 }
+
+/// Clients that ask for a big scrape and never read it: past `max_scrapes`
+/// more scrapes get 503 at once, the probes keep answering, and after the
+/// write timeout the stalled connections are cut and scrapes work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_starve_the_probes() {
+    // A source far bigger than the socket buffers: writes stall for real.
+    let m = full_metrics();
+    let ty = m.actor_type("counter");
+    let actors: Vec<_> = (0..3_000)
+        .map(|i| {
+            let a = ty.register(&i.to_string(), Some(1), "k");
+            a.queue_messages_sent_total().inc();
+            a
+        })
+        .collect();
+    let server = MetricsServer::bind(
+        local(),
+        m.clone(),
+        ServerOptions {
+            max_scrapes: 4,
+            write_timeout: Duration::from_millis(500),
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s); // never read
+    }
+    // Probes answer at once while every scrape slot is stuck.
+    let started = Instant::now();
+    assert_eq!(get(addr, "/healthz").await.status, StatusCode::OK);
+    assert_eq!(get(addr, "/readyz").await.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let busy = get(addr, "/metrics").await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    // The stalled writes time out; the slots come back.
+    let r = poll_scrape(addr).await;
+    assert_eq!(r.status, StatusCode::OK);
+    drop((stalled, actors));
+}
+
+/// Scrapes until one is served (the stalled ones free their slots after the
+/// write timeout), for at most 10 s.
+async fn poll_scrape(addr: std::net::SocketAddr) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(addr, "/metrics").await;
+        if r.status == StatusCode::OK || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -26,7 +26,18 @@ async fn two_hundred_concurrent_scrapes_of_50k_series_while_updates_go_on() {
         })
         .collect();
     let actors = Arc::new(actors);
-    let (_server, addr) = serve(m.clone()).await;
+    // Room for all 200 at once (the default, 32, answers the rest 503).
+    let server = actor_metrics_server::MetricsServer::bind(
+        local(),
+        m.clone(),
+        actor_metrics_server::ServerOptions {
+            max_scrapes: 256,
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
     let first = get(addr, "/metrics").await;
     let series = first
         .text()

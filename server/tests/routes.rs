@@ -122,7 +122,8 @@ async fn bearer_token_guards_metrics_only() {
         "Bearer s3cre",
         "Bearer s3cret2",
         "Basic s3cret",
-        "bearer s3cret",
+        "Bearer  s3cret",
+        "Bearers3cret",
         "Bearer ",
     ] {
         let r = send(addr, Method::GET, "/metrics", &[("authorization", wrong)]).await;
@@ -138,6 +139,20 @@ async fn bearer_token_guards_metrics_only() {
     .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("actor_queue_messages_sent_total"));
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} s3cret");
+        let r = send(addr, Method::GET, "/metrics", &[("authorization", &auth)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{auth}");
+    }
+    let r = send(
+        addr,
+        Method::GET,
+        "/metrics",
+        &[("authorization", "Bearer S3CRET")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(get(addr, "/healthz").await.status, StatusCode::OK);
     assert_eq!(get(addr, "/readyz").await.status, StatusCode::OK);
 
