@@ -209,7 +209,7 @@ async fn run(args: Args) -> Result<(), String> {
     host_config.shutdown_timeout = args.shutdown_timeout;
     host_config.idle_timeout = args.idle_timeout.0;
     host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
-    host_config.sqlite_cache_kib = args.sqlite_cache_kib;
+    host_config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
     host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
     tracing::info!(
         max_live_actors = host_config.max_live_actors,
