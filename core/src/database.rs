@@ -16,6 +16,10 @@
 //!   commit survives a crash of the process; only a power cut can lose the last
 //!   commits. Actions run on the runtime's threads, so a sync per commit would
 //!   stall them. (The catalogue is always `synchronous = FULL`.)
+//!
+//! The bundled SQLite is built without its bulk page-cache allocation
+//! (`.cargo/config.toml`; see [`actor_sqlite_hooks::bulk_page_cache_pages`]):
+//! otherwise every connection would hold 20 page slots from its first read.
 
 use std::path::{Path, PathBuf};
 
@@ -94,6 +98,8 @@ mod tests {
 
     #[test]
     fn the_default_options_open_a_lean_database() {
+        // The build option of .cargo/config.toml reached the bundled SQLite.
+        assert_eq!(actor_sqlite_hooks::bulk_page_cache_pages(), 0);
         let dir = tempfile::tempdir().unwrap();
         let metrics = actor_metrics::Metrics::new(actor_metrics::Config::default()).unwrap();
         let actor = metrics.actor_type("t").register("1", Some(1), "k");

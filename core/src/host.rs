@@ -116,6 +116,13 @@ impl HostBuilder {
             return Err(HostError::NoLiveActors);
         }
         config.sqlite.check().map_err(HostError::SqliteOptions)?;
+        let bulk = actor_sqlite_hooks::bulk_page_cache_pages();
+        if bulk > 0 {
+            tracing::warn!(
+                pages = bulk,
+                "SQLite was built with a bulk page-cache allocation: each live actor holds that many pages more than it uses (build inside the workspace, whose .cargo/config.toml turns it off)"
+            );
+        }
         let mut types = HashMap::new();
         for behaviour in behaviours {
             let name = behaviour.name();

@@ -251,6 +251,26 @@ fn no_lookaside(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Pages the page cache of every connection allocates in one block at its
+/// first read, as the linked SQLite was compiled (`SQLITE_DEFAULT_PCACHE_INITSZ`;
+/// SQLite's default is 20). The block is sized before `PRAGMA cache_size`
+/// can apply and is kept until the connection closes; 0 means pages are
+/// allocated one by one as the cache fills. This workspace builds the bundled
+/// SQLite with 0 (`.cargo/config.toml`).
+pub fn bulk_page_cache_pages() -> u32 {
+    const NAME: &str = "DEFAULT_PCACHE_INITSZ=";
+    (0..)
+        .map_while(|i| {
+            // SAFETY: sqlite3_compileoption_get takes any index and returns a
+            // pointer to a static NUL-terminated string, or null past the end.
+            let p = unsafe { rusqlite::ffi::sqlite3_compileoption_get(i) };
+            // SAFETY: non-null pointers from it are static C strings.
+            (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
+        })
+        .find_map(|option| option.to_str().ok()?.strip_prefix(NAME)?.parse().ok())
+        .unwrap_or(20)
+}
+
 /// Installs the hooks on `conn`, feeding `metrics`. Replaces any commit,
 /// rollback, update, WAL, trace and busy callbacks the connection had.
 /// The hooks hold `metrics` until the connection closes.
