@@ -97,7 +97,8 @@ pub struct HostConfig {
     /// How actor databases are opened: WAL checkpoint threshold, busy timeout,
     /// `synchronous`, locking mode, page cache bound, page size of new
     /// databases, lookaside. Default [`database::options`]: lean connections
-    /// with `synchronous = NORMAL`, so a commit survives a crash of the process.
+    /// (about 50 KB each for a small database) with `synchronous = NORMAL`, so
+    /// a commit survives a crash of the process.
     pub sqlite: actor_sqlite_hooks::HookOptions,
 }
 
