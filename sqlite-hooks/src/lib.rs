@@ -47,10 +47,11 @@
 //! [`bulk_page_cache_pages`]). [`HookOptions::exclusive`] moves the WAL index
 //! (32 KiB, fixed by SQLite's WAL format) into the heap and drops the `-shm`
 //! descriptor. Without lookaside and bulk allocation what is left is the WAL
-//! index, three page-sized buffers (the pager's and the B-tree's scratch space,
-//! and each cached page, hence [`HookOptions::page_size`]) and ~13 KB of
-//! connection, schema and registered extensions (FTS3, FTS5 and R-tree
-//! register theirs in every connection, ~5 KB): 49 KB with 1 KiB pages.
+//! index, page-sized buffers (the pager's and the B-tree's scratch space and
+//! each cached page: five for a small database, hence
+//! [`HookOptions::page_size`]) and ~13 KB of connection, schema and registered
+//! extensions (FTS3, FTS5 and R-tree register theirs in every connection,
+//! ~5 KB): 49 KB with 1 KiB pages, 61 KB with 4 KiB.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
