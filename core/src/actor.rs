@@ -23,7 +23,6 @@ use tokio::time::Instant;
 use crate::action::{CallError, CallResult};
 use crate::behaviour::Behaviour;
 use crate::context::{ActorInfo, Context};
-use crate::database::{self, DbOptions};
 use crate::shutdown;
 
 /// A message in an actor's inbox.
@@ -80,7 +79,7 @@ pub(crate) struct Start {
     pub(crate) info: ActorInfo,
     pub(crate) metrics: ActorMetrics,
     pub(crate) db_path: PathBuf,
-    pub(crate) db: DbOptions,
+    pub(crate) db: actor_sqlite_hooks::HookOptions,
     pub(crate) shutdown_timeout: Duration,
     /// Sleep after this long with no call, connection or user task.
     pub(crate) idle_timeout: Option<Duration>,
@@ -254,7 +253,7 @@ fn open(
     info: &ActorInfo,
     metrics: &ActorMetrics,
     db_path: &std::path::Path,
-    db: &DbOptions,
+    db: &actor_sqlite_hooks::HookOptions,
 ) -> Result<Context, String> {
     let phase = |p: StartupPhase, t0: Instant| {
         metrics
@@ -262,7 +261,7 @@ fn open(
             .observe_duration(t0.elapsed());
     };
     let t0 = Instant::now();
-    let conn = database::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
+    let conn = actor_sqlite_hooks::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
     phase(StartupPhase::OpenDb, t0);
     let mut ctx = Context::new(info.clone(), metrics.clone(), conn);
     let t0 = Instant::now();

@@ -1,31 +1,55 @@
-//! An actor's own SQLite database: where its files live, how it is opened, and
-//! removing the files of a destroyed id.
+//! An actor's own SQLite database: where its files live, how lean it is
+//! opened, and removing the files of a destroyed id.
 //!
-//! Opened lean, because a host keeps thousands open: `locking_mode =
-//! EXCLUSIVE` is set before the first access in WAL mode, so SQLite keeps the
-//! WAL index in the process and never creates the `-shm` file or its shared
-//! mapping (two descriptors per live actor, the database and its WAL, instead
-//! of three; one writer per database is how actors work anyway, and the lock
-//! also keeps a second process off an actor's file); and the page cache is
-//! bounded by [`DbOptions::cache_kib`].
+//! A host keeps thousands of databases open, so [`options`], the host's
+//! default, asks [`actor_sqlite_hooks::open`] for a connection that costs
+//! little and survives a crash of the process:
+//!
+//! * `locking_mode = EXCLUSIVE` before the first access in WAL mode: SQLite
+//!   keeps the WAL index in the process and never creates the `-shm` file or
+//!   its shared mapping (two descriptors per live actor, the database and its
+//!   WAL, instead of three; one writer per database is how actors work anyway,
+//!   and the lock also keeps a second process off an actor's file);
+//! * no lookaside allocator (48 KB of slots per connection);
+//! * a page cache bound ([`DEFAULT_CACHE_KIB`]) and small pages for new
+//!   databases ([`DEFAULT_PAGE_SIZE`]): an actor's database is a few pages, and
+//!   each cached page and two scratch buffers per connection are page-sized;
+//! * `synchronous = NORMAL`, SQLite's recommendation for WAL databases: a
+//!   commit survives a crash of the process; only a power cut can lose the last
+//!   commits. Actions run on the runtime's threads, so a sync per commit would
+//!   stall them. (The catalogue is always `synchronous = FULL`.)
+//!
+//! The bundled SQLite is built without its bulk page-cache allocation
+//! (`.cargo/config.toml`; see [`actor_sqlite_hooks::bulk_page_cache_pages`]):
+//! otherwise every connection would hold 20 page slots from its first read.
+//! A counter actor's connection then holds about 50 KB of SQLite's heap, 32 KiB
+//! of it the WAL index, whose size SQLite's WAL format fixes.
 
 use std::path::{Path, PathBuf};
 
-use actor_metrics::ActorMetrics;
-use actor_sqlite_hooks::{HookOptions, SqliteHooksError, Synchronous};
-use rusqlite::{Connection, ErrorCode};
+use actor_sqlite_hooks::{HookOptions, Synchronous};
 
 /// Default bound of each actor's SQLite page cache: 128 KiB.
 pub const DEFAULT_CACHE_KIB: u32 = 128;
 
-/// How actor databases are opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbOptions {
-    /// Hooks, busy timeout, checkpoint threshold and `synchronous`.
-    pub hooks: HookOptions,
-    /// Bound of the page cache of each actor's connection, in KiB (`PRAGMA
-    /// cache_size = -N`). Default [`DEFAULT_CACHE_KIB`].
-    pub cache_kib: u32,
+/// Default page size of a new actor database: 1 KiB (SQLite's own default is
+/// 4 KiB), 12 KB less per live actor with a few pages in use. An actor whose
+/// data grows large pays for it with deeper B-trees and more WAL frames per
+/// commit; the binary's `--sqlite-page-size` sets it. Existing databases keep
+/// the page size they were created with.
+pub const DEFAULT_PAGE_SIZE: u32 = 1024;
+
+/// The host's default connection options (see the module docs); checkpoint
+/// threshold and busy timeout are the hooks crate's defaults.
+pub fn options() -> HookOptions {
+    HookOptions {
+        synchronous: Synchronous::Normal,
+        exclusive: true,
+        lookaside: false,
+        cache_kib: Some(DEFAULT_CACHE_KIB),
+        page_size: Some(DEFAULT_PAGE_SIZE),
+        ..HookOptions::default()
+    }
 }
 
 /// Suffixes of the files SQLite keeps for one database.
@@ -46,85 +70,6 @@ pub(crate) fn id_of(file_name: &str) -> Option<u64> {
         return None;
     }
     stem.parse().ok()
-}
-
-/// Opens (creating if needed) the database at `path` lean (see the module
-/// docs), in WAL mode, checks that it is a readable database and instruments it.
-pub(crate) fn open(
-    path: &Path,
-    metrics: ActorMetrics,
-    options: &DbOptions,
-) -> Result<Connection, SqliteHooksError> {
-    let classify = |source: rusqlite::Error| {
-        if matches!(
-            source.sqlite_error_code(),
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
-        ) {
-            SqliteHooksError::NotADatabase {
-                path: path.to_owned(),
-                source,
-            }
-        } else {
-            SqliteHooksError::Open {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    };
-    let mut conn = Connection::open(path).map_err(classify)?;
-    no_lookaside(&conn).map_err(classify)?;
-    let setup = |conn: &Connection| -> rusqlite::Result<()> {
-        // Must come before the first access in WAL mode (see the module docs).
-        conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
-            r.get::<_, String>(0)
-        })?;
-        conn.pragma_update(None, "cache_size", -i64::from(options.cache_kib))?;
-        conn.busy_timeout(options.hooks.busy_timeout)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(path = %path.display(), mode, "SQLite kept a non-WAL journal mode; commits will not be timed");
-        }
-        let synchronous = match options.hooks.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)?;
-        // Reading the schema is what fails on a file that is not a database.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
-        Ok(())
-    };
-    setup(&conn).map_err(classify)?;
-    actor_sqlite_hooks::instrument(&mut conn, metrics, &options.hooks)?;
-    Ok(conn)
-}
-
-/// Turns off the connection's lookaside allocator: SQLite fills about 60 KB
-/// per connection with small-allocation slots at open, which a host with
-/// thousands of mostly idle connections pays in full for little speed.
-fn no_lookaside(conn: &Connection) -> rusqlite::Result<()> {
-    // SAFETY: `handle` is the live connection's pointer, used only for this call
-    // while `conn` is borrowed; SQLITE_DBCONFIG_LOOKASIDE takes (void*, int, int)
-    // and a null buffer with size 0 and count 0 means "no lookaside". It is
-    // called right after open, before any lookaside memory is in use.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_db_config(
-            conn.handle(),
-            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
-            std::ptr::null_mut::<std::ffi::c_void>(),
-            0 as std::ffi::c_int,
-            0 as std::ffi::c_int,
-        )
-    };
-    if rc == rusqlite::ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rc),
-            Some("turning off lookaside".to_owned()),
-        ))
-    }
 }
 
 /// Deletes the database at `path` and its WAL files; a missing file is fine.
@@ -164,25 +109,26 @@ mod tests {
     }
 
     #[test]
-    fn an_open_database_keeps_no_shared_memory_file() {
+    fn the_default_options_open_a_lean_database() {
+        // The build option of .cargo/config.toml reached the bundled SQLite.
+        assert_eq!(actor_sqlite_hooks::bulk_page_cache_pages(), 0);
         let dir = tempfile::tempdir().unwrap();
         let metrics = actor_metrics::Metrics::new(actor_metrics::Config::default()).unwrap();
         let actor = metrics.actor_type("t").register("1", Some(1), "k");
-        let options = DbOptions {
-            hooks: HookOptions::default(),
-            cache_kib: DEFAULT_CACHE_KIB,
-        };
         let db_path = dir.path().join("1.db");
-        let conn = open(&db_path, actor, &options).unwrap();
+        let conn = actor_sqlite_hooks::open(&db_path, actor, &options()).unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);")
             .unwrap();
         let mut shm = db_path.as_os_str().to_owned();
         shm.push("-shm");
         assert!(!Path::new(&shm).exists(), "no -shm file");
-        let cache: i64 = conn
-            .query_row("PRAGMA cache_size", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(cache, -i64::from(DEFAULT_CACHE_KIB));
+        let pragma = |name: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(pragma("cache_size"), -i64::from(DEFAULT_CACHE_KIB));
+        assert_eq!(pragma("page_size"), i64::from(DEFAULT_PAGE_SIZE));
+        assert_eq!(pragma("synchronous"), 1, "NORMAL");
         drop(conn);
         remove(&db_path).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -31,7 +31,7 @@ use crate::actor::{self, Exit, ExitReport, Msg, Start};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::context::ActorInfo;
-use crate::database::{self, DbOptions};
+use crate::database;
 use crate::lru::{Lru, Tick};
 use crate::{HostConfig, MAX_KEY_BYTES};
 
@@ -59,6 +59,9 @@ pub enum HostError {
     /// `max_live_actors` is 0.
     #[error("max_live_actors must be at least 1")]
     NoLiveActors,
+    /// The SQLite options are refused (a bad page size).
+    #[error("actor database options: {0}")]
+    SqliteOptions(#[source] actor_sqlite_hooks::SqliteHooksError),
     /// The catalogue cannot be opened.
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
@@ -97,8 +100,9 @@ impl HostBuilder {
     /// ## Errors
     ///
     /// [`HostError`]: a bad or repeated type name, no type at all, a zero bound,
-    /// a data directory that cannot be written, or a catalogue that is locked,
-    /// damaged or missing next to existing actor databases.
+    /// bad SQLite options, a data directory that cannot be written, or a
+    /// catalogue that is locked, damaged or missing next to existing actor
+    /// databases.
     pub async fn build(self) -> Result<Host, HostError> {
         let HostBuilder {
             metrics,
@@ -110,6 +114,14 @@ impl HostBuilder {
         }
         if config.max_live_actors == 0 {
             return Err(HostError::NoLiveActors);
+        }
+        config.sqlite.check().map_err(HostError::SqliteOptions)?;
+        let bulk = actor_sqlite_hooks::bulk_page_cache_pages();
+        if bulk > 0 {
+            tracing::warn!(
+                pages = bulk,
+                "SQLite was built with a bulk page-cache allocation: each live actor holds that many pages more than it uses (build inside the workspace, whose .cargo/config.toml turns it off)"
+            );
         }
         let mut types = HashMap::new();
         for behaviour in behaviours {
@@ -151,10 +163,6 @@ impl HostBuilder {
             });
             HostInner {
                 permits: Arc::new(Semaphore::new(config.max_live_actors)),
-                db: DbOptions {
-                    hooks: config.sqlite.clone(),
-                    cache_kib: config.sqlite_cache_kib,
-                },
                 metrics,
                 config,
                 types,
@@ -279,7 +287,6 @@ impl Table {
 struct HostInner {
     metrics: Metrics,
     config: HostConfig,
-    db: DbOptions,
     types: HashMap<&'static str, TypeEntry>,
     catalogue: Catalogue,
     table: Mutex<Table>,
@@ -555,7 +562,7 @@ impl HostInner {
                     info: info.clone(),
                     metrics: metrics.clone(),
                     db_path: database::path(&self.config.data_dir, type_name, entry.id),
-                    db: self.db.clone(),
+                    db: self.config.sqlite.clone(),
                     shutdown_timeout: self.config.shutdown_timeout,
                     idle_timeout: self.config.idle_timeout,
                     inbox,

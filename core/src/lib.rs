@@ -97,15 +97,11 @@ pub struct HostConfig {
     /// How long building the host waits for another process to release the data
     /// directory. Default [`DEFAULT_DATA_DIR_LOCK_TIMEOUT`].
     pub data_dir_lock_timeout: Duration,
-    /// Bound of each actor's SQLite page cache, in KiB. Default
-    /// [`database::DEFAULT_CACHE_KIB`].
-    pub sqlite_cache_kib: u32,
-    /// SQLite options (checkpoint threshold, busy timeout, `synchronous`).
-    /// Default: the crate's defaults with `synchronous = NORMAL`, SQLite's
-    /// recommendation for WAL databases: a commit survives a crash of the
-    /// process; only a power cut can lose the last commits. Actions run on the
-    /// runtime's threads, so a sync per commit would stall them. (The
-    /// catalogue is always `synchronous = FULL`.)
+    /// How actor databases are opened: WAL checkpoint threshold, busy timeout,
+    /// `synchronous`, locking mode, page cache bound, page size of new
+    /// databases, lookaside. Default [`database::options`]: lean connections
+    /// (about 50 KB each for a small database) with `synchronous = NORMAL`, so
+    /// a commit survives a crash of the process.
     pub sqlite: actor_sqlite_hooks::HookOptions,
 }
 
@@ -119,11 +115,7 @@ impl HostConfig {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
             data_dir_lock_timeout: DEFAULT_DATA_DIR_LOCK_TIMEOUT,
-            sqlite_cache_kib: database::DEFAULT_CACHE_KIB,
-            sqlite: actor_sqlite_hooks::HookOptions {
-                synchronous: actor_sqlite_hooks::Synchronous::Normal,
-                ..actor_sqlite_hooks::HookOptions::default()
-            },
+            sqlite: database::options(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Per-actor SQLite metrics from rusqlite hooks.
 //!
 //! [`instrument`] installs, on one connection, hooks that feed one actor's
-//! [`ActorMetrics`]; [`open`] opens an actor's database file in WAL mode, checks
-//! that it is a database, and instruments it.
+//! [`ActorMetrics`]; [`open`] opens an actor's database file in WAL mode (lean,
+//! if [`HookOptions`] asks: see [Memory](#memory)), checks that it is a
+//! database, and instruments it.
 //!
 //! | hook | family |
 //! |---|---|
@@ -32,6 +33,25 @@
 //!   which is exact for a database with one writing connection, as an actor's is;
 //! - setting `PRAGMA busy_timeout` or `wal_autocheckpoint` on the connection
 //!   afterwards replaces the busy handler or the WAL hook that this crate installed.
+//!
+//! # Memory
+//!
+//! A host keeps thousands of these connections open, so what one costs matters.
+//! SQLite's heap per connection on a small database, measured with the
+//! bundled SQLite 3.54 (`cargo run --release -p actor-core --example
+//! connection_memory`): 155 KB with [`HookOptions::default`], plus the WAL
+//! index's 32 KiB `-shm` mapping. Of that, 48 KB is the lookaside allocator
+//! ([`HookOptions::lookaside`]) and 88 KB the page cache's bulk allocation: 20
+//! page slots at the first read, before any `cache_size` applies, kept until
+//! the connection closes (a compile-time option, see
+//! [`bulk_page_cache_pages`]). [`HookOptions::exclusive`] moves the WAL index
+//! (32 KiB, fixed by SQLite's WAL format) into the heap and drops the `-shm`
+//! descriptor. Without lookaside and bulk allocation what is left is the WAL
+//! index, page-sized buffers (the pager's and the B-tree's scratch space and
+//! each cached page: five for a small database, hence
+//! [`HookOptions::page_size`]) and ~13 KB of connection, schema and registered
+//! extensions (FTS3, FTS5 and R-tree register theirs in every connection,
+//! ~5 KB): 49 KB with 1 KiB pages, 61 KB with 4 KiB.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -45,7 +65,8 @@ use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, ErrorCode};
 
-/// How hooks behave. `Default` gives SQLite's own defaults.
+/// How [`open`] sets a connection up and how its hooks behave. `Default` gives
+/// SQLite's own defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookOptions {
     /// Pages in the WAL at which the WAL hook runs a passive checkpoint (as
@@ -58,6 +79,26 @@ pub struct HookOptions {
     pub busy_timeout: Duration,
     /// The `synchronous` setting [`open`] applies. Default [`Synchronous::Full`].
     pub synchronous: Synchronous,
+    /// `PRAGMA locking_mode = EXCLUSIVE`, set by [`open`] before the first
+    /// access: in WAL mode SQLite then keeps the WAL index in the heap and never
+    /// creates the `-shm` file or its shared mapping (one descriptor less per
+    /// connection), and no other connection or process can open the database
+    /// while this one is open. Default `false`.
+    pub exclusive: bool,
+    /// Bound of the page cache, in KiB (`PRAGMA cache_size = -N`). Default
+    /// `None`: SQLite's (2000 KiB).
+    pub cache_kib: Option<u32>,
+    /// Page size of a database that [`open`] creates (`PRAGMA page_size`, set
+    /// before the first write); an existing database keeps its own. A power of
+    /// two from 512 to 65536. Default `None`: SQLite's (4096). Each cached page
+    /// and two scratch buffers per connection are one page each, so small
+    /// databases cost less memory with small pages; large ones need more pages
+    /// (deeper B-trees, more WAL frames per commit).
+    pub page_size: Option<u32>,
+    /// SQLite's lookaside allocator: slots for small allocations that each
+    /// connection takes at open (48 KB in this build). Turning it off costs a
+    /// little speed on statement preparation. Default `true` (SQLite's).
+    pub lookaside: bool,
 }
 
 impl Default for HookOptions {
@@ -66,6 +107,26 @@ impl Default for HookOptions {
             checkpoint_pages: 1000,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Full,
+            exclusive: false,
+            cache_kib: None,
+            page_size: None,
+            lookaside: true,
+        }
+    }
+}
+
+impl HookOptions {
+    /// Checks the options [`open`] would refuse.
+    ///
+    /// ## Errors
+    ///
+    /// [`SqliteHooksError::PageSize`] for a page size SQLite would silently ignore.
+    pub fn check(&self) -> Result<(), SqliteHooksError> {
+        match self.page_size {
+            Some(size) if !(size.is_power_of_two() && (512..=65536).contains(&size)) => {
+                Err(SqliteHooksError::PageSize(size))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -109,19 +170,30 @@ pub enum SqliteHooksError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// [`HookOptions::page_size`] is not a power of two from 512 to 65536.
+    #[error("SQLite page size {0} is not a power of two from 512 to 65536")]
+    PageSize(u32),
     /// Any other SQLite error while setting the connection up.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Opens (creating if needed) the database at `path` in WAL mode, with the busy
-/// timeout and `synchronous` of `options`, checks that it is a readable SQLite
+/// Opens (creating if needed) the database at `path` in WAL mode, set up as
+/// `options` say (lookaside, locking mode, page size of a new database, busy
+/// timeout, cache bound, `synchronous`), checks that it is a readable SQLite
 /// database, and instruments it for `metrics`.
+///
+/// ## Errors
+///
+/// [`SqliteHooksError::PageSize`] for a bad page size (nothing is opened);
+/// [`SqliteHooksError::NotADatabase`] for a file that is not a database or is
+/// corrupt; [`SqliteHooksError::Open`] for any other failure to open or set up.
 pub fn open(
     path: impl AsRef<Path>,
     metrics: ActorMetrics,
     options: &HookOptions,
 ) -> Result<Connection, SqliteHooksError> {
+    options.check()?;
     let path = path.as_ref();
     let classify = |source: rusqlite::Error| {
         if matches!(
@@ -140,11 +212,27 @@ pub fn open(
         }
     };
     let mut conn = Connection::open(path).map_err(classify)?;
+    // Order matters: lookaside goes before anything uses it; locking mode and
+    // page size before the first access (journal_mode is the first read).
     let setup = |conn: &Connection| -> rusqlite::Result<()> {
+        if !options.lookaside {
+            no_lookaside(conn)?;
+        }
+        if options.exclusive {
+            conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| {
+                r.get::<_, String>(0)
+            })?;
+        }
+        if let Some(size) = options.page_size {
+            conn.pragma_update(None, "page_size", size)?;
+        }
         conn.busy_timeout(options.busy_timeout)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "SQLite kept a non-WAL journal mode; commits will not be timed");
+        }
+        if let Some(kib) = options.cache_kib {
+            conn.pragma_update(None, "cache_size", -i64::from(kib))?;
         }
         conn.pragma_update(None, "synchronous", options.synchronous.pragma())?;
         // Reading the schema is what fails on a file that is not a database.
@@ -156,6 +244,51 @@ pub fn open(
     setup(&conn).map_err(classify)?;
     instrument(&mut conn, metrics, options)?;
     Ok(conn)
+}
+
+/// Turns off the connection's lookaside allocator (see [`HookOptions::lookaside`]).
+fn no_lookaside(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: `handle` is the live connection's pointer, used only for this call
+    // while `conn` is borrowed; SQLITE_DBCONFIG_LOOKASIDE takes (void*, int, int)
+    // and a null buffer with size 0 and count 0 means "no lookaside". It is
+    // called right after open, before any lookaside memory is in use.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            0 as std::ffi::c_int,
+            0 as std::ffi::c_int,
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            Some("turning off lookaside".to_owned()),
+        ))
+    }
+}
+
+/// Pages the page cache of every connection allocates in one block at its
+/// first read, as the linked SQLite was compiled (`SQLITE_DEFAULT_PCACHE_INITSZ`;
+/// SQLite's default is 20). The block is sized before `PRAGMA cache_size`
+/// can apply and is kept until the connection closes; 0 means pages are
+/// allocated one by one as the cache fills. This workspace builds the bundled
+/// SQLite with 0 (`.cargo/config.toml`).
+pub fn bulk_page_cache_pages() -> u32 {
+    const NAME: &str = "DEFAULT_PCACHE_INITSZ=";
+    (0..)
+        .map_while(|i| {
+            // SAFETY: sqlite3_compileoption_get takes any index and returns a
+            // pointer to a static NUL-terminated string, or null past the end.
+            let p = unsafe { rusqlite::ffi::sqlite3_compileoption_get(i) };
+            // SAFETY: non-null pointers from it are static C strings.
+            (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
+        })
+        .find_map(|option| option.to_str().ok()?.strip_prefix(NAME)?.parse().ok())
+        .unwrap_or(20)
 }
 
 /// Installs the hooks on `conn`, feeding `metrics`. Replaces any commit,

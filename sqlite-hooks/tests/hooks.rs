@@ -371,3 +371,108 @@ fn a_connection_moved_between_threads_keeps_counting() {
     drop(conn);
     m.stopped();
 }
+
+fn pragma(conn: &Connection, name: &str) -> i64 {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The lookaside slots a connection has used at most.
+fn lookaside_highwater(conn: &Connection) -> i32 {
+    let (mut current, mut highwater) = (0, 0);
+    // SAFETY: a live connection handle and valid out-pointers.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_status(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBSTATUS_LOOKASIDE_USED,
+            &mut current,
+            &mut highwater,
+            0,
+        )
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+    highwater
+}
+
+#[test]
+fn lean_options_set_the_connection_up_and_keep_it_working() {
+    let (dir, metrics) = setup();
+    let lean = HookOptions {
+        exclusive: true,
+        lookaside: false,
+        cache_kib: Some(64),
+        page_size: Some(1024),
+        ..fast()
+    };
+    let path = dir.path().join("lean.db");
+    let m = actor(&metrics, "1");
+    let conn = open(&path, m.clone(), &lean).unwrap();
+    conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    assert_eq!(pragma(&conn, "page_size"), 1024);
+    assert_eq!(pragma(&conn, "cache_size"), -64);
+    assert_eq!(lookaside_highwater(&conn), 0, "no lookaside slot used");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    assert!(!Path::new(&shm).exists(), "the WAL index is in the heap");
+    assert_eq!(m.sqlite_commits_total().get(), 2, "hooks installed");
+    // The exclusive lock keeps every other connection off the file.
+    let other = Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::ZERO).unwrap();
+    let err = other
+        .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+        .unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy));
+    drop(other);
+    drop(conn);
+
+    // Reopened: the data is there; a page size only applies to a new file.
+    let conn = open(
+        &path,
+        actor(&metrics, "2"),
+        &HookOptions {
+            page_size: Some(4096),
+            ..lean.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(count(&conn, "t"), 1);
+    assert_eq!(pragma(&conn, "page_size"), 1024);
+
+    // SQLite's defaults: lookaside on, the WAL index in a -shm file.
+    let path = dir.path().join("default.db");
+    let conn = open(&path, actor(&metrics, "3"), &fast()).unwrap();
+    conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    assert_eq!(pragma(&conn, "page_size"), 4096);
+    assert!(lookaside_highwater(&conn) > 0);
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    assert!(Path::new(&shm).exists());
+}
+
+#[test]
+fn a_page_size_sqlite_would_ignore_is_refused_before_opening() {
+    let (dir, metrics) = setup();
+    for bad in [0, 100, 1000, 256, 131_072] {
+        let path = dir.path().join(format!("{bad}.db"));
+        let options = HookOptions {
+            page_size: Some(bad),
+            ..fast()
+        };
+        let err = open(&path, actor(&metrics, "1"), &options).unwrap_err();
+        assert!(
+            matches!(err, SqliteHooksError::PageSize(b) if b == bad),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&bad.to_string()), "{err}");
+        assert!(!path.exists(), "nothing created");
+    }
+    for good in [512, 1024, 65_536] {
+        let options = HookOptions {
+            page_size: Some(good),
+            ..fast()
+        };
+        assert!(options.check().is_ok(), "{good}");
+    }
+}

@@ -89,6 +89,10 @@ struct Args {
     /// Bound of each actor's SQLite page cache, in KiB.
     #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
     sqlite_cache_kib: u32,
+    /// Page size of new actor databases, in bytes (a power of two from 512 to
+    /// 65536); existing databases keep theirs.
+    #[arg(long, default_value_t = actor_core::database::DEFAULT_PAGE_SIZE, value_parser = parse_page_size)]
+    sqlite_page_size: u32,
     /// How long to wait for another actor-host to release the data dir.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     data_dir_lock_timeout: Duration,
@@ -106,6 +110,17 @@ fn parse_idle(s: &str) -> Result<Idle, humantime::DurationError> {
         return Ok(Idle(None));
     }
     humantime::parse_duration(s).map(|d| Idle(Some(d)))
+}
+
+fn parse_page_size(s: &str) -> Result<u32, String> {
+    let size: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    actor_sqlite_hooks::HookOptions {
+        page_size: Some(size),
+        ..Default::default()
+    }
+    .check()
+    .map_err(|e| e.to_string())?;
+    Ok(size)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -225,7 +240,8 @@ async fn run(args: Args) -> Result<(), String> {
     host_config.shutdown_timeout = args.shutdown_timeout;
     host_config.idle_timeout = args.idle_timeout.0;
     host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
-    host_config.sqlite_cache_kib = args.sqlite_cache_kib;
+    host_config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
+    host_config.sqlite.page_size = Some(args.sqlite_page_size);
     host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
     tracing::info!(
         max_live_actors = host_config.max_live_actors,
