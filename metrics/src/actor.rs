@@ -146,6 +146,17 @@ impl ActorMetrics {
         r.store.stop(&r.entry, &r.rec.stopped, &r.own);
     }
 
+    /// Records that this registration never ran (its actor failed to start):
+    /// like [`ActorMetrics::stopped`], but when no other registration holds the
+    /// label set it is removed at once instead of being retained, so a start
+    /// that keeps failing (a client retrying on a broken actor) leaves no
+    /// series behind. What it recorded still counts in the aggregates.
+    /// Idempotent, and a no-op after `stopped`.
+    pub fn abandoned(&self) {
+        let r = &self.0;
+        r.store.abandon(&r.entry, &r.rec.stopped, &r.own);
+    }
+
     /// Whether [`ActorMetrics::stopped`] was called (or the registration ended).
     pub fn is_stopped(&self) -> bool {
         self.0.rec.stopped.load(Ordering::SeqCst)

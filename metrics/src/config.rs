@@ -85,7 +85,8 @@ pub struct Config {
     /// How long an actor's series stay visible after it stops. Default 10 minutes,
     /// at most [`MAX_RETENTION`].
     pub retention: Duration,
-    /// How often the background sweeper looks for expired label sets. Default 10 s.
+    /// How often the background sweeper looks for expired label sets. Default
+    /// 10 s, at least 1 ms.
     pub sweep_interval: Duration,
     /// Cap on retained label sets (live + expiring). At the cap the oldest
     /// expiring sets are evicted early; if every set is live, new actors share one

@@ -110,7 +110,7 @@ pub use render::{
     TEXT_CONTENT_TYPE,
 };
 pub use sweeper::SweepReport;
-pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES};
+pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES, MIN_SWEEP_INTERVAL};
 
 /// One metrics world: its own registry, retained-actor map, expiry queue, clock
 /// and configuration. [`METRICS`] is the process default; tests build their own.

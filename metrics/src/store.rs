@@ -350,17 +350,63 @@ impl Store {
     }
 
     /// At the cap: removes the expiring entry with the nearest deadline.
+    /// Overflow sets are passed over: they do not count against the cap, so
+    /// evicting one would free no room.
     fn evict_oldest_expiring(&self) -> bool {
-        loop {
+        let mut passed = Vec::new();
+        let evicted = loop {
             let Some(item) = self.expiry.pop_front() else {
-                return false;
+                break false;
             };
+            if item.item.overflow {
+                passed.push(item);
+                continue;
+            }
             let fold = self.fold.write();
             if self.remove_if_expired(&item, &fold) {
                 self.selfm.evicted_early.inc();
-                return true;
+                break true;
             }
+        };
+        // Back in the queue, for the sweeper (slightly out of order, which the
+        // queue tolerates).
+        for item in passed {
+            self.expiry.push(item);
         }
+        evicted
+    }
+
+    /// The stop of a registration that never ran (its actor failed to start):
+    /// if no other registration holds the label set, it is removed at once
+    /// instead of being retained, so a failed start leaves no series behind.
+    /// What it recorded still counts in its type's aggregates.
+    pub(crate) fn abandon(&self, entry: &Arc<ActorEntry>, stopped: &AtomicBool, own: &OwnGauges) {
+        if stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        entry.series.withdraw(own);
+        let fold = self.fold.write();
+        let mut last = false;
+        let removed = self
+            .retained
+            .remove_if_sync(&entry.labels, |e| {
+                if !Arc::ptr_eq(e, entry) {
+                    return false;
+                }
+                last = e.series.active.leave() == 1;
+                last
+            })
+            .is_some();
+        if removed {
+            entry.series.fold_into(&entry.ty.retired);
+            if !entry.overflow {
+                self.count.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.selfm.live.dec();
+            self.selfm.removed.inc();
+        }
+        drop(fold);
+        debug_assert!(removed || !last, "the last registration's entry is removed");
     }
 
     /// Retained label sets, overflow sets excluded.

@@ -5,6 +5,9 @@ use crate::labels::KEY_HASH_SUFFIX_BYTES;
 
 /// Smallest `max_label_value_bytes`: room for a readable prefix and the hash suffix.
 pub const MIN_LABEL_VALUE_BYTES: usize = 32;
+/// Shortest `sweep_interval`: 1 ms (an interval of nanoseconds keeps a core busy
+/// sweeping an empty queue).
+pub const MIN_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Why a [`Config`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,9 +15,14 @@ pub enum ConfigError {
     /// `max_retained` is 0: not even one actor could be retained.
     #[error("max_retained must be at least 1")]
     ZeroMaxRetained,
-    /// `sweep_interval` is zero: the sweeper would spin.
-    #[error("sweep_interval must be positive")]
-    ZeroSweepInterval,
+    /// `sweep_interval` is under [`MIN_SWEEP_INTERVAL`]: the sweeper would spin.
+    #[error("sweep_interval {given:?} is shorter than the minimum {min:?}")]
+    SweepIntervalTooShort {
+        /// The configured interval.
+        given: std::time::Duration,
+        /// The minimum.
+        min: std::time::Duration,
+    },
     /// `max_sweep_per_tick` is 0: nothing would ever be removed.
     #[error("max_sweep_per_tick must be at least 1")]
     ZeroMaxSweepPerTick,
@@ -54,8 +62,11 @@ impl Config {
         if self.max_retained == 0 {
             return Err(ConfigError::ZeroMaxRetained);
         }
-        if self.sweep_interval.is_zero() {
-            return Err(ConfigError::ZeroSweepInterval);
+        if self.sweep_interval < MIN_SWEEP_INTERVAL {
+            return Err(ConfigError::SweepIntervalTooShort {
+                given: self.sweep_interval,
+                min: MIN_SWEEP_INTERVAL,
+            });
         }
         if self.max_sweep_per_tick == 0 {
             return Err(ConfigError::ZeroMaxSweepPerTick);
@@ -108,10 +119,13 @@ mod tests {
             ),
             (
                 Config {
-                    sweep_interval: Duration::ZERO,
+                    sweep_interval: Duration::from_nanos(1),
                     ..ok.clone()
                 },
-                ConfigError::ZeroSweepInterval,
+                ConfigError::SweepIntervalTooShort {
+                    given: Duration::from_nanos(1),
+                    min: MIN_SWEEP_INTERVAL,
+                },
             ),
             (
                 Config {

@@ -578,3 +578,79 @@ async fn action_aggregates_by_action() {
     );
     drop((a, b));
 }
+
+#[tokio::test]
+async fn an_abandoned_registration_leaves_no_label_set_behind() {
+    let m = metrics(Config::default());
+    let ty = m.actor_type("t");
+    let agg = [("actor_name", "t")];
+    let a = ty.register("a", Some(1), "k");
+    a.sqlite_busy_total().inc_by(2);
+    a.abandoned();
+    a.abandoned();
+    let s = scrape(&m);
+    assert!(
+        !s.has_label_value("actor_id_gen", "a:1"),
+        "gone at once, not retained"
+    );
+    assert_eq!(m.retained_len(), 0);
+    assert_eq!(
+        s.get("actor_type_sqlite_busy_total", &agg),
+        Some(2.0),
+        "still counted"
+    );
+    assert_eq!(s.get("actor_type_active", &agg), Some(0.0));
+    for state in ["live", "expiring"] {
+        assert_eq!(
+            s.get("actor_metrics_retained_label_sets", &[("state", state)]),
+            Some(0.0),
+            "{state}"
+        );
+    }
+    assert_eq!(s.get("actor_metrics_series_removed_total", &[]), Some(1.0));
+    // A retry that fails again costs nothing more, however often.
+    for _ in 0..1000 {
+        ty.register("a", Some(2), "k").abandoned();
+    }
+    assert_eq!(m.retained_len(), 0);
+
+    // Shared: another registration keeps the label set live.
+    let b = ty.register("b", Some(1), "k");
+    let c = ty.register("b", Some(1), "k");
+    b.abandoned();
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_active", &actor_labels("b:1", "k")), Some(1.0));
+    // After a stop, abandoning changes nothing: the set is retained as usual.
+    c.stopped();
+    c.abandoned();
+    assert_eq!(m.retained_len(), 1);
+    assert_eq!(m.sweep(Instant::now() + RETENTION).removed, 1);
+}
+
+#[tokio::test]
+async fn cap_eviction_passes_over_the_overflow_set() {
+    let m = metrics(Config {
+        max_retained: 1,
+        ..Config::default()
+    });
+    let ty = m.actor_type("t");
+    let a = ty.register("a", Some(1), "k");
+    let o = ty.register("b", Some(1), "k");
+    assert!(o.is_overflow());
+    o.stopped(); // the overflow set expires first
+    a.stopped();
+    // At the cap: a new actor evicts `a` (which frees room), not the overflow set.
+    let c = ty.register("c", Some(1), "k");
+    assert!(!c.is_overflow());
+    let s = scrape(&m);
+    assert_eq!(s.get("actor_metrics_evicted_early_total", &[]), Some(1.0));
+    assert!(
+        s.has_label_value("actor_id_gen", "overflow"),
+        "kept until its retention ends"
+    );
+    assert!(!s.has_label_value("actor_id_gen", "a:1"));
+    // The sweeper still removes the overflow set when its time comes.
+    let r = m.sweep(Instant::now() + RETENTION);
+    assert_eq!(r.removed, 1);
+    drop(c);
+}
