@@ -207,6 +207,16 @@ impl HistogramCell {
     }
 }
 
+impl HistogramCell {
+    /// `(count, sum)` alone, for a histogram written without its buckets: no
+    /// bucket is collected (with native buckets on, the count is theirs).
+    pub(crate) fn count_and_sum(&self) -> (u64, f64) {
+        let classic: u64 = self.counts.iter().map(|c| c.load(Ordering::Acquire)).sum();
+        let count = self.native.count().unwrap_or(classic);
+        (count, f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
+    }
+}
+
 impl Cell for CounterCell {
     type Total = u64;
     type Own = ();

@@ -301,6 +301,21 @@ impl NativeCell {
             .chain(others.filter_map(LazyBox::get))
     }
 
+    /// Observations held (zero bucket included), without collecting the
+    /// buckets; `None` when nothing was ever observed here.
+    pub(crate) fn count(&self) -> Option<u64> {
+        let zero = self.zero.load(Ordering::Relaxed);
+        let mut spans = self.spans().peekable();
+        if zero == 0 && spans.peek().is_none() {
+            return None;
+        }
+        let buckets: u64 = spans
+            .flat_map(|s| s.counts.iter())
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        Some(zero + buckets)
+    }
+
     /// Adds this cell's counts into `total`.
     pub(crate) fn add_to(&self, total: &mut NativeTotal) {
         total.zero += self.zero.load(Ordering::Relaxed);

@@ -47,7 +47,7 @@ pub(crate) struct ActorEntry {
     pub(crate) overflow: bool,
     /// The renderer's cache of this entry's escaped text label block, filled on
     /// the first scrape that writes it.
-    pub(crate) text_labels: OnceLock<Box<str>>,
+    pub(crate) text_labels: OnceLock<Arc<str>>,
 }
 
 impl ActorEntry {

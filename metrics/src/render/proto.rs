@@ -9,8 +9,6 @@
 //! (one series in Prometheus); at `full`, and for aggregates, with its classic
 //! buckets too.
 
-use std::sync::Arc;
-
 use prost::Message as _;
 
 use super::client_model::{
@@ -22,8 +20,7 @@ use crate::cells::{Cell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::render::{Sink, Style, TypeView};
-use crate::store::ActorEntry;
+use crate::render::{Actors, Sink, Style, TypeView};
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
@@ -264,7 +261,7 @@ impl Sink for ProtoSink {
         &mut self,
         fi: usize,
         style: Style,
-        entries: &[Arc<ActorEntry>],
+        actors: &Actors<'_>,
         mut next: usize,
         limit: usize,
     ) -> usize {
@@ -272,7 +269,7 @@ impl Sink for ProtoSink {
         let t = metric_type(f, style);
         let write = ACTOR_WRITERS[fi];
         let mut metric = Vec::new();
-        while let Some(e) = entries.get(next) {
+        while let Some(e) = actors.entries.get(next) {
             write(fi, &e.series, &e.labels, style, &mut metric);
             next += 1;
             if metric.len() >= BATCH {

@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
 
 use crate::buckets::Buckets;
-use crate::cells::{Cell, HistogramTotal, Kind};
+use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::render::{Sink, Style, TypeView};
+use crate::render::{Actors, Sink, Style, TypeView};
 use crate::store::ActorEntry;
 
 /// How a value is written.
@@ -60,7 +60,7 @@ pub(crate) fn push_label(out: &mut String, name: &str, value: &str) {
 }
 
 /// `actor_id_gen="…",actor_key="…",envoy_key="…"`, escaped.
-pub(crate) fn actor_label_block(labels: &ActorLabels) -> Box<str> {
+pub(crate) fn actor_label_block(labels: &ActorLabels) -> Arc<str> {
     let pairs = labels.pairs();
     let mut out = String::with_capacity(pairs.iter().map(|(_, v)| v.len() + 16).sum());
     for (i, (name, value)) in pairs.into_iter().enumerate() {
@@ -69,7 +69,7 @@ pub(crate) fn actor_label_block(labels: &ActorLabels) -> Box<str> {
         }
         push_label(&mut out, name, value);
     }
-    out.into_boxed_str()
+    out.into()
 }
 
 /// `# HELP` (backslash and newline escaped) and `# TYPE` lines.
@@ -236,6 +236,44 @@ fn extra_labels(out: &mut String, block: &str, label: &str, value: &str) {
     push_label(out, label, value);
 }
 
+/// A cell written straight from its atomics.
+trait WriteCell {
+    fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>);
+}
+
+/// Counters and gauges: read, write.
+macro_rules! write_read {
+    ($($cell:ty),*) => {$(
+        impl WriteCell for $cell {
+            fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+                let mut t = Default::default();
+                self.add_to(&mut t);
+                TextValue::write(&t, out, name, labels, shape);
+            }
+        }
+    )*};
+}
+write_read!(CounterCell, GaugeCell, ActiveCell);
+
+impl WriteCell for HistogramCell {
+    fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+        if let Shape::Summary = shape {
+            // `_sum` and `_count` need no bucket: skip collecting them.
+            let (count, sum) = self.count_and_sum();
+            sample(out, name, "_sum", labels, None);
+            push_f64(out, sum);
+            out.push('\n');
+            sample(out, name, "_count", labels, None);
+            push_u64(out, count);
+            out.push('\n');
+            return;
+        }
+        let mut t = HistogramTotal::default();
+        self.add_to(&mut t);
+        t.write(out, name, labels, shape);
+    }
+}
+
 /// Writes one actor's samples of one family: `(series, label block, shape, out)`.
 pub(crate) type ActorWriter = fn(&ActorSeries, &str, Shape<'_>, &mut String);
 
@@ -260,23 +298,17 @@ macro_rules! declare_text_writers {
         /// Per-actor writers, indexed like [`FAMILIES`].
         pub(crate) static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|s, block, shape, out| {
-                let mut t = Default::default();
-                s.$sf.add_to(&mut t);
-                t.write(out, concat!("actor_", $sname), block, shape);
+                s.$sf.write_cell(out, concat!("actor_", $sname), block, shape);
             },)*
             $(|s, block, shape, out| {
                 let mut labels = String::new();
                 for (i, c) in s.$lf.used() {
-                    let mut t = Default::default();
-                    c.add_to(&mut t);
                     extra_labels(&mut labels, block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
-                    t.write(out, concat!("actor_", $lname), &labels, shape);
+                    c.write_cell(out, concat!("actor_", $lname), &labels, shape);
                 }
             },)*
             $(|s, block, shape, out| {
-                let mut t = Default::default();
-                s.$af.add_to(&mut t);
-                t.write(out, concat!("actor_", $aname), block, shape);
+                s.$af.write_cell(out, concat!("actor_", $aname), block, shape);
             },)*
         ];
 
@@ -314,8 +346,10 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
 }
 
 /// The entry's escaped label block, built on the first scrape that needs it.
-fn label_block(e: &ActorEntry) -> &str {
-    e.text_labels.get_or_init(|| actor_label_block(&e.labels))
+pub(crate) fn label_block(e: &ActorEntry) -> Arc<str> {
+    e.text_labels
+        .get_or_init(|| actor_label_block(&e.labels))
+        .clone()
 }
 
 /// A chunk of text.
@@ -330,7 +364,7 @@ impl Sink for TextSink {
         &mut self,
         fi: usize,
         style: Style,
-        entries: &[Arc<ActorEntry>],
+        actors: &Actors<'_>,
         mut next: usize,
         limit: usize,
     ) -> usize {
@@ -340,8 +374,9 @@ impl Sink for TextSink {
         }
         let write = ACTOR_WRITERS[fi];
         // At least one actor per call, so a header is never written twice.
-        while let Some(e) = entries.get(next) {
-            write(&e.series, label_block(e), shape, &mut self.0);
+        while let (Some(e), Some(block)) = (actors.entries.get(next), actors.text_labels.get(next))
+        {
+            write(&e.series, block, shape, &mut self.0);
             next += 1;
             if self.0.len() >= limit {
                 break;
