@@ -30,10 +30,10 @@ use crate::action::{CallError, CallResult};
 use crate::actor::{self, Exit, ExitReport, Msg, Start};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{Catalogue, CatalogueError};
+use crate::config::{HostConfig, MAX_KEY_BYTES};
 use crate::context::ActorInfo;
 use crate::database;
 use crate::lru::{Lru, Tick};
-use crate::{HostConfig, MAX_KEY_BYTES};
 
 /// How many times a call is offered to an actor that stops before running it
 /// (slept, evicted, idle, panicked while it waited) before the caller is told.

@@ -212,7 +212,7 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HostConfig;
+    use crate::config::HostConfig;
     use crate::counter::Counter;
     use actor_metrics::scrape::Scrape;
     use actor_metrics::{Config, Metrics};
