@@ -149,7 +149,9 @@ impl HostBuilder {
                 },
             );
         }
-        let catalogue = Catalogue::open(&config.data_dir, config.data_dir_lock_timeout).await?;
+        let names: Vec<&'static str> = types.keys().copied().collect();
+        let catalogue =
+            Catalogue::open(&config.data_dir, &names, config.data_dir_lock_timeout).await?;
         let table = Table {
             slots: types.keys().map(|name| (*name, HashMap::new())).collect(),
             lru: Lru::default(),
@@ -441,7 +443,10 @@ impl Host {
                     .await?
                     .ok_or_else(|| not_found(type_name, key))?;
                 let path = database::path(&inner.config.data_dir, type_name, entry.id);
-                database::remove(&path).map_err(|source| CallError::RemoveFiles { path, source })
+                database::remove(&path)
+                    .map_err(|source| CallError::RemoveFiles { path, source })?;
+                inner.catalogue.files_removed(type_name, entry.id);
+                Ok(())
             })
             .await
     }
