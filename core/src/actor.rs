@@ -153,7 +153,10 @@ pub(crate) async fn run(start: Start) {
             ctx
         }
         Err(e) => {
-            tracing::error!(actor = %info, error = %e, "actor failed to start");
+            // It never ran: its label set goes at once, not retained for the
+            // retention window (a client retrying a broken actor would fill
+            // the cap). The host logs the failure, rate-limited.
+            metrics.abandoned();
             end.end();
             // Calls sent while it was starting get the same answer as the caller that woke it.
             inbox.close();

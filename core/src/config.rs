@@ -18,6 +18,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_LIVE_ACTORS: usize = 10_000;
 /// Default wait for another host to release the data directory: 30 seconds.
 pub const DEFAULT_DATA_DIR_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time after an actor failed to start during which calls to it get
+/// the same error without a new start: 1 second.
+pub const DEFAULT_START_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest actor key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -43,6 +46,12 @@ pub struct HostConfig {
     /// How long building the host waits for another process to release the data
     /// directory. Default [`DEFAULT_DATA_DIR_LOCK_TIMEOUT`].
     pub data_dir_lock_timeout: Duration,
+    /// After an actor failed to start (a damaged database, say), calls to it
+    /// are answered with that failure for this long without another start: a
+    /// client retrying a broken actor costs no catalogue write, no generation
+    /// and no label set per call. Zero: every call tries again. Default
+    /// [`DEFAULT_START_RETRY_AFTER`].
+    pub start_retry_after: Duration,
     /// How actor databases are opened: WAL checkpoint threshold, busy timeout,
     /// `synchronous`, locking mode, page cache bound, page size of new
     /// databases, lookaside. Default [`database::options`]: lean connections
@@ -61,6 +70,7 @@ impl HostConfig {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
             data_dir_lock_timeout: DEFAULT_DATA_DIR_LOCK_TIMEOUT,
+            start_retry_after: DEFAULT_START_RETRY_AFTER,
             sqlite: database::options(),
         }
     }

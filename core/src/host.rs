@@ -19,12 +19,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use actor_metrics::labels::{Inbox, ShutdownReason};
 use actor_metrics::{ActionMetrics, ActorMetrics, ActorType, Metrics};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::actor::{self, Exit, ExitReport, Msg, Start};
@@ -34,6 +36,15 @@ use crate::config::{HostConfig, MAX_KEY_BYTES};
 use crate::context::ActorInfo;
 use crate::database;
 use crate::lru::{Lru, Tick};
+use crate::throttle::LogThrottle;
+
+/// Most keys whose failed start is remembered (for
+/// [`HostConfig::start_retry_after`]); past it, expired ones are dropped, and
+/// if none has expired a new failure is not remembered.
+const MAX_FAILED_STARTS: usize = 4096;
+/// At most one "actor failed to start" line per this long; the next one says
+/// how many were left out.
+const START_FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// How many times a call is offered to an actor that stops before running it
 /// (slept, evicted, idle, panicked while it waited) before the caller is told.
@@ -155,6 +166,7 @@ impl HostBuilder {
         let table = Table {
             slots: types.keys().map(|name| (*name, HashMap::new())).collect(),
             lru: Lru::default(),
+            failed: HashMap::new(),
         };
         let inner = Arc::new_cyclic(|host: &Weak<HostInner>| {
             let host = host.clone();
@@ -173,6 +185,7 @@ impl HostBuilder {
                 report,
                 shutting_down: AtomicBool::new(false),
                 calls: AtomicU64::new(0),
+                start_failures: LogThrottle::new(START_FAILURE_LOG_EVERY),
             }
         });
         Ok(Host { inner })
@@ -237,6 +250,8 @@ struct Table {
     slots: HashMap<&'static str, HashMap<Arc<str>, Slot>>,
     /// Every live actor, least recently used first.
     lru: Lru<LruKey>,
+    /// Keys whose last start failed: when, and why.
+    failed: HashMap<(&'static str, String), (Instant, String)>,
 }
 
 impl Table {
@@ -254,7 +269,7 @@ impl Table {
 
     /// The live generation of the key, marked as just used.
     fn touch_live(&mut self, type_name: &'static str, key: &str) -> Option<Live> {
-        let Table { slots, lru } = self;
+        let Table { slots, lru, .. } = self;
         let live = slots.get_mut(type_name)?.get_mut(key)?.live.as_mut()?;
         live.tick = lru.touch(live.tick);
         Some(live.clone())
@@ -274,6 +289,36 @@ impl Table {
             live.idle.load(Ordering::Relaxed).then(|| (*t, k.clone()))
         })?;
         self.take_live(type_name, &key)
+    }
+
+    /// Why the key's last start failed, if that was less than `window` ago.
+    fn recent_failure(
+        &self,
+        type_name: &'static str,
+        key: &str,
+        window: Duration,
+    ) -> Option<String> {
+        let (at, why) = self.failed.get(&(type_name, key.to_owned()))?;
+        (at.elapsed() < window).then(|| why.clone())
+    }
+
+    /// Remembers a failed start, within [`MAX_FAILED_STARTS`].
+    fn record_failure(&mut self, type_name: &'static str, key: &str, window: Duration, why: &str) {
+        if self.failed.len() >= MAX_FAILED_STARTS {
+            self.failed.retain(|_, (at, _)| at.elapsed() < window);
+        }
+        if self.failed.len() < MAX_FAILED_STARTS {
+            self.failed.insert(
+                (type_name, key.to_owned()),
+                (Instant::now(), why.to_owned()),
+            );
+        }
+    }
+
+    fn forget_failure(&mut self, type_name: &'static str, key: &str) {
+        if !self.failed.is_empty() {
+            self.failed.remove(&(type_name, key.to_owned()));
+        }
     }
 
     fn remove_if_unused(&mut self, type_name: &'static str, key: &str) {
@@ -297,6 +342,8 @@ struct HostInner {
     report: ExitReport,
     shutting_down: AtomicBool,
     calls: AtomicU64,
+    /// Rate limit of the "actor failed to start" log line.
+    start_failures: LogThrottle,
 }
 
 impl Host {
@@ -442,6 +489,7 @@ impl Host {
                     .forget(type_name, key)
                     .await?
                     .ok_or_else(|| not_found(type_name, key))?;
+                inner.table.lock().forget_failure(type_name, key);
                 let path = database::path(&inner.config.data_dir, type_name, entry.id);
                 database::remove(&path)
                     .map_err(|source| CallError::RemoveFiles { path, source })?;
@@ -483,7 +531,7 @@ impl Host {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         let (lives, tasks): (Vec<_>, Vec<_>) = {
             let mut table = self.inner.table.lock();
-            let Table { slots, lru } = &mut *table;
+            let Table { slots, lru, .. } = &mut *table;
             let taken = slots
                 .values_mut()
                 .flat_map(|slots| slots.values_mut())
@@ -532,8 +580,18 @@ impl HostInner {
             return Ok(live);
         }
         self.stepped(type_name, key, async || {
-            if let Some(live) = self.table.lock().touch_live(type_name, key) {
-                return Ok(live);
+            let retry_after = self.config.start_retry_after;
+            {
+                let mut table = self.table.lock();
+                if let Some(live) = table.touch_live(type_name, key) {
+                    return Ok(live);
+                }
+                if let Some(why) = table.recent_failure(type_name, key, retry_after) {
+                    return Err(CallError::StartFailed(format!(
+                        "{why} (not tried again until {} after the failed start)",
+                        humantime::format_duration(retry_after)
+                    )));
+                }
             }
             let permit = self.admit().await?;
             let entry = self
@@ -588,13 +646,27 @@ impl HostInner {
                 slot.live = Some(live.clone());
                 live
             };
-            match started.await {
-                Ok(Ok(())) => Ok(live),
-                Ok(Err(reason)) => Err(CallError::StartFailed(reason)),
-                Err(_) => Err(CallError::StartFailed(
-                    "the actor task ended while starting".to_owned(),
-                )),
+            let failed = match started.await {
+                Ok(Ok(())) => {
+                    self.table.lock().forget_failure(type_name, key);
+                    return Ok(live);
+                }
+                Ok(Err(reason)) => reason,
+                Err(_) => "the actor task ended while starting".to_owned(),
+            };
+            self.table
+                .lock()
+                .record_failure(type_name, key, retry_after, &failed);
+            if let Some(suppressed) = self.start_failures.admit() {
+                tracing::error!(
+                    actor = %live.info,
+                    error = %failed,
+                    retry_after = %humantime::format_duration(retry_after),
+                    suppressed,
+                    "actor failed to start; calls to it get this error until retry_after has passed (suppressed: lines left out since the last one)"
+                );
             }
+            Err(CallError::StartFailed(failed))
         })
         .await
     }

@@ -24,6 +24,7 @@
 //! * [`action`]: action calls and their errors;
 //! * [`task`]: user tasks with a kind, tracked for the shutdown drain;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
+//! * `throttle`: a rate limit for log lines a client can repeat at will;
 //! * [`health`]: liveness checks for `/healthz` (a task that must not end,
 //!   the host runtime's heartbeat);
 //! * [`counter`]: the `counter` actor type the binary registers;
@@ -51,6 +52,7 @@ pub mod host;
 mod lru;
 pub mod shutdown;
 pub mod task;
+mod throttle;
 pub mod workload;
 
 pub use action::{ActionError, CallError};
@@ -58,7 +60,8 @@ pub use behaviour::{Behaviour, BoxFuture};
 pub use catalogue::CatalogueError;
 pub use config::{
     DEFAULT_DATA_DIR_LOCK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INBOX_CAPACITY,
-    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_SHUTDOWN_TIMEOUT, HostConfig, MAX_KEY_BYTES,
+    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig,
+    MAX_KEY_BYTES,
 };
 pub use context::{ActorInfo, Context};
 pub use host::{Host, HostBuilder, HostError};

@@ -355,3 +355,71 @@ async fn many_callers_over_more_keys_than_live_slots_lose_no_increment() {
     host.shutdown().await;
     assert_eq!(scrape(&host).sum("actor_type_active", &[]), 0.0);
 }
+
+/// Overwrites the database of the sleeping actor `id` with bytes SQLite refuses.
+fn damage(dir: &std::path::Path, id: &str) {
+    let db = dir.join("counter").join(format!("{id}.db"));
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let _ = std::fs::remove_file(dir.join("counter").join(format!("{id}.db-wal")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_actor_retried_by_clients_leaves_no_label_set_and_is_not_restarted_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), Duration::from_secs(1)).await;
+    let created = host.create("counter", "broken").await.unwrap();
+    host.sleep("counter", "broken").await.unwrap();
+    damage(dir.path(), &created.actor_id);
+    // Generation 1 stays retained after its sleep, as any stopped actor's.
+    assert_eq!(host.metrics().retained_len(), 1);
+
+    // A client retrying at will: one start is tried, the rest fail fast.
+    for _ in 0..100 {
+        let err = host
+            .call("counter", "broken", "get", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::StartFailed(_)), "{err}");
+        assert_eq!(err.http_status(), 500);
+    }
+    assert_eq!(
+        host.metrics().retained_len(),
+        1,
+        "a start that failed leaves no label set"
+    );
+    // After the retry delay one more start is tried, and fails the same way.
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    for _ in 0..10 {
+        assert!(host.call("counter", "broken", "get", json!({})).await.is_err());
+    }
+    assert_eq!(host.metrics().retained_len(), 1);
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_active", &[("actor_key", "broken")]), 0.0);
+    assert_eq!(s.sum("actor_type_active", &[]), 0.0);
+
+    // Repaired (the damaged file moved away): the next start after the delay
+    // works, and only two generations went to the failed starts.
+    std::fs::remove_file(
+        dir.path()
+            .join("counter")
+            .join(format!("{}.db", created.actor_id)),
+    )
+    .unwrap();
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let woken = host.create("counter", "broken").await.unwrap();
+    assert_eq!(woken.generation, 4);
+    assert_eq!(host.metrics().retained_len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroyed_broken_actor_can_be_created_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), Duration::from_secs(1)).await;
+    let created = host.create("counter", "b").await.unwrap();
+    host.sleep("counter", "b").await.unwrap();
+    damage(dir.path(), &created.actor_id);
+    assert!(host.call("counter", "b", "get", json!({})).await.is_err());
+    host.destroy("counter", "b").await.unwrap();
+    let again = host.create("counter", "b").await.unwrap();
+    assert_ne!(again.actor_id, created.actor_id);
+}
