@@ -147,7 +147,20 @@ pub(crate) async fn run(start: Start) {
         let _ = previous.await;
     }
 
-    let mut ctx = match open(&*behaviour, &info, &metrics, &db_path, &db) {
+    // Opening can block: another process holding the file's lock makes SQLite
+    // wait up to its busy timeout, and `load_state` is the behaviour's own
+    // synchronous code. So it runs on the blocking pool, never on a runtime
+    // worker that every other actor needs.
+    let opening = {
+        let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || open(&*behaviour, &info, &metrics, &db_path, &db))
+    };
+    let opened = match opening.await {
+        Ok(opened) => opened,
+        Err(e) if e.is_panic() => Err("the actor panicked while starting".to_owned()),
+        Err(_) => Err("the actor's start was cancelled".to_owned()),
+    };
+    let mut ctx = match opened {
         Ok(ctx) => {
             let _ = started.send(Ok(()));
             ctx

@@ -423,3 +423,87 @@ async fn a_destroyed_broken_actor_can_be_created_again_at_once() {
     let again = host.create("counter", "b").await.unwrap();
     assert_ne!(again.actor_id, created.actor_id);
 }
+
+/// An actor type whose start blocks its thread (as SQLite does on a file
+/// another process holds locked) until the test opens the gate.
+struct Blocking {
+    gate: Arc<std::sync::RwLock<()>>,
+    entered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl actor_core::Behaviour for Blocking {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+
+    fn actions(&self) -> &'static [&'static str] {
+        &["get"]
+    }
+
+    fn load_state(&self, _: &mut actor_core::Context) -> Result<(), actor_core::ActionError> {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(self.gate.read());
+        Ok(())
+    }
+
+    fn call<'a>(
+        &'a self,
+        _: &'a mut actor_core::Context,
+        _: &'static str,
+        _: serde_json::Value,
+    ) -> actor_core::BoxFuture<'a, Result<serde_json::Value, actor_core::ActionError>> {
+        Box::pin(async { Ok(json!({})) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(std::sync::RwLock::new(()));
+    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let metrics = Metrics::new(Config::default()).unwrap();
+    let host = Host::builder(metrics, HostConfig::new(dir.path()))
+        .behaviour(Counter)
+        .behaviour(Blocking {
+            gate: gate.clone(),
+            entered: entered.clone(),
+        })
+        .build()
+        .await
+        .unwrap();
+    host.create("counter", "healthy").await.unwrap();
+
+    let closed = gate.write().unwrap();
+    // As many blocked starts as the runtime has workers.
+    let starts: Vec<_> = ["b1", "b2"]
+        .map(|key| {
+            let host = host.clone();
+            tokio::spawn(async move { host.create("blocking", key).await })
+        })
+        .into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while entered.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the starts never began");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // This thread is not a runtime worker: it may wait without stalling them.
+    let h = host.clone();
+    let healthy =
+        tokio::spawn(async move { h.call("counter", "healthy", "increment", json!({})).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !healthy.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answered_while_blocked = healthy.is_finished();
+    drop(closed);
+    assert!(
+        answered_while_blocked,
+        "a call to a live actor waited for two blocked starts"
+    );
+    assert_eq!(healthy.await.unwrap().unwrap()["value"], 1);
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    host.shutdown().await;
+}
