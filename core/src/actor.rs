@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::behaviour::Behaviour;
-use crate::context::{ActorInfo, Context};
+use crate::context::{ActorInfo, Context, QueueLimits};
 use crate::shutdown;
 
 /// A message in an actor's inbox.
@@ -81,6 +81,7 @@ pub(crate) struct Start {
     pub(crate) db_path: PathBuf,
     pub(crate) db: actor_sqlite_hooks::HookOptions,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) queue_limits: QueueLimits,
     /// Sleep after this long with no call, connection or user task.
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) inbox: mpsc::Receiver<Msg>,
@@ -128,6 +129,7 @@ pub(crate) async fn run(start: Start) {
         db_path,
         db,
         shutdown_timeout,
+        queue_limits,
         idle_timeout,
         mut inbox,
         previous,
@@ -153,7 +155,9 @@ pub(crate) async fn run(start: Start) {
     // worker that every other actor needs.
     let opening = {
         let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || open(&*behaviour, &info, &metrics, &db_path, &db))
+        tokio::task::spawn_blocking(move || {
+            open(&*behaviour, &info, &metrics, &db_path, &db, queue_limits)
+        })
     };
     let opened = match opening.await {
         Ok(opened) => opened,
@@ -253,6 +257,15 @@ pub(crate) async fn run(start: Start) {
         }
     }
 
+    let dropped = ctx.queue_len();
+    if dropped > 0 {
+        tracing::warn!(
+            actor = %info,
+            reason = stop_word(reason),
+            dropped,
+            "the actor stopped with messages in its queue; they are lost (the queue is in memory)"
+        );
+    }
     shutdown::drain(&mut ctx.tasks, &metrics, reason, shutdown_timeout).await;
     drop(ctx);
     // The database is closed: the live-actor permit can serve another actor.
@@ -270,6 +283,7 @@ fn open(
     metrics: &ActorMetrics,
     db_path: &std::path::Path,
     db: &actor_sqlite_hooks::HookOptions,
+    queue_limits: QueueLimits,
 ) -> Result<Context, String> {
     let phase = |p: StartupPhase, t0: Instant| {
         metrics
@@ -279,7 +293,7 @@ fn open(
     let t0 = Instant::now();
     let conn = actor_sqlite_hooks::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
     phase(StartupPhase::OpenDb, t0);
-    let mut ctx = Context::new(info.clone(), metrics.clone(), conn);
+    let mut ctx = Context::new(info.clone(), metrics.clone(), conn, queue_limits);
     let t0 = Instant::now();
     behaviour
         .load_state(&mut ctx)

@@ -10,6 +10,11 @@ use crate::database;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default capacity of an actor's inbox: 1024 messages.
 pub const DEFAULT_INBOX_CAPACITY: usize = 1024;
+/// Default bound of an actor's queue ([`Context::send_queue`](crate::Context::send_queue)):
+/// 1024 messages.
+pub const DEFAULT_QUEUE_MAX_MESSAGES: usize = 1024;
+/// Default bound of an actor's queue in bytes of the messages' JSON text: 1 MiB.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 1 << 20;
 /// Default time after which an actor with no call, connection or user task
 /// sleeps: 5 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -35,7 +40,16 @@ pub struct HostConfig {
     pub shutdown_timeout: Duration,
     /// Capacity of each actor's inbox. Default 1024.
     pub inbox_capacity: usize,
-    /// An actor with no call, open connection or running user task for this long
+    /// Most messages an actor's queue holds; a send past it is refused
+    /// ([`QueueError::Full`](crate::context::QueueError::Full), 503). The queue
+    /// is in memory: see [`Context::send_queue`](crate::Context::send_queue).
+    /// Default [`DEFAULT_QUEUE_MAX_MESSAGES`].
+    pub queue_max_messages: usize,
+    /// Most bytes (of the messages' JSON text) an actor's queue holds. Default
+    /// [`DEFAULT_QUEUE_MAX_BYTES`]; with [`HostConfig::max_live_actors`] it
+    /// bounds the memory all queues can take.
+    pub queue_max_bytes: usize,
+    /// An actor with no call, open connection, queued message or running user task for this long
     /// goes to sleep (its database closes, its series are retained; the next call
     /// wakes it). `None`: never. Default [`DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout: Option<Duration>,
@@ -67,6 +81,8 @@ impl HostConfig {
             data_dir: data_dir.into(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
+            queue_max_messages: DEFAULT_QUEUE_MAX_MESSAGES,
+            queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
             data_dir_lock_timeout: DEFAULT_DATA_DIR_LOCK_TIMEOUT,

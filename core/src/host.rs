@@ -33,7 +33,7 @@ use crate::actor::{self, Exit, ExitReport, Msg, Start};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::config::{HostConfig, MAX_KEY_BYTES};
-use crate::context::ActorInfo;
+use crate::context::{ActorInfo, QueueLimits};
 use crate::database;
 use crate::lru::{Lru, Tick};
 use crate::throttle::LogThrottle;
@@ -627,6 +627,10 @@ impl HostInner {
                     db_path: database::path(&self.config.data_dir, type_name, entry.id),
                     db: self.config.sqlite.clone(),
                     shutdown_timeout: self.config.shutdown_timeout,
+                    queue_limits: QueueLimits {
+                        max_messages: self.config.queue_max_messages,
+                        max_bytes: self.config.queue_max_bytes,
+                    },
                     idle_timeout: self.config.idle_timeout,
                     inbox,
                     previous: slot.task.take().map(|(_, task)| task),

@@ -60,8 +60,8 @@ pub use behaviour::{Behaviour, BoxFuture};
 pub use catalogue::CatalogueError;
 pub use config::{
     DEFAULT_DATA_DIR_LOCK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INBOX_CAPACITY,
-    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig,
-    MAX_KEY_BYTES,
+    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_MESSAGES,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig, MAX_KEY_BYTES,
 };
-pub use context::{ActorInfo, Context};
+pub use context::{ActorInfo, Context, QueueError, QueueLimits};
 pub use host::{Host, HostBuilder, HostError};

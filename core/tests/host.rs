@@ -390,7 +390,11 @@ async fn a_broken_actor_retried_by_clients_leaves_no_label_set_and_is_not_restar
     // After the retry delay one more start is tried, and fails the same way.
     tokio::time::advance(Duration::from_millis(1100)).await;
     for _ in 0..10 {
-        assert!(host.call("counter", "broken", "get", json!({})).await.is_err());
+        assert!(
+            host.call("counter", "broken", "get", json!({}))
+                .await
+                .is_err()
+        );
     }
     assert_eq!(host.metrics().retained_len(), 1);
     let s = scrape(&host);
@@ -484,7 +488,10 @@ async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
         .into();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while entered.load(std::sync::atomic::Ordering::SeqCst) < 2 {
-        assert!(std::time::Instant::now() < deadline, "the starts never began");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the starts never began"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // This thread is not a runtime worker: it may wait without stalling them.
@@ -506,4 +513,89 @@ async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
         start.await.unwrap().unwrap();
     }
     host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_is_bounded_in_messages_and_bytes_and_names_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.queue_max_messages = 3;
+    config.queue_max_bytes = 100;
+    let host = build(config).await;
+    host.create("counter", "q").await.unwrap();
+    let enqueue = |message: serde_json::Value| {
+        let host = host.clone();
+        async move {
+            host.call("counter", "q", "enqueue", json!({ "message": message }))
+                .await
+        }
+    };
+    for i in 0..3 {
+        enqueue(json!(i)).await.unwrap();
+    }
+    let full = enqueue(json!(3)).await.unwrap_err();
+    assert_eq!(full.http_status(), 503, "{full}");
+    let text = full.to_string();
+    assert!(
+        text.contains("3 messages") && text.contains("100 bytes"),
+        "{text}"
+    );
+    // One out, one in; the refused message was never queued.
+    let first = host
+        .call("counter", "q", "dequeue", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(first["message"], 0);
+    enqueue(json!(4)).await.unwrap();
+
+    // Bytes: a message that alone passes the limit is 413; one that does
+    // not fit next to the others is 503.
+    let huge = enqueue(json!("x".repeat(200))).await.unwrap_err();
+    assert_eq!(huge.http_status(), 413, "{huge}");
+    for _ in 0..3 {
+        host.call("counter", "q", "dequeue", json!({}))
+            .await
+            .unwrap();
+    }
+    enqueue(json!("y".repeat(60))).await.unwrap();
+    let no_room = enqueue(json!("z".repeat(60))).await.unwrap_err();
+    assert_eq!(no_room.http_status(), 503, "{no_room}");
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_queue_depth", &[("actor_key", "q")]), 1.0);
+    assert_eq!(
+        s.sum("actor_queue_messages_sent_total", &[("actor_key", "q")]),
+        5.0,
+        "refused messages are not counted as sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_message_keeps_its_actor_awake_through_idle_and_lru() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = Some(Duration::from_secs(10));
+    config.max_live_actors = 1;
+    let host = build(config).await;
+    host.create("counter", "q").await.unwrap();
+    host.call("counter", "q", "enqueue", json!({"message": "kept"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(live_keys(&host), ["q"], "not idle while a message waits");
+    // At the bound, it is not put to sleep to make room.
+    let refused = host.create("counter", "other").await.unwrap_err();
+    assert!(
+        matches!(refused, CallError::AtCapacity { max: 1 }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("queued messages"), "{refused}");
+    let got = host
+        .call("counter", "q", "dequeue", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(got["message"], "kept");
+    // Empty again: idle, and it sleeps at the timeout.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    settle("q sleeps", || host.live_count() == 0).await;
+    host.create("counter", "other").await.unwrap();
 }

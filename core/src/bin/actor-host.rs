@@ -86,6 +86,12 @@ struct Args {
     /// 2 descriptors per live actor plus 256].
     #[arg(long)]
     max_live_actors: Option<usize>,
+    /// Most messages in each actor's in-memory queue (`enqueue` past it is 503).
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES)]
+    queue_max_messages: usize,
+    /// Most bytes (JSON text) in each actor's in-memory queue.
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES)]
+    queue_max_bytes: usize,
     /// Bound of each actor's SQLite page cache, in KiB.
     #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
     sqlite_cache_kib: u32,
@@ -240,6 +246,8 @@ async fn run(args: Args) -> Result<(), String> {
     host_config.shutdown_timeout = args.shutdown_timeout;
     host_config.idle_timeout = args.idle_timeout.0;
     host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
+    host_config.queue_max_messages = args.queue_max_messages;
+    host_config.queue_max_bytes = args.queue_max_bytes;
     host_config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
     host_config.sqlite.page_size = Some(args.sqlite_page_size);
     host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
