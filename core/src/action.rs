@@ -63,6 +63,18 @@ pub enum CallError {
     /// The host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// The action was still running at the host's shutdown deadline (the
+    /// shutdown timeout after the shutdown began) and was cancelled; a
+    /// transaction it had open was rolled back.
+    #[error(
+        "the host shut down: {action:?} was cancelled after running {after:?}, at the shutdown timeout; its uncommitted changes were rolled back"
+    )]
+    Cancelled {
+        /// The action.
+        action: String,
+        /// How long it ran.
+        after: std::time::Duration,
+    },
     /// The actor could not start (for example its database file is corrupt).
     #[error("the actor could not start: {0}")]
     StartFailed(String),
@@ -106,6 +118,7 @@ impl CallError {
             CallError::Overloaded
             | CallError::Stopped(_)
             | CallError::ShuttingDown
+            | CallError::Cancelled { .. }
             | CallError::AtCapacity { .. } => 503,
         }
     }

@@ -17,7 +17,7 @@ use actor_metrics::labels::{Inbox, ShutdownReason, StartupPhase};
 use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
@@ -93,6 +93,9 @@ pub(crate) struct Start {
     pub(crate) idle: Arc<AtomicBool>,
     /// One of the host's live-actor permits, held until the database is closed.
     pub(crate) permit: OwnedSemaphorePermit,
+    /// The host's shutdown deadline once a shutdown has begun: an action still
+    /// running then is cancelled, and no new one starts.
+    pub(crate) shutdown: watch::Receiver<Option<Instant>>,
 }
 
 /// Records the stop and reports the end if the task unwinds past the explicit
@@ -137,6 +140,7 @@ pub(crate) async fn run(start: Start) {
         report,
         idle,
         permit,
+        mut shutdown,
     } = start;
     let mut end = EndGuard {
         metrics: metrics.clone(),
@@ -211,20 +215,41 @@ pub(crate) async fn run(start: Start) {
                 metrics.inbox_depth(msg.inbox()).dec();
                 match msg {
                     Msg::Call { action, recorder, payload, reply } => {
+                        if shutdown.borrow().is_some() {
+                            // The host is stopping: no new action starts.
+                            let why = stop_word(ShutdownReason::HostShutdown);
+                            let _ = reply.send(Answer::NotRun { payload, why });
+                            continue;
+                        }
                         let t0 = Instant::now();
-                        let outcome = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
-                            .catch_unwind()
-                            .await;
+                        let call = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
+                            .catch_unwind();
+                        let outcome = tokio::select! {
+                            biased;
+                            outcome = call => Some(outcome),
+                            () = shutdown_deadline(&mut shutdown) => None,
+                        };
                         let elapsed = t0.elapsed();
-                        metrics.record_action(&recorder, elapsed, matches!(outcome, Ok(Ok(_))));
+                        metrics.record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
                         match outcome {
-                            Ok(result) => {
+                            Some(Ok(result)) => {
                                 let _ = reply.send(Answer::Ran(result.map_err(CallError::Action)));
                             }
-                            Err(_) => {
+                            Some(Err(_)) => {
                                 tracing::error!(actor = %info, action, "action panicked; stopping the actor");
                                 let _ = reply.send(Answer::Ran(Err(CallError::Panicked { action: action.to_owned() })));
                                 break (ShutdownReason::Panic, None);
+                            }
+                            None => {
+                                // Dropping the action's future dropped any rusqlite
+                                // Transaction it held (a rollback); a transaction
+                                // opened by hand is rolled back here.
+                                if !ctx.db().is_autocommit() {
+                                    let _ = ctx.db().execute_batch("ROLLBACK");
+                                }
+                                tracing::warn!(actor = %info, action, ran_for = ?elapsed, "action still running at the shutdown deadline; cancelled");
+                                let _ = reply.send(Answer::Ran(Err(CallError::Cancelled { action: action.to_owned(), after: elapsed })));
+                                break (ShutdownReason::HostShutdown, None);
                             }
                         }
                     }
@@ -266,13 +291,34 @@ pub(crate) async fn run(start: Start) {
             "the actor stopped with messages in its queue; they are lost (the queue is in memory)"
         );
     }
-    shutdown::drain(&mut ctx.tasks, &metrics, reason, shutdown_timeout).await;
+    // Once the host is shutting down, user tasks get what is left until its
+    // deadline, so the whole shutdown is bounded by one timeout.
+    let drain_for = match *shutdown.borrow() {
+        Some(deadline) => deadline
+            .saturating_duration_since(Instant::now())
+            .min(shutdown_timeout),
+        None => shutdown_timeout,
+    };
+    shutdown::drain(&mut ctx.tasks, &metrics, reason, drain_for).await;
     drop(ctx);
     // The database is closed: the live-actor permit can serve another actor.
     drop(permit);
     end.end();
     for reply in replies {
         let _ = reply.send(());
+    }
+}
+
+/// Completes at the host's shutdown deadline; pending until a shutdown begins
+/// (and forever if the host is gone without one).
+async fn shutdown_deadline(shutdown: &mut watch::Receiver<Option<Instant>>) {
+    let deadline = match shutdown.wait_for(Option::is_some).await {
+        Ok(deadline) => *deadline,
+        Err(_) => None,
+    };
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -44,8 +44,6 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The app API's routes over `host`.
 pub fn router(host: Host) -> Router {
@@ -72,12 +70,20 @@ pub fn router(host: Host) -> Router {
 }
 
 /// Serves the app API on `listener` until `shutdown` completes, then stops
-/// accepting and waits (up to 10 s) for requests in flight.
-pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Output = ()>) {
+/// accepting, lets requests in flight finish for up to `grace`, and closes the
+/// connections still open after it.
+pub async fn serve(
+    listener: TcpListener,
+    host: Host,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service = TowerToHyperService::new(router(host));
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -94,19 +100,23 @@ pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Outp
             .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service.clone());
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "app API connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("app API requests still in flight after the shutdown grace period");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                open = connections.len(),
+                "app API connections still open after the shutdown grace; closing them"
+            );
+        }
     }
+    connections.shutdown().await;
 }
 
 /// Why a request was refused: a status, a message, for 405 the allowed methods,

@@ -25,7 +25,7 @@ use actor_metrics::labels::{Inbox, ShutdownReason};
 use actor_metrics::{ActionMetrics, ActorMetrics, ActorType, Metrics};
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
@@ -45,6 +45,11 @@ const MAX_FAILED_STARTS: usize = 4096;
 /// At most one "actor failed to start" line per this long; the next one says
 /// how many were left out.
 const START_FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How long past the shutdown deadline [`Host::shutdown`] waits for actor
+/// tasks (closing databases, an open still on the blocking pool) before it
+/// aborts them.
+const SHUTDOWN_ABORT_AFTER: Duration = Duration::from_secs(1);
 
 /// How many times a call is offered to an actor that stops before running it
 /// (slept, evicted, idle, panicked while it waited) before the caller is told.
@@ -184,6 +189,7 @@ impl HostBuilder {
                 table: Mutex::new(table),
                 report,
                 shutting_down: AtomicBool::new(false),
+                deadline: watch::Sender::new(None),
                 calls: AtomicU64::new(0),
                 start_failures: LogThrottle::new(START_FAILURE_LOG_EVERY),
             }
@@ -341,6 +347,9 @@ struct HostInner {
     permits: Arc<Semaphore>,
     report: ExitReport,
     shutting_down: AtomicBool,
+    /// The shutdown deadline, once [`Host::shutdown`] has begun; every actor
+    /// task watches it.
+    deadline: watch::Sender<Option<Instant>>,
     calls: AtomicU64,
     /// Rate limit of the "actor failed to start" log line.
     start_failures: LogThrottle,
@@ -524,13 +533,26 @@ impl Host {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
-    /// Stops every actor (reason `host_shutdown`, each draining its user tasks up
-    /// to the shutdown timeout, all at once) and refuses new ones. Returns when
-    /// every actor task has ended.
+    /// Stops every actor (reason `host_shutdown`, all at once) and refuses new
+    /// calls, within one bound: the shutdown timeout.
+    ///
+    /// * New calls and calls waiting in an inbox get [`CallError::ShuttingDown`].
+    /// * An action still running at the deadline (the shutdown timeout from
+    ///   now) is cancelled: its caller gets [`CallError::Cancelled`], and a
+    ///   transaction it had open is rolled back.
+    /// * User tasks get what is left until the deadline, then are aborted.
+    /// * Actor tasks still running [`SHUTDOWN_ABORT_AFTER`] past the deadline
+    ///   (closing a database, an open stuck on a lock) are aborted.
+    ///
+    /// Returns when every actor task has ended.
     pub async fn shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let (lives, tasks): (Vec<_>, Vec<_>) = {
-            let mut table = self.inner.table.lock();
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.shutdown_timeout;
+        // Before the table is emptied, so a wake that slips in sees it.
+        inner.deadline.send_replace(Some(deadline));
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        let (lives, mut tasks): (Vec<_>, Vec<_>) = {
+            let mut table = inner.table.lock();
             let Table { slots, lru, .. } = &mut *table;
             let taken = slots
                 .values_mut()
@@ -540,13 +562,32 @@ impl Host {
             *lru = Lru::default();
             taken
         };
+        let give_up = deadline + SHUTDOWN_ABORT_AFTER;
         let stops = lives
             .into_iter()
             .flatten()
             .map(|live| async move { stop(&live, ShutdownReason::HostShutdown).await });
-        futures::future::join_all(stops).await;
-        for (_, task) in tasks.into_iter().flatten() {
-            let _ = task.await;
+        let ended = async {
+            futures::future::join_all(stops).await;
+            for (_, task) in tasks.iter_mut().flatten() {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout_at(give_up, ended).await.is_err() {
+            let running: Vec<_> = tasks
+                .into_iter()
+                .flatten()
+                .filter(|(_, t)| !t.is_finished())
+                .map(|(_, t)| t)
+                .collect();
+            tracing::warn!(
+                actors = running.len(),
+                "actor tasks still running past the shutdown timeout; aborting them"
+            );
+            for task in &running {
+                task.abort();
+            }
+            futures::future::join_all(running).await;
         }
     }
 }
@@ -638,6 +679,7 @@ impl HostInner {
                     report: self.report.clone(),
                     idle: idle.clone(),
                     permit,
+                    shutdown: self.deadline.subscribe(),
                 };
                 slot.task = Some((info.generation, tokio::spawn(actor::run(start))));
                 let live = Live {

@@ -599,3 +599,98 @@ async fn a_queued_message_keeps_its_actor_awake_through_idle_and_lru() {
     settle("q sleeps", || host.live_count() == 0).await;
     host.create("counter", "other").await.unwrap();
 }
+
+/// An actor type whose `write` action opens a transaction, writes, and waits
+/// for as long as it is asked before it commits.
+struct Writer;
+
+impl actor_core::Behaviour for Writer {
+    fn name(&self) -> &'static str {
+        "writer"
+    }
+
+    fn actions(&self) -> &'static [&'static str] {
+        &["write"]
+    }
+
+    fn load_state(&self, ctx: &mut actor_core::Context) -> Result<(), actor_core::ActionError> {
+        ctx.db()
+            .execute_batch("CREATE TABLE IF NOT EXISTS t (v INTEGER)")?;
+        Ok(())
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a mut actor_core::Context,
+        _: &'static str,
+        payload: serde_json::Value,
+    ) -> actor_core::BoxFuture<'a, Result<serde_json::Value, actor_core::ActionError>> {
+        Box::pin(async move {
+            let ms = payload["ms"].as_u64().unwrap_or(0);
+            ctx.db().execute_batch("BEGIN; INSERT INTO t VALUES (1);")?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ctx.db().execute_batch("COMMIT")?;
+            Ok(json!({}))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_an_action_at_the_timeout_and_rolls_its_transaction_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.shutdown_timeout = Duration::from_secs(2);
+    let metrics = Metrics::new(Config::default()).unwrap();
+    let host = Host::builder(metrics, config)
+        .behaviour(Counter)
+        .behaviour(Writer)
+        .build()
+        .await
+        .unwrap();
+    let w = host.create("writer", "w").await.unwrap();
+    host.call("writer", "w", "write", json!({"ms": 0}))
+        .await
+        .unwrap();
+    host.create("counter", "s").await.unwrap();
+    host.create("counter", "s2").await.unwrap();
+    let spawn = |name: &'static str, key: &'static str, action: &'static str, ms: u64| {
+        let host = host.clone();
+        tokio::spawn(async move { host.call(name, key, action, json!({ "ms": ms })).await })
+    };
+    // Two actions far longer than the timeout, a short one, and a call
+    // waiting in the inbox behind the slow one.
+    let slow = spawn("counter", "s", "slow", 600_000);
+    let write = spawn("writer", "w", "write", 600_000);
+    let quick = spawn("counter", "s2", "slow", 500);
+    tokio::task::yield_now().await;
+    let queued = spawn("counter", "s", "get", 0);
+    settle("the calls are in flight", || host.live_count() == 3).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let t0 = tokio::time::Instant::now();
+    host.shutdown().await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    for (what, call) in [("slow", slow), ("write", write)] {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(matches!(err, CallError::Cancelled { .. }), "{what}: {err}");
+        assert_eq!(err.http_status(), 503);
+    }
+    assert!(quick.await.unwrap().is_ok(), "finished within the timeout");
+    let err = queued.await.unwrap().unwrap_err();
+    assert!(matches!(err, CallError::ShuttingDown), "{err}");
+
+    // The cancelled write was rolled back: only the first write is there.
+    let db = dir.path().join("writer").join(format!("{}.db", w.actor_id));
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_type_active", &[]), 0.0);
+    assert_eq!(s.sum("actor_type_inbox_depth", &[]), 0.0);
+}

@@ -7,6 +7,23 @@
 //! on the same data dir to let go) and the app API served; `/readyz` turns 200.
 //! On shutdown `/readyz` is 503 `shutting down` while actors drain.
 //!
+//! Shutdown (Ctrl-C, SIGTERM or `--duration`) is bounded:
+//!
+//! 1. `/readyz` turns 503, the app port stops accepting, new calls get 503;
+//! 2. every actor stops at once: an action still running `--shutdown-timeout`
+//!    after the signal is cancelled (its caller gets a 503, its open
+//!    transaction is rolled back), user tasks get what is left of that timeout
+//!    and are then aborted, and an actor task still running one second later is
+//!    aborted;
+//! 3. app connections get the same timeout plus one second to take their
+//!    answers, then are closed;
+//! 4. the metrics port lets scrapes in flight finish (up to its 10 s grace),
+//!    the `summary` line is printed, and the process exits 0.
+//!
+//! So the process is gone within `--shutdown-timeout` + 1 s, plus the time of
+//! a scrape in flight. A second Ctrl-C or SIGTERM during the shutdown exits at
+//! once, with 130 (SIGINT) or 143 (SIGTERM).
+//!
 //! Logs go to stderr through `tracing` (`RUST_LOG` filters; `--log-format
 //! json` for collectors; colour only on a terminal). Stdout carries two lines
 //! for scripts: `listening app=… metrics=… data_dir=…` and, at exit,
@@ -26,6 +43,10 @@ use actor_core::{Host, HostConfig};
 use actor_metrics::{Config, DetailLevel, Metrics};
 use actor_metrics_server::{Health, MetricsServer, Readiness, ServerOptions, ServerThread};
 use clap::{Parser, ValueEnum};
+
+/// How long app connections get past `--shutdown-timeout` to take the
+/// answers of the calls that were in flight (cancelled ones included).
+const APP_GRACE_PAST_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A small real actor host that exports per-actor Prometheus metrics.
 #[derive(Debug, Parser)]
@@ -68,7 +89,8 @@ struct Args {
     /// Stop after this long [default: run until Ctrl-C / SIGTERM].
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// How long stopping an actor waits for its user tasks.
+    /// How long stopping an actor waits for its user tasks; at shutdown, also
+    /// how long an action in flight may still run before it is cancelled.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
     /// Bearer token required on `/metrics` [default: none].
@@ -163,7 +185,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // Work still on the blocking pool (an actor open waiting on a lock) must
+    // not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
@@ -230,6 +256,8 @@ async fn run(args: Args) -> Result<(), String> {
         heartbeat_task.abort();
     };
 
+    // From here on a signal is a graceful stop (and a second one, an exit).
+    let mut signals = Signals::new();
     let app_listener = tokio::net::TcpListener::bind(args.app_addr)
         .await
         .map_err(|e| format!("cannot bind the app address {}: {e}", args.app_addr))?;
@@ -261,7 +289,7 @@ async fn run(args: Args) -> Result<(), String> {
         .build();
     let host = tokio::select! {
         host = build => host.map_err(|e| e.to_string())?,
-        reason = wait_for_stop(None) => {
+        (reason, _) = signals.next() => {
             tracing::info!(reason, "stopped before the catalogue was loaded");
             shutdown_server(server).await;
             stop_background();
@@ -271,9 +299,14 @@ async fn run(args: Args) -> Result<(), String> {
     readiness.mark_ready("catalogue not loaded");
 
     let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(actor_core::app::serve(app_listener, host.clone(), async {
-        let _ = app_stopped.await;
-    }));
+    let app = tokio::spawn(actor_core::app::serve(
+        app_listener,
+        host.clone(),
+        async {
+            let _ = app_stopped.await;
+        },
+        args.shutdown_timeout + APP_GRACE_PAST_SHUTDOWN_TIMEOUT,
+    ));
 
     let stats = Arc::new(DemoStats::default());
     let demo = (args.workload == Workload::Demo).then(|| {
@@ -290,18 +323,33 @@ async fn run(args: Args) -> Result<(), String> {
     let progress = tokio::spawn(progress(host.clone(), args.progress_every));
 
     let started = tokio::time::Instant::now();
-    let reason = wait_for_stop(args.duration).await;
-    tracing::info!(reason, "shutting down");
+    let reason = tokio::select! {
+        (reason, _) = signals.next() => reason,
+        () = until(args.duration) => "duration elapsed",
+    };
+    tracing::info!(reason, shutdown_timeout = %humantime::format_duration(args.shutdown_timeout), "shutting down");
+    // A second signal means "now": the shutdown is not waited for.
+    tokio::spawn(async move {
+        let (signal, code) = signals.next().await;
+        tracing::error!(
+            signal,
+            code,
+            "second signal during shutdown; exiting at once"
+        );
+        std::process::exit(code);
+    });
 
     readiness.set_not_ready("shutting down");
     let _ = stop_app.send(());
-    let _ = app.await;
     if let Some(demo) = demo {
         demo.abort();
         let _ = demo.await;
     }
     progress.abort();
-    host.shutdown().await;
+    // In-flight requests wait on actors: both drain together, each bounded.
+    tokio::join!(host.shutdown(), async {
+        let _ = app.await;
+    });
     let secs = started.elapsed().as_secs_f64();
     let calls = host.calls_total();
     println!(
@@ -323,29 +371,60 @@ async fn shutdown_server(server: ServerThread) {
     }
 }
 
-/// Waits for Ctrl-C, SIGTERM or the end of `duration`; says which.
-async fn wait_for_stop(duration: Option<Duration>) -> &'static str {
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+/// Completes after `duration`; never without one.
+async fn until(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The signals that stop the host, listened to from start-up on so that a
+/// second one is seen as a second one.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "ctrl-c",
-        () = term => "SIGTERM",
-        () = deadline => "duration elapsed",
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for Ctrl-C or SIGTERM; returns its name and the exit code of a
+    /// process it ends at once (128 + the signal's number).
+    async fn next(&mut self) -> (&'static str, i32) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => ("ctrl-c", 130),
+                () = recv(&mut self.terminate) => ("SIGTERM", 143),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            ("ctrl-c", 130)
+        }
     }
 }
 
