@@ -1,9 +1,12 @@
 //! How `actor-host` ends: a shutdown bounded by `--shutdown-timeout` whatever
-//! is in flight, and a second signal that exits at once.
+//! is in flight, a second signal that exits at once, and a clean exit when
+//! whoever read stdout has gone.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use actor_e2e_tests::{Host, wait_for};
+use actor_e2e_tests::{Host, actor_host_bin, wait_for};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -83,4 +86,44 @@ fn a_second_signal_during_the_shutdown_exits_at_once() {
     let took = exits_within(&mut host, t0, T);
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
     assert_eq!(host.wait().code(), Some(143), "128 + SIGTERM");
+}
+
+#[test]
+fn a_clean_shutdown_exits_0_when_the_reader_of_stdout_has_gone() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(actor_host_bin())
+        .args(["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--workload", "none", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn actor-host");
+    // Read the listening line, then go away, as `| head -1` does.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening "), "{line}");
+    drop(stdout);
+    let metrics = line
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("metrics="))
+        .expect("metrics address")
+        .to_owned();
+    wait_for(T, "actor-host ready", || {
+        let ready = ureq::get(&format!("http://{metrics}/readyz")).call();
+        ready.is_ok().then_some(())
+    });
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -264,11 +264,11 @@ async fn run(args: Args) -> Result<(), String> {
     let app_addr = app_listener
         .local_addr()
         .map_err(|e| format!("app address: {e}"))?;
-    println!(
+    say(format_args!(
         "listening app={app_addr} metrics={} data_dir={}",
         server.local_addr(),
         data_dir.display()
-    );
+    ));
 
     let mut host_config = HostConfig::new(&data_dir);
     host_config.shutdown_timeout = args.shutdown_timeout;
@@ -352,13 +352,31 @@ async fn run(args: Args) -> Result<(), String> {
     });
     let secs = started.elapsed().as_secs_f64();
     let calls = host.calls_total();
-    println!(
+    say(format_args!(
         "summary calls={calls} seconds={secs:.3} calls_per_s={:.1}",
         calls as f64 / secs.max(1e-9)
-    );
+    ));
     shutdown_server(server).await;
     stop_background();
     Ok(())
+}
+
+/// Writes one line for scripts on stdout. `println!` panics when stdout's
+/// reader has gone (a wrapper that read the `listening` line and closed the
+/// pipe): the host's own work is done by then, so a closed pipe is ignored
+/// and any other write error logged.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => tracing::warn!(error = %e, "cannot write to stdout"),
+    }
 }
 
 /// Lets in-flight scrapes finish, then stops the metrics thread.
