@@ -18,6 +18,12 @@ pub const DEFAULT_QUEUE_MAX_BYTES: usize = 1 << 20;
 /// Default time after which an actor with no call, connection or user task
 /// sleeps: 5 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Shortest idle timeout accepted: 100 ms. Each wake is a new generation (a
+/// durable catalogue write and a new label set, retained for the retention
+/// window), so an actor that sleeps between every two calls makes series in
+/// proportion to its calls, not to the actors; below this, that is all an
+/// idle timeout does.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default bound on live actors: 10,000 (each holds two file descriptors, its
 /// database and its WAL; the binary lowers it to fit the open-file limit).
 pub const DEFAULT_MAX_LIVE_ACTORS: usize = 10_000;
@@ -51,7 +57,8 @@ pub struct HostConfig {
     pub queue_max_bytes: usize,
     /// An actor with no call, open connection, queued message or running user task for this long
     /// goes to sleep (its database closes, its series are retained; the next call
-    /// wakes it). `None`: never. Default [`DEFAULT_IDLE_TIMEOUT`].
+    /// wakes it). `None`: never. At least [`MIN_IDLE_TIMEOUT`]. Default
+    /// [`DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout: Option<Duration>,
     /// Most actors live at once. Waking one more puts the least recently used
     /// idle actor to sleep; if every live actor is busy the wake is refused (503).

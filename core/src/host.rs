@@ -32,7 +32,7 @@ use crate::action::{CallError, CallResult};
 use crate::actor::{self, Exit, ExitReport, Msg, Start};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{Catalogue, CatalogueError};
-use crate::config::{HostConfig, MAX_KEY_BYTES};
+use crate::config::{HostConfig, MAX_KEY_BYTES, MIN_IDLE_TIMEOUT};
 use crate::context::{ActorInfo, QueueLimits};
 use crate::database;
 use crate::lru::{Lru, Tick};
@@ -75,6 +75,14 @@ pub enum HostError {
     /// `max_live_actors` is 0.
     #[error("max_live_actors must be at least 1")]
     NoLiveActors,
+    /// `idle_timeout` is under [`MIN_IDLE_TIMEOUT`].
+    #[error(
+        "idle_timeout {given:?} is shorter than the minimum {MIN_IDLE_TIMEOUT:?} (None turns idle sleep off)"
+    )]
+    IdleTimeoutTooShort {
+        /// The timeout given.
+        given: Duration,
+    },
     /// The SQLite options are refused (a bad page size).
     #[error("actor database options: {0}")]
     SqliteOptions(#[source] actor_sqlite_hooks::SqliteHooksError),
@@ -116,6 +124,7 @@ impl HostBuilder {
     /// ## Errors
     ///
     /// [`HostError`]: a bad or repeated type name, no type at all, a zero bound,
+    /// an idle timeout under [`MIN_IDLE_TIMEOUT`],
     /// bad SQLite options, a data directory that cannot be written, or a
     /// catalogue that is locked, damaged or missing next to existing actor
     /// databases.
@@ -130,6 +139,9 @@ impl HostBuilder {
         }
         if config.max_live_actors == 0 {
             return Err(HostError::NoLiveActors);
+        }
+        if let Some(given) = config.idle_timeout.filter(|t| *t < MIN_IDLE_TIMEOUT) {
+            return Err(HostError::IdleTimeoutTooShort { given });
         }
         config.sqlite.check().map_err(HostError::SqliteOptions)?;
         let bulk = actor_sqlite_hooks::bulk_page_cache_pages();

@@ -694,3 +694,20 @@ async fn shutdown_cancels_an_action_at_the_timeout_and_rolls_its_transaction_bac
     assert_eq!(s.sum("actor_type_active", &[]), 0.0);
     assert_eq!(s.sum("actor_type_inbox_depth", &[]), 0.0);
 }
+
+#[tokio::test]
+async fn an_idle_timeout_under_the_minimum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = Some(Duration::ZERO);
+    let err = Host::builder(Metrics::new(Config::default()).unwrap(), config)
+        .behaviour(Counter)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, actor_core::HostError::IdleTimeoutTooShort { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("100ms"), "{err}");
+}

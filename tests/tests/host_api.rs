@@ -479,3 +479,43 @@ fn a_counter_increment_past_i64_max_is_refused_with_the_limit_and_changes_nothin
     let (status, body) = call(&host, "big", "increment", json!({ "by": max as u64 + 1 }));
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn flags_that_would_panic_or_churn_are_refused_with_the_flag_and_its_minimum() {
+    let ports = ["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
+    for (flag, value, minimum) in [
+        ("--idle-timeout", "0s", "100ms"),
+        ("--idle-timeout", "10ms", "100ms"),
+        ("--sweep-interval", "0s", "1ms"),
+    ] {
+        let mut args = ports.to_vec();
+        args.extend([flag, value]);
+        let (code, stderr) = start_fails(&args);
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        assert!(line.contains(flag) && line.contains(minimum), "{line}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let (_, stderr) = start_fails(&[&ports[..], &["--idle-timeout", "0s"]].concat());
+    assert!(
+        stderr.contains("never"),
+        "says how to turn it off: {stderr}"
+    );
+
+    // `--progress-every 0s` turns progress off (it used to panic the task).
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(actor_host_bin())
+        .args(ports)
+        .args(["--workload", "none", "--duration", "300ms"])
+        .args(["--progress-every", "0s", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("run actor-host");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("progress"), "{stderr}");
+}

@@ -67,8 +67,8 @@ struct Args {
     /// How long a stopped actor's series stay exported.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     retention: Duration,
-    /// How often the sweeper removes expired label sets.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How often the sweeper removes expired label sets (at least 1ms).
+    #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::MIN_SWEEP_INTERVAL))]
     sweep_interval: Duration,
     /// Cap on retained label sets (live + expiring).
     #[arg(long, default_value_t = actor_metrics::DEFAULT_MAX_RETAINED)]
@@ -96,11 +96,13 @@ struct Args {
     /// Bearer token required on `/metrics` [default: none].
     #[arg(long)]
     metrics_token: Option<String>,
-    /// How often the host logs a progress event.
+    /// How often the host logs a progress event; `0s` turns it off.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
-    /// An actor with no call, open connection or user task for this long goes to
-    /// sleep (its database closes; its series stay retained). `never` disables.
+    /// An actor with no call, open connection, queued message or user task for
+    /// this long goes to sleep (its database closes; its series stay retained;
+    /// the next call wakes it as a new generation, a new label set). At least
+    /// 100ms; `never` disables.
     #[arg(long, default_value = "5m", value_parser = parse_idle)]
     idle_timeout: Idle,
     /// Most actors live at once; waking one more puts the least recently used
@@ -133,11 +135,32 @@ struct Args {
 #[derive(Debug, Clone, Copy)]
 struct Idle(Option<Duration>);
 
-fn parse_idle(s: &str) -> Result<Idle, humantime::DurationError> {
+fn parse_idle(s: &str) -> Result<Idle, String> {
     if s == "never" {
         return Ok(Idle(None));
     }
-    humantime::parse_duration(s).map(|d| Idle(Some(d)))
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < actor_core::MIN_IDLE_TIMEOUT {
+        return Err(format!(
+            "{s} is shorter than the minimum {} (every wake is a new generation and label set); `never` turns idle sleep off",
+            humantime::format_duration(actor_core::MIN_IDLE_TIMEOUT)
+        ));
+    }
+    Ok(Idle(Some(d)))
+}
+
+/// A duration parser that refuses anything shorter than `min`.
+fn duration_at_least(min: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |s| {
+        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+        if d < min {
+            return Err(format!(
+                "{s} is shorter than the minimum {}",
+                humantime::format_duration(min)
+            ));
+        }
+        Ok(d)
+    }
 }
 
 fn parse_page_size(s: &str) -> Result<u32, String> {
@@ -469,6 +492,9 @@ fn default_max_live() -> usize {
 /// Logs a `progress` event with `live_actors`, `retained_label_sets`,
 /// `actions_per_s` and `commits_per_s`.
 async fn progress(host: Host, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut last = (
