@@ -83,7 +83,7 @@ struct Args {
     /// Actors the demo keeps in play.
     #[arg(long, default_value_t = 20)]
     actors: usize,
-    /// Demo action calls per second (0 = as fast as possible).
+    /// Demo action calls per second, paced exactly (0 = as fast as possible).
     #[arg(long, default_value_t = 200)]
     rate: u64,
     /// Stop after this long [default: run until Ctrl-C / SIGTERM].
