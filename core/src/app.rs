@@ -246,7 +246,9 @@ fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<Reject> +
     }
 }
 
-/// A JSON body; an empty one means `{}`, and no content type is required.
+/// A JSON object body; an empty one means `{}`, and no content type is
+/// required. Any other JSON value (`[1]`, `"x"`, `null`) is refused: every
+/// action takes its arguments as named fields.
 struct JsonBody(Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -262,9 +264,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(json!({})));
         }
-        serde_json::from_slice(&body)
-            .map(JsonBody)
-            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))?;
+        if !value.is_object() {
+            return Err(Reject::new(
+                StatusCode::BAD_REQUEST,
+                "the request body must be a JSON object",
+            ));
+        }
+        Ok(JsonBody(value))
     }
 }
 

@@ -519,3 +519,21 @@ fn flags_that_would_panic_or_churn_are_refused_with_the_flag_and_its_minimum() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("progress"), "{stderr}");
 }
+
+#[test]
+fn an_action_body_that_is_not_a_json_object_is_refused() {
+    let host = Host::start(&["--workload", "none"]);
+    assert_eq!(host.post("/actors/counter/k", "").0, 200);
+    for body in ["[1]", "\"x\"", "null", "7", "[{\"by\": 5}]"] {
+        let (status, reply) = host.post("/actors/counter/k/actions/increment", body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(
+            reply["error"], "the request body must be a JSON object",
+            "{body}"
+        );
+    }
+    // Nothing ran; an empty body is still `{}`.
+    assert_eq!(host.post("/actors/counter/k/actions/increment", "").0, 200);
+    let (_, got) = call(&host, "k", "get", json!({}));
+    assert_eq!(got["result"]["value"], 1);
+}
