@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 
 use crate::action::CallError;
 use crate::host::Host;
+use crate::throttle::LogThrottle;
 
 /// Largest request body accepted: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -44,6 +45,13 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First wait after a failed accept; it doubles on each failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest wait after a failed accept.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one "accept failed" line per this long.
+const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The app API's routes over `host`.
 pub fn router(host: Host) -> Router {
@@ -81,15 +89,28 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service = TowerToHyperService::new(router(host));
     let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let accept_failures = LogThrottle::new(ACCEPT_FAILURE_LOG_EVERY);
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "app API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors, most likely: wait longer each time
+                    // instead of spinning, and say so once in a while.
+                    if let Some(suppressed) = accept_failures.admit() {
+                        tracing::warn!(error = %e, retry_in = ?backoff, suppressed, "app API accept failed (suppressed: failures not logged since the last line)");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             },
