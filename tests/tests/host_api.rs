@@ -537,3 +537,37 @@ fn an_action_body_that_is_not_a_json_object_is_refused() {
     let (_, got) = call(&host, "k", "get", json!({}));
     assert_eq!(got["result"]["value"], 1);
 }
+
+#[test]
+fn the_metrics_token_can_come_from_a_file_and_a_bad_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let path = file.to_str().unwrap();
+    let host = Host::start(&["--workload", "none", "--metrics-token-file", path]);
+    let url = format!("http://{}/metrics", host.metrics);
+    match ureq::get(&url).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("no token: {:?}", other.map(|r| r.status())),
+    }
+    let ok = ureq::get(&url)
+        .set("Authorization", "Bearer s3cret")
+        .call()
+        .expect("the token from the file, without its newline");
+    assert_eq!(ok.status(), 200);
+
+    let ports = ["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, " \n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
+        let file = file.to_str().unwrap();
+        let (code, stderr) = start_fails(&[&ports[..], &["--metrics-token-file", file]].concat());
+        assert_eq!(code, Some(2), "{stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("actor-host: error:"))
+            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        assert!(line.contains(says) && line.contains(file), "{line}");
+    }
+}

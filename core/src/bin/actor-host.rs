@@ -93,9 +93,14 @@ struct Args {
     /// how long an action in flight may still run before it is cancelled.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
-    /// Bearer token required on `/metrics` [default: none].
-    #[arg(long)]
+    /// Bearer token required on `/metrics` [default: none]. Visible to anyone
+    /// who can list processes; prefer --metrics-token-file.
+    #[arg(long, conflicts_with = "metrics_token_file")]
     metrics_token: Option<String>,
+    /// File holding the bearer token required on `/metrics` (surrounding
+    /// whitespace, such as a final newline, is not part of it).
+    #[arg(long)]
+    metrics_token_file: Option<PathBuf>,
     /// How often the host logs a progress event; `0s` turns it off.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
@@ -266,7 +271,7 @@ async fn run(args: Args) -> Result<(), String> {
         args.metrics_addr,
         metrics.clone(),
         ServerOptions {
-            bearer_token: args.metrics_token.clone(),
+            bearer_token: metrics_token(&args)?,
             readiness: readiness.clone(),
             health,
             ..ServerOptions::default()
@@ -410,6 +415,24 @@ async fn shutdown_server(server: ServerThread) {
     {
         tracing::error!("stopping the metrics server failed");
     }
+}
+
+/// The bearer token for `/metrics`, from `--metrics-token` or read from
+/// `--metrics-token-file`; an unreadable or empty file is an error.
+fn metrics_token(args: &Args) -> Result<Option<String>, String> {
+    let Some(path) = &args.metrics_token_file else {
+        return Ok(args.metrics_token.clone());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --metrics-token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--metrics-token-file {} is empty; put the token in it",
+            path.display()
+        ));
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// Completes after `duration`; never without one.
