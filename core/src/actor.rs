@@ -247,7 +247,7 @@ pub(crate) async fn run(start: Start) {
                                 if !ctx.db().is_autocommit() {
                                     let _ = ctx.db().execute_batch("ROLLBACK");
                                 }
-                                tracing::warn!(actor = %info, action, ran_for = ?elapsed, "action still running at the shutdown deadline; cancelled");
+                                tracing::warn!(actor = %info, action, ran_for_s = elapsed.as_secs_f64(), "action still running at the shutdown deadline; cancelled");
                                 let _ = reply.send(Answer::Ran(Err(CallError::Cancelled { action: action.to_owned(), after: elapsed })));
                                 break (ShutdownReason::HostShutdown, None);
                             }

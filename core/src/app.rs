@@ -104,7 +104,7 @@ pub async fn serve(
                     // Out of descriptors, most likely: wait longer each time
                     // instead of spinning, and say so once in a while.
                     if let Some(suppressed) = accept_failures.admit() {
-                        tracing::warn!(error = %e, retry_in = ?backoff, suppressed, "app API accept failed (suppressed: failures not logged since the last line)");
+                        tracing::warn!(error = %e, retry_in = %humantime::format_duration(backoff), suppressed, "app API accept failed (suppressed: failures not logged since the last line)");
                     }
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}

@@ -211,21 +211,41 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
+        Err(e) => {
+            return fail(
+                &format!("cannot start the tokio runtime: {e}"),
+                args.log_format,
+            );
+        }
     };
+    let log_format = args.log_format;
     let result = runtime.block_on(run(args));
     // Work still on the blocking pool (an actor open waiting on a lock) must
     // not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(message) => fail(&message, log_format),
     }
 }
 
-/// One clear line, exit code 2.
-fn fail(message: &str) -> ExitCode {
-    eprintln!("actor-host: error: {message}");
+/// One clear line on stderr, exit code 2: plain text, or with `--log-format
+/// json` one JSON object shaped like the log events (and never filtered out
+/// by `RUST_LOG`).
+fn fail(message: &str, format: LogFormat) -> ExitCode {
+    let line = format!("actor-host: error: {message}");
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                "level": "ERROR",
+                "fields": { "message": line },
+                "target": "actor_host",
+            })
+        ),
+    }
     ExitCode::from(2)
 }
 
@@ -309,7 +329,9 @@ async fn run(args: Args) -> Result<(), String> {
     host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
     tracing::info!(
         max_live_actors = host_config.max_live_actors,
-        idle_timeout = ?host_config.idle_timeout,
+        idle_timeout = %host_config
+            .idle_timeout
+            .map_or_else(|| "never".to_owned(), |t| humantime::format_duration(t).to_string()),
         "loading the catalogue"
     );
     let build = Host::builder(metrics.clone(), host_config)
@@ -536,12 +558,17 @@ async fn progress(host: Host, every: Duration) {
         tracing::info!(
             live_actors = host.live_count(),
             retained_label_sets = host.metrics().retained_len(),
-            actions_per_s = format_args!("{:.1}", (now.1 - last.1) as f64 / secs),
-            commits_per_s = format_args!("{:.1}", (now.2 - last.2).max(0.0) / secs),
+            actions_per_s = one_decimal((now.1 - last.1) as f64 / secs),
+            commits_per_s = one_decimal((now.2 - last.2).max(0.0) / secs),
             "progress"
         );
         last = now;
     }
+}
+
+/// `x` rounded to one decimal, logged as a number (not text) in JSON logs.
+fn one_decimal(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// Commits of every actor, from the never-resetting aggregates: read from the
