@@ -687,13 +687,16 @@ mod tests {
 
     const TYPES: &[&str] = &["t", "u"];
 
+    /// Opens the catalogue of `dir` for the types `t` and `u`, without waiting for the lock.
+    async fn open(dir: &Path) -> Catalogue {
+        Catalogue::open(dir, TYPES, Duration::ZERO).await.unwrap()
+    }
+
     #[tokio::test]
     async fn ids_are_stable_per_key_never_reused_and_generations_persist() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = {
-            let c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-                .await
-                .unwrap();
+            let c = open(dir.path()).await;
             let a = c.wake("t", "a", true).await.unwrap().unwrap();
             let b = c.wake("t", "b", true).await.unwrap().unwrap();
             assert_eq!((a.generation, b.generation), (1, 1));
@@ -706,9 +709,7 @@ mod tests {
             (a, b)
         };
         // Reopened (a restart): same ids, generations go on.
-        let c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        let c = open(dir.path()).await;
         let a2 = c.wake("t", "a", false).await.unwrap().unwrap();
         assert_eq!((a2.id, a2.generation), (a.id, 2));
         // Forgotten and created again: a new id, never one handed out before.
@@ -722,11 +723,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_creates_get_distinct_ids_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
-        let c = std::sync::Arc::new(
-            Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-                .await
-                .unwrap(),
-        );
+        let c = std::sync::Arc::new(open(dir.path()).await);
         let mut tasks = Vec::new();
         for t in 0..8 {
             let c = c.clone();
@@ -762,9 +759,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_second_opener_waits_for_the_lock_then_gives_up_with_the_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let held = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        let held = open(dir.path()).await;
         let t0 = tokio::time::Instant::now();
         let err = Catalogue::open(dir.path(), TYPES, Duration::from_secs(2))
             .await
@@ -777,9 +772,7 @@ mod tests {
             "{text}"
         );
         drop(held);
-        Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        open(dir.path()).await;
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -802,9 +795,7 @@ mod tests {
             std::fs::write(path, bytes).unwrap();
         };
         let (kept, gone) = {
-            let c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-                .await
-                .unwrap();
+            let c = open(dir.path()).await;
             let kept = c.wake("t", "kept", true).await.unwrap().unwrap();
             let gone = c.wake("t", "gone", true).await.unwrap().unwrap();
             for id in [kept.id, gone.id] {
@@ -824,9 +815,7 @@ mod tests {
         write("t.bak/1.db", b"copy");
         write("v/7.db", b"other type");
 
-        let c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        let c = open(dir.path()).await;
         let k = kept.id;
         assert_eq!(
             names(&dir.path().join("t")),
@@ -865,27 +854,21 @@ mod tests {
     async fn a_completed_destroy_moves_nothing_at_the_next_start() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-                .await
-                .unwrap();
+            let c = open(dir.path()).await;
             let e = c.wake("t", "a", true).await.unwrap().unwrap();
             c.forget("t", "a").await.unwrap();
             c.files_removed("t", e.id);
             // Any later request is committed after it.
             c.lookup("t", "a").await.unwrap();
         }
-        let _c = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        let _c = open(dir.path()).await;
         assert!(!dir.path().join(QUARANTINE_DIR_NAME).exists());
     }
 
     #[tokio::test]
     async fn a_catalogue_locked_by_another_process_is_busy_not_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let held = Catalogue::open(dir.path(), TYPES, Duration::ZERO)
-            .await
-            .unwrap();
+        let held = open(dir.path()).await;
         held.wake("t", "a", true).await.unwrap();
         // Someone removed the lock file: the next opener gets past it.
         std::fs::remove_file(dir.path().join(LOCK_FILE_NAME)).unwrap();

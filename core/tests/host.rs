@@ -25,6 +25,17 @@ async fn build(config: HostConfig) -> Host {
         .unwrap()
 }
 
+/// A host with the `counter` type and one more.
+async fn build_with(config: HostConfig, other: impl actor_core::Behaviour) -> Host {
+    let metrics = Metrics::new(Config::default()).unwrap();
+    Host::builder(metrics, config)
+        .behaviour(Counter)
+        .behaviour(other)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// A scrape at `full`, so every family the host records is in it.
 fn scrape(host: &Host) -> Scrape {
     let full = ScrapeRequest {
@@ -466,16 +477,11 @@ async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(std::sync::RwLock::new(()));
     let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let metrics = Metrics::new(Config::default()).unwrap();
-    let host = Host::builder(metrics, HostConfig::new(dir.path()))
-        .behaviour(Counter)
-        .behaviour(Blocking {
-            gate: gate.clone(),
-            entered: entered.clone(),
-        })
-        .build()
-        .await
-        .unwrap();
+    let blocking = Blocking {
+        gate: gate.clone(),
+        entered: entered.clone(),
+    };
+    let host = build_with(HostConfig::new(dir.path()), blocking).await;
     host.create("counter", "healthy").await.unwrap();
 
     let closed = gate.write().unwrap();
@@ -640,13 +646,7 @@ async fn shutdown_cancels_an_action_at_the_timeout_and_rolls_its_transaction_bac
     let dir = tempfile::tempdir().unwrap();
     let mut config = HostConfig::new(dir.path());
     config.shutdown_timeout = Duration::from_secs(2);
-    let metrics = Metrics::new(Config::default()).unwrap();
-    let host = Host::builder(metrics, config)
-        .behaviour(Counter)
-        .behaviour(Writer)
-        .build()
-        .await
-        .unwrap();
+    let host = build_with(config, Writer).await;
     let w = host.create("writer", "w").await.unwrap();
     host.call("writer", "w", "write", json!({"ms": 0}))
         .await

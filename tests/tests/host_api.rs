@@ -417,6 +417,14 @@ fn sigterm_during_the_demo_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// The first line of `stderr` that starts with `prefix`.
+fn line_with<'a>(stderr: &'a str, prefix: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}: {stderr}"))
+}
+
 /// Starts `actor-host` expecting it to fail; returns (exit code, stderr).
 fn start_fails(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(actor_host_bin())
@@ -436,10 +444,7 @@ fn startup_errors_print_one_line_and_exit_non_zero() {
     let addr = taken.local_addr().unwrap().to_string();
     let (code, stderr) = start_fails(&["--metrics-addr", &addr, "--app-addr", "127.0.0.1:0"]);
     assert_eq!(code, Some(2), "{stderr}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("actor-host: error:"))
-        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    let line = line_with(&stderr, "actor-host: error:");
     assert!(line.contains(&addr), "{line}");
 
     let (code, stderr) = start_fails(&["--app-addr", &addr, "--metrics-addr", "127.0.0.1:0"]);
@@ -492,10 +497,8 @@ fn flags_that_would_panic_or_churn_are_refused_with_the_flag_and_its_minimum() {
         args.extend([flag, value]);
         let (code, stderr) = start_fails(&args);
         assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
-        let line = stderr
-            .lines()
-            .find(|l| l.contains("error"))
-            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        // A usage error, as clap words it.
+        let line = line_with(&stderr, "error:");
         assert!(line.contains(flag) && line.contains(minimum), "{line}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
@@ -564,10 +567,7 @@ fn the_metrics_token_can_come_from_a_file_and_a_bad_file_is_a_clear_error() {
         let file = file.to_str().unwrap();
         let (code, stderr) = start_fails(&[&ports[..], &["--metrics-token-file", file]].concat());
         assert_eq!(code, Some(2), "{stderr}");
-        let line = stderr
-            .lines()
-            .find(|l| l.starts_with("actor-host: error:"))
-            .unwrap_or_else(|| panic!("no error line: {stderr}"));
+        let line = line_with(&stderr, "actor-host: error:");
         assert!(line.contains(says) && line.contains(file), "{line}");
     }
 }
