@@ -35,7 +35,7 @@ pub const DEFAULT_START_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest actor key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// How a [`Host`] behaves. Every field has a documented default except the data
+/// How a [`Host`](crate::Host) behaves. Every field has a documented default except the data
 /// directory, which the binary makes a fresh temp dir when not given.
 #[derive(Debug, Clone)]
 pub struct HostConfig {

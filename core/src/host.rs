@@ -553,7 +553,7 @@ impl Host {
     ///   now) is cancelled: its caller gets [`CallError::Cancelled`], and a
     ///   transaction it had open is rolled back.
     /// * User tasks get what is left until the deadline, then are aborted.
-    /// * Actor tasks still running [`SHUTDOWN_ABORT_AFTER`] past the deadline
+    /// * Actor tasks still running a second past the deadline
     ///   (closing a database, an open stuck on a lock) are aborted.
     ///
     /// Returns when every actor task has ended.

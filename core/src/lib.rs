@@ -18,9 +18,9 @@
 //! * [`config`]: [`HostConfig`], how a host behaves, with its defaults;
 //! * [`catalogue`]: the durable record of each key's stable id and generation;
 //! * [`database`]: an actor's SQLite files, opened lean;
-//! * [`actor`]: the actor task (start phases, inbox loop, idle timer, stop),
+//! * `actor`: the actor task (start phases, inbox loop, idle timer, stop),
 //!   which reports its end through a callback;
-//! * [`lru`]: live actors in order of last use;
+//! * `lru`: live actors in order of last use;
 //! * [`action`]: action calls and their errors;
 //! * [`task`]: user tasks with a kind, tracked for the shutdown drain;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
