@@ -866,6 +866,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_schema_1_catalogue_is_upgraded_and_its_unlisted_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As a host of schema 1 left it: no record of destroys.
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE actors (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    actor_name TEXT NOT NULL,
+                    actor_key TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    UNIQUE (actor_name, actor_key)
+                );
+                INSERT INTO actors (actor_name, actor_key, generation) VALUES ('t', 'old', 3);
+                PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/1.db"), b"owned").unwrap();
+        std::fs::write(dir.path().join("t/2.db"), b"unlisted").unwrap();
+        let c = open(dir.path()).await;
+        let old = c.wake("t", "old", false).await.unwrap().unwrap();
+        assert_eq!((old.id, old.generation), (1, 4));
+        assert_eq!(names(&dir.path().join("t")), ["1.db"]);
+        // Schema 1 could not say whether 2.db was destroyed: it is kept aside.
+        let starts = names(&dir.path().join(QUARANTINE_DIR_NAME));
+        let moved = dir.path().join(QUARANTINE_DIR_NAME).join(&starts[0]);
+        assert_eq!(std::fs::read(moved.join("t/2.db")).unwrap(), b"unlisted");
+        // Destroys are recorded from now on.
+        c.forget("t", "old").await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_catalogue_locked_by_another_process_is_busy_not_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let held = open(dir.path()).await;
