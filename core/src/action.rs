@@ -15,6 +15,9 @@ pub enum ActionError {
     /// The actor's database failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The actor's queue refused a message (full, or the message too large).
+    #[error(transparent)]
+    Queue(#[from] crate::context::QueueError),
 }
 
 /// Why [`Host::call`](crate::Host::call) did not return a value.
@@ -60,13 +63,26 @@ pub enum CallError {
     /// The host is shutting down.
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// The action was still running at the host's shutdown deadline (the
+    /// shutdown timeout after the shutdown began) and was cancelled; a
+    /// transaction it had open was rolled back.
+    #[error(
+        "the host shut down: {action:?} was cancelled after running {after:?}, at the shutdown timeout; its uncommitted changes were rolled back"
+    )]
+    Cancelled {
+        /// The action.
+        action: String,
+        /// How long it ran.
+        after: std::time::Duration,
+    },
     /// The actor could not start (for example its database file is corrupt).
     #[error("the actor could not start: {0}")]
     StartFailed(String),
-    /// Every live actor is busy (open connections or user tasks), so none could
-    /// be put to sleep to make room under the bound of live actors.
+    /// Every live actor is busy (running a call, or held awake by open
+    /// connections, user tasks or queued messages), so none could be put to
+    /// sleep to make room under the bound of live actors.
     #[error(
-        "all {max} live actors are busy (connections or user tasks); none can sleep to make room"
+        "all {max} live actors are busy (running a call, or held awake by connections, user tasks or queued messages); none can sleep to make room"
     )]
     AtCapacity {
         /// The bound of live actors.
@@ -93,6 +109,7 @@ impl CallError {
             CallError::UnknownAction { .. } | CallError::BadKey(_) => 400,
             CallError::Action(ActionError::BadPayload(_)) => 400,
             CallError::Action(ActionError::Failed(_)) => 422,
+            CallError::Action(ActionError::Queue(e)) => e.http_status(),
             CallError::Action(ActionError::Sqlite(_))
             | CallError::Panicked { .. }
             | CallError::StartFailed(_)
@@ -101,6 +118,7 @@ impl CallError {
             CallError::Overloaded
             | CallError::Stopped(_)
             | CallError::ShuttingDown
+            | CallError::Cancelled { .. }
             | CallError::AtCapacity { .. } => 503,
         }
     }

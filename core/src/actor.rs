@@ -17,12 +17,12 @@ use actor_metrics::labels::{Inbox, ShutdownReason, StartupPhase};
 use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::behaviour::Behaviour;
-use crate::context::{ActorInfo, Context};
+use crate::context::{ActorInfo, Context, QueueLimits};
 use crate::shutdown;
 
 /// A message in an actor's inbox.
@@ -81,6 +81,7 @@ pub(crate) struct Start {
     pub(crate) db_path: PathBuf,
     pub(crate) db: actor_sqlite_hooks::HookOptions,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) queue_limits: QueueLimits,
     /// Sleep after this long with no call, connection or user task.
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) inbox: mpsc::Receiver<Msg>,
@@ -92,6 +93,9 @@ pub(crate) struct Start {
     pub(crate) idle: Arc<AtomicBool>,
     /// One of the host's live-actor permits, held until the database is closed.
     pub(crate) permit: OwnedSemaphorePermit,
+    /// The host's shutdown deadline once a shutdown has begun: an action still
+    /// running then is cancelled, and no new one starts.
+    pub(crate) shutdown: watch::Receiver<Option<Instant>>,
 }
 
 /// Records the stop and reports the end if the task unwinds past the explicit
@@ -128,6 +132,7 @@ pub(crate) async fn run(start: Start) {
         db_path,
         db,
         shutdown_timeout,
+        queue_limits,
         idle_timeout,
         mut inbox,
         previous,
@@ -135,6 +140,7 @@ pub(crate) async fn run(start: Start) {
         report,
         idle,
         permit,
+        mut shutdown,
     } = start;
     let mut end = EndGuard {
         metrics: metrics.clone(),
@@ -147,13 +153,31 @@ pub(crate) async fn run(start: Start) {
         let _ = previous.await;
     }
 
-    let mut ctx = match open(&*behaviour, &info, &metrics, &db_path, &db) {
+    // Opening can block: another process holding the file's lock makes SQLite
+    // wait up to its busy timeout, and `load_state` is the behaviour's own
+    // synchronous code. So it runs on the blocking pool, never on a runtime
+    // worker that every other actor needs.
+    let opening = {
+        let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            open(&*behaviour, &info, &metrics, &db_path, &db, queue_limits)
+        })
+    };
+    let opened = match opening.await {
+        Ok(opened) => opened,
+        Err(e) if e.is_panic() => Err("the actor panicked while starting".to_owned()),
+        Err(_) => Err("the actor's start was cancelled".to_owned()),
+    };
+    let mut ctx = match opened {
         Ok(ctx) => {
             let _ = started.send(Ok(()));
             ctx
         }
         Err(e) => {
-            tracing::error!(actor = %info, error = %e, "actor failed to start");
+            // It never ran: its label set goes at once, not retained for the
+            // retention window (a client retrying a broken actor would fill
+            // the cap). The host logs the failure, rate-limited.
+            metrics.abandoned();
             end.end();
             // Calls sent while it was starting get the same answer as the caller that woke it.
             inbox.close();
@@ -191,20 +215,41 @@ pub(crate) async fn run(start: Start) {
                 metrics.inbox_depth(msg.inbox()).dec();
                 match msg {
                     Msg::Call { action, recorder, payload, reply } => {
+                        if shutdown.borrow().is_some() {
+                            // The host is stopping: no new action starts.
+                            let why = stop_word(ShutdownReason::HostShutdown);
+                            let _ = reply.send(Answer::NotRun { payload, why });
+                            continue;
+                        }
                         let t0 = Instant::now();
-                        let outcome = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
-                            .catch_unwind()
-                            .await;
+                        let call = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
+                            .catch_unwind();
+                        let outcome = tokio::select! {
+                            biased;
+                            outcome = call => Some(outcome),
+                            () = shutdown_deadline(&mut shutdown) => None,
+                        };
                         let elapsed = t0.elapsed();
-                        metrics.record_action(&recorder, elapsed, matches!(outcome, Ok(Ok(_))));
+                        metrics.record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
                         match outcome {
-                            Ok(result) => {
+                            Some(Ok(result)) => {
                                 let _ = reply.send(Answer::Ran(result.map_err(CallError::Action)));
                             }
-                            Err(_) => {
+                            Some(Err(_)) => {
                                 tracing::error!(actor = %info, action, "action panicked; stopping the actor");
                                 let _ = reply.send(Answer::Ran(Err(CallError::Panicked { action: action.to_owned() })));
                                 break (ShutdownReason::Panic, None);
+                            }
+                            None => {
+                                // Dropping the action's future dropped any rusqlite
+                                // Transaction it held (a rollback); a transaction
+                                // opened by hand is rolled back here.
+                                if !ctx.db().is_autocommit() {
+                                    let _ = ctx.db().execute_batch("ROLLBACK");
+                                }
+                                tracing::warn!(actor = %info, action, ran_for_s = elapsed.as_secs_f64(), "action still running at the shutdown deadline; cancelled");
+                                let _ = reply.send(Answer::Ran(Err(CallError::Cancelled { action: action.to_owned(), after: elapsed })));
+                                break (ShutdownReason::HostShutdown, None);
                             }
                         }
                     }
@@ -237,13 +282,43 @@ pub(crate) async fn run(start: Start) {
         }
     }
 
-    shutdown::drain(&mut ctx.tasks, &metrics, reason, shutdown_timeout).await;
+    let dropped = ctx.queue_len();
+    if dropped > 0 {
+        tracing::warn!(
+            actor = %info,
+            reason = stop_word(reason),
+            dropped,
+            "the actor stopped with messages in its queue; they are lost (the queue is in memory)"
+        );
+    }
+    // Once the host is shutting down, user tasks get what is left until its
+    // deadline, so the whole shutdown is bounded by one timeout.
+    let drain_for = match *shutdown.borrow() {
+        Some(deadline) => deadline
+            .saturating_duration_since(Instant::now())
+            .min(shutdown_timeout),
+        None => shutdown_timeout,
+    };
+    shutdown::drain(&mut ctx.tasks, &metrics, reason, drain_for).await;
     drop(ctx);
     // The database is closed: the live-actor permit can serve another actor.
     drop(permit);
     end.end();
     for reply in replies {
         let _ = reply.send(());
+    }
+}
+
+/// Completes at the host's shutdown deadline; pending until a shutdown begins
+/// (and forever if the host is gone without one).
+async fn shutdown_deadline(shutdown: &mut watch::Receiver<Option<Instant>>) {
+    let deadline = match shutdown.wait_for(Option::is_some).await {
+        Ok(deadline) => *deadline,
+        Err(_) => None,
+    };
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -254,6 +329,7 @@ fn open(
     metrics: &ActorMetrics,
     db_path: &std::path::Path,
     db: &actor_sqlite_hooks::HookOptions,
+    queue_limits: QueueLimits,
 ) -> Result<Context, String> {
     let phase = |p: StartupPhase, t0: Instant| {
         metrics
@@ -263,7 +339,7 @@ fn open(
     let t0 = Instant::now();
     let conn = actor_sqlite_hooks::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
     phase(StartupPhase::OpenDb, t0);
-    let mut ctx = Context::new(info.clone(), metrics.clone(), conn);
+    let mut ctx = Context::new(info.clone(), metrics.clone(), conn, queue_limits);
     let t0 = Instant::now();
     behaviour
         .load_state(&mut ctx)

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 
 use crate::action::CallError;
 use crate::host::Host;
+use crate::throttle::LogThrottle;
 
 /// Largest request body accepted: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -44,8 +45,13 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// First wait after a failed accept; it doubles on each failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest wait after a failed accept.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one "accept failed" line per this long.
+const ACCEPT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The app API's routes over `host`.
 pub fn router(host: Host) -> Router {
@@ -72,18 +78,39 @@ pub fn router(host: Host) -> Router {
 }
 
 /// Serves the app API on `listener` until `shutdown` completes, then stops
-/// accepting and waits (up to 10 s) for requests in flight.
-pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Output = ()>) {
+/// accepting, lets requests in flight finish for up to `grace`, and closes the
+/// connections still open after it.
+pub async fn serve(
+    listener: TcpListener,
+    host: Host,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service = TowerToHyperService::new(router(host));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let accept_failures = LogThrottle::new(ACCEPT_FAILURE_LOG_EVERY);
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "app API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors, most likely: wait longer each time
+                    // instead of spinning, and say so once in a while.
+                    if let Some(suppressed) = accept_failures.admit() {
+                        tracing::warn!(error = %e, retry_in = %humantime::format_duration(backoff), suppressed, "app API accept failed (suppressed: failures not logged since the last line)");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             },
@@ -94,19 +121,23 @@ pub async fn serve(listener: TcpListener, host: Host, shutdown: impl Future<Outp
             .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service.clone());
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "app API connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("app API requests still in flight after the shutdown grace period");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                open = connections.len(),
+                "app API connections still open after the shutdown grace; closing them"
+            );
+        }
     }
+    connections.shutdown().await;
 }
 
 /// Why a request was refused: a status, a message, for 405 the allowed methods,
@@ -236,7 +267,9 @@ fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<Reject> +
     }
 }
 
-/// A JSON body; an empty one means `{}`, and no content type is required.
+/// A JSON object body; an empty one means `{}`, and no content type is
+/// required. Any other JSON value (`[1]`, `"x"`, `null`) is refused: every
+/// action takes its arguments as named fields.
 struct JsonBody(Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -252,9 +285,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(json!({})));
         }
-        serde_json::from_slice(&body)
-            .map(JsonBody)
-            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))?;
+        if !value.is_object() {
+            return Err(Reject::new(
+                StatusCode::BAD_REQUEST,
+                "the request body must be a JSON object",
+            ));
+        }
+        Ok(JsonBody(value))
     }
 }
 

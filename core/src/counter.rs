@@ -1,5 +1,24 @@
 //! The built-in `counter` actor type: a number kept in the actor's own SQLite
 //! database, and actions that exercise every instrumented event.
+//!
+//! | action | payload | does |
+//! |---|---|---|
+//! | `increment` | `{"by": n}` (default 1) | adds to the durable counter; `{value}` |
+//! | `get` | | `{value}` |
+//! | `fail` | | an action error (422), on purpose |
+//! | `slow` | `{"ms": n}` (default 100, at most 600,000) | sleeps inside the call |
+//! | `spawn_task` | `{"kind", "ms"}` | a user task the actor's stop drains |
+//! | `connect`, `disconnect` | | opens / closes a connection (held awake while open) |
+//! | `enqueue` | `{"message": any JSON}` | queues the message; 503 when the queue is full, 413 when it alone passes the byte limit |
+//! | `dequeue` | | `{message}`, the oldest, or `null` |
+//! | `panic` | | panics: the actor stops, the call gets 500 |
+//!
+//! The queue is in memory (see [`Context::send_queue`]): bounded by
+//! [`HostConfig::queue_max_messages`](crate::HostConfig::queue_max_messages)
+//! and [`HostConfig::queue_max_bytes`](crate::HostConfig::queue_max_bytes); a
+//! non-empty queue keeps the actor awake; its messages are lost on destroy,
+//! an explicit sleep, a panic, or a host stop or restart. The counter's value
+//! is durable.
 
 use std::time::Duration;
 
@@ -114,7 +133,7 @@ impl Behaviour for Counter {
                 }
                 "enqueue" => {
                     let message = payload.get("message").cloned().unwrap_or(Value::Null);
-                    ctx.send_queue(message);
+                    ctx.send_queue(message)?;
                     Ok(json!({ "queued": true }))
                 }
                 "dequeue" => Ok(json!({ "message": ctx.receive_queue() })),

@@ -19,6 +19,19 @@
 //!   commits. Actions run on the runtime's threads, so a sync per commit would
 //!   stall them. (The catalogue is always `synchronous = FULL`.)
 //!
+//! Where SQLite work runs: opening an actor's database (with its
+//! `load_state` and `on_start`) runs on tokio's blocking pool, because it can
+//! wait: another process holding the file's lock (a backup tool, an
+//! operator's `sqlite3` shell) makes it wait up to the busy timeout, and that
+//! must not stall the runtime workers every other actor needs. Action calls
+//! run on the runtime's workers: once open, an actor holds its database's lock
+//! exclusively, so no other process can make its statements wait, and a
+//! counter action's SQLite work takes microseconds. What can still hold a
+//! worker is the disk itself (the fsync of a checkpoint every
+//! `checkpoint_pages`) and a behaviour's own slow synchronous code; a
+//! behaviour with heavy database work should move it to
+//! `tokio::task::spawn_blocking` or `block_in_place` itself.
+//!
 //! The bundled SQLite is built without its bulk page-cache allocation
 //! (`.cargo/config.toml`; see [`actor_sqlite_hooks::bulk_page_cache_pages`]):
 //! otherwise every connection would hold 20 page slots from its first read.

@@ -19,21 +19,37 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use actor_metrics::labels::{Inbox, ShutdownReason};
 use actor_metrics::{ActionMetrics, ActorMetrics, ActorType, Metrics};
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::actor::{self, Exit, ExitReport, Msg, Start};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{Catalogue, CatalogueError};
-use crate::context::ActorInfo;
+use crate::config::{HostConfig, MAX_KEY_BYTES, MIN_IDLE_TIMEOUT};
+use crate::context::{ActorInfo, QueueLimits};
 use crate::database;
 use crate::lru::{Lru, Tick};
-use crate::{HostConfig, MAX_KEY_BYTES};
+use crate::throttle::LogThrottle;
+
+/// Most keys whose failed start is remembered (for
+/// [`HostConfig::start_retry_after`]); past it, expired ones are dropped, and
+/// if none has expired a new failure is not remembered.
+const MAX_FAILED_STARTS: usize = 4096;
+/// At most one "actor failed to start" line per this long; the next one says
+/// how many were left out.
+const START_FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How long past the shutdown deadline [`Host::shutdown`] waits for actor
+/// tasks (closing databases, an open still on the blocking pool) before it
+/// aborts them.
+const SHUTDOWN_ABORT_AFTER: Duration = Duration::from_secs(1);
 
 /// How many times a call is offered to an actor that stops before running it
 /// (slept, evicted, idle, panicked while it waited) before the caller is told.
@@ -59,6 +75,14 @@ pub enum HostError {
     /// `max_live_actors` is 0.
     #[error("max_live_actors must be at least 1")]
     NoLiveActors,
+    /// `idle_timeout` is under [`MIN_IDLE_TIMEOUT`].
+    #[error(
+        "idle_timeout {given:?} is shorter than the minimum {MIN_IDLE_TIMEOUT:?} (None turns idle sleep off)"
+    )]
+    IdleTimeoutTooShort {
+        /// The timeout given.
+        given: Duration,
+    },
     /// The SQLite options are refused (a bad page size).
     #[error("actor database options: {0}")]
     SqliteOptions(#[source] actor_sqlite_hooks::SqliteHooksError),
@@ -100,6 +124,7 @@ impl HostBuilder {
     /// ## Errors
     ///
     /// [`HostError`]: a bad or repeated type name, no type at all, a zero bound,
+    /// an idle timeout under [`MIN_IDLE_TIMEOUT`],
     /// bad SQLite options, a data directory that cannot be written, or a
     /// catalogue that is locked, damaged or missing next to existing actor
     /// databases.
@@ -114,6 +139,9 @@ impl HostBuilder {
         }
         if config.max_live_actors == 0 {
             return Err(HostError::NoLiveActors);
+        }
+        if let Some(given) = config.idle_timeout.filter(|t| *t < MIN_IDLE_TIMEOUT) {
+            return Err(HostError::IdleTimeoutTooShort { given });
         }
         config.sqlite.check().map_err(HostError::SqliteOptions)?;
         let bulk = actor_sqlite_hooks::bulk_page_cache_pages();
@@ -149,10 +177,13 @@ impl HostBuilder {
                 },
             );
         }
-        let catalogue = Catalogue::open(&config.data_dir, config.data_dir_lock_timeout).await?;
+        let names: Vec<&'static str> = types.keys().copied().collect();
+        let catalogue =
+            Catalogue::open(&config.data_dir, &names, config.data_dir_lock_timeout).await?;
         let table = Table {
             slots: types.keys().map(|name| (*name, HashMap::new())).collect(),
             lru: Lru::default(),
+            failed: HashMap::new(),
         };
         let inner = Arc::new_cyclic(|host: &Weak<HostInner>| {
             let host = host.clone();
@@ -170,7 +201,9 @@ impl HostBuilder {
                 table: Mutex::new(table),
                 report,
                 shutting_down: AtomicBool::new(false),
+                deadline: watch::Sender::new(None),
                 calls: AtomicU64::new(0),
+                start_failures: LogThrottle::new(START_FAILURE_LOG_EVERY),
             }
         });
         Ok(Host { inner })
@@ -235,6 +268,8 @@ struct Table {
     slots: HashMap<&'static str, HashMap<Arc<str>, Slot>>,
     /// Every live actor, least recently used first.
     lru: Lru<LruKey>,
+    /// Keys whose last start failed: when, and why.
+    failed: HashMap<(&'static str, String), (Instant, String)>,
 }
 
 impl Table {
@@ -252,7 +287,7 @@ impl Table {
 
     /// The live generation of the key, marked as just used.
     fn touch_live(&mut self, type_name: &'static str, key: &str) -> Option<Live> {
-        let Table { slots, lru } = self;
+        let Table { slots, lru, .. } = self;
         let live = slots.get_mut(type_name)?.get_mut(key)?.live.as_mut()?;
         live.tick = lru.touch(live.tick);
         Some(live.clone())
@@ -272,6 +307,36 @@ impl Table {
             live.idle.load(Ordering::Relaxed).then(|| (*t, k.clone()))
         })?;
         self.take_live(type_name, &key)
+    }
+
+    /// Why the key's last start failed, if that was less than `window` ago.
+    fn recent_failure(
+        &self,
+        type_name: &'static str,
+        key: &str,
+        window: Duration,
+    ) -> Option<String> {
+        let (at, why) = self.failed.get(&(type_name, key.to_owned()))?;
+        (at.elapsed() < window).then(|| why.clone())
+    }
+
+    /// Remembers a failed start, within [`MAX_FAILED_STARTS`].
+    fn record_failure(&mut self, type_name: &'static str, key: &str, window: Duration, why: &str) {
+        if self.failed.len() >= MAX_FAILED_STARTS {
+            self.failed.retain(|_, (at, _)| at.elapsed() < window);
+        }
+        if self.failed.len() < MAX_FAILED_STARTS {
+            self.failed.insert(
+                (type_name, key.to_owned()),
+                (Instant::now(), why.to_owned()),
+            );
+        }
+    }
+
+    fn forget_failure(&mut self, type_name: &'static str, key: &str) {
+        if !self.failed.is_empty() {
+            self.failed.remove(&(type_name, key.to_owned()));
+        }
     }
 
     fn remove_if_unused(&mut self, type_name: &'static str, key: &str) {
@@ -294,7 +359,12 @@ struct HostInner {
     permits: Arc<Semaphore>,
     report: ExitReport,
     shutting_down: AtomicBool,
+    /// The shutdown deadline, once [`Host::shutdown`] has begun; every actor
+    /// task watches it.
+    deadline: watch::Sender<Option<Instant>>,
     calls: AtomicU64,
+    /// Rate limit of the "actor failed to start" log line.
+    start_failures: LogThrottle,
 }
 
 impl Host {
@@ -440,8 +510,12 @@ impl Host {
                     .forget(type_name, key)
                     .await?
                     .ok_or_else(|| not_found(type_name, key))?;
+                inner.table.lock().forget_failure(type_name, key);
                 let path = database::path(&inner.config.data_dir, type_name, entry.id);
-                database::remove(&path).map_err(|source| CallError::RemoveFiles { path, source })
+                database::remove(&path)
+                    .map_err(|source| CallError::RemoveFiles { path, source })?;
+                inner.catalogue.files_removed(type_name, entry.id);
+                Ok(())
             })
             .await
     }
@@ -471,14 +545,27 @@ impl Host {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
-    /// Stops every actor (reason `host_shutdown`, each draining its user tasks up
-    /// to the shutdown timeout, all at once) and refuses new ones. Returns when
-    /// every actor task has ended.
+    /// Stops every actor (reason `host_shutdown`, all at once) and refuses new
+    /// calls, within one bound: the shutdown timeout.
+    ///
+    /// * New calls and calls waiting in an inbox get [`CallError::ShuttingDown`].
+    /// * An action still running at the deadline (the shutdown timeout from
+    ///   now) is cancelled: its caller gets [`CallError::Cancelled`], and a
+    ///   transaction it had open is rolled back.
+    /// * User tasks get what is left until the deadline, then are aborted.
+    /// * Actor tasks still running a second past the deadline
+    ///   (closing a database, an open stuck on a lock) are aborted.
+    ///
+    /// Returns when every actor task has ended.
     pub async fn shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        let (lives, tasks): (Vec<_>, Vec<_>) = {
-            let mut table = self.inner.table.lock();
-            let Table { slots, lru } = &mut *table;
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.shutdown_timeout;
+        // Before the table is emptied, so a wake that slips in sees it.
+        inner.deadline.send_replace(Some(deadline));
+        inner.shutting_down.store(true, Ordering::SeqCst);
+        let (lives, mut tasks): (Vec<_>, Vec<_>) = {
+            let mut table = inner.table.lock();
+            let Table { slots, lru, .. } = &mut *table;
             let taken = slots
                 .values_mut()
                 .flat_map(|slots| slots.values_mut())
@@ -487,13 +574,32 @@ impl Host {
             *lru = Lru::default();
             taken
         };
+        let give_up = deadline + SHUTDOWN_ABORT_AFTER;
         let stops = lives
             .into_iter()
             .flatten()
             .map(|live| async move { stop(&live, ShutdownReason::HostShutdown).await });
-        futures::future::join_all(stops).await;
-        for (_, task) in tasks.into_iter().flatten() {
-            let _ = task.await;
+        let ended = async {
+            futures::future::join_all(stops).await;
+            for (_, task) in tasks.iter_mut().flatten() {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout_at(give_up, ended).await.is_err() {
+            let running: Vec<_> = tasks
+                .into_iter()
+                .flatten()
+                .filter(|(_, t)| !t.is_finished())
+                .map(|(_, t)| t)
+                .collect();
+            tracing::warn!(
+                actors = running.len(),
+                "actor tasks still running past the shutdown timeout; aborting them"
+            );
+            for task in &running {
+                task.abort();
+            }
+            futures::future::join_all(running).await;
         }
     }
 }
@@ -527,8 +633,18 @@ impl HostInner {
             return Ok(live);
         }
         self.stepped(type_name, key, async || {
-            if let Some(live) = self.table.lock().touch_live(type_name, key) {
-                return Ok(live);
+            let retry_after = self.config.start_retry_after;
+            {
+                let mut table = self.table.lock();
+                if let Some(live) = table.touch_live(type_name, key) {
+                    return Ok(live);
+                }
+                if let Some(why) = table.recent_failure(type_name, key, retry_after) {
+                    return Err(CallError::StartFailed(format!(
+                        "{why} (not tried again until {} after the failed start)",
+                        humantime::format_duration(retry_after)
+                    )));
+                }
             }
             let permit = self.admit().await?;
             let entry = self
@@ -564,6 +680,10 @@ impl HostInner {
                     db_path: database::path(&self.config.data_dir, type_name, entry.id),
                     db: self.config.sqlite.clone(),
                     shutdown_timeout: self.config.shutdown_timeout,
+                    queue_limits: QueueLimits {
+                        max_messages: self.config.queue_max_messages,
+                        max_bytes: self.config.queue_max_bytes,
+                    },
                     idle_timeout: self.config.idle_timeout,
                     inbox,
                     previous: slot.task.take().map(|(_, task)| task),
@@ -571,6 +691,7 @@ impl HostInner {
                     report: self.report.clone(),
                     idle: idle.clone(),
                     permit,
+                    shutdown: self.deadline.subscribe(),
                 };
                 slot.task = Some((info.generation, tokio::spawn(actor::run(start))));
                 let live = Live {
@@ -583,13 +704,27 @@ impl HostInner {
                 slot.live = Some(live.clone());
                 live
             };
-            match started.await {
-                Ok(Ok(())) => Ok(live),
-                Ok(Err(reason)) => Err(CallError::StartFailed(reason)),
-                Err(_) => Err(CallError::StartFailed(
-                    "the actor task ended while starting".to_owned(),
-                )),
+            let failed = match started.await {
+                Ok(Ok(())) => {
+                    self.table.lock().forget_failure(type_name, key);
+                    return Ok(live);
+                }
+                Ok(Err(reason)) => reason,
+                Err(_) => "the actor task ended while starting".to_owned(),
+            };
+            self.table
+                .lock()
+                .record_failure(type_name, key, retry_after, &failed);
+            if let Some(suppressed) = self.start_failures.admit() {
+                tracing::error!(
+                    actor = %live.info,
+                    error = %failed,
+                    retry_after = %humantime::format_duration(retry_after),
+                    suppressed,
+                    "actor failed to start; calls to it get this error until retry_after has passed (suppressed: lines left out since the last one)"
+                );
             }
+            Err(CallError::StartFailed(failed))
         })
         .await
     }

@@ -15,14 +15,16 @@
 //!   through ([`Context`]);
 //! * [`host`]: the [`Host`] and its builder: every actor by `(name, key)`;
 //!   wake, sleep, destroy, shutdown; the bound on live actors;
+//! * [`config`]: [`HostConfig`], how a host behaves, with its defaults;
 //! * [`catalogue`]: the durable record of each key's stable id and generation;
 //! * [`database`]: an actor's SQLite files, opened lean;
-//! * [`actor`]: the actor task (start phases, inbox loop, idle timer, stop),
+//! * `actor`: the actor task (start phases, inbox loop, idle timer, stop),
 //!   which reports its end through a callback;
-//! * [`lru`]: live actors in order of last use;
+//! * `lru`: live actors in order of last use;
 //! * [`action`]: action calls and their errors;
 //! * [`task`]: user tasks with a kind, tracked for the shutdown drain;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
+//! * `throttle`: a rate limit for log lines a client can repeat at will;
 //! * [`health`]: liveness checks for `/healthz` (a task that must not end,
 //!   the host runtime's heartbeat);
 //! * [`counter`]: the `counter` actor type the binary registers;
@@ -41,6 +43,7 @@ mod actor;
 pub mod app;
 pub mod behaviour;
 pub mod catalogue;
+pub mod config;
 pub mod context;
 pub mod counter;
 pub mod database;
@@ -49,73 +52,17 @@ pub mod host;
 mod lru;
 pub mod shutdown;
 pub mod task;
+mod throttle;
 pub mod workload;
-
-use std::path::PathBuf;
-use std::time::Duration;
 
 pub use action::{ActionError, CallError};
 pub use behaviour::{Behaviour, BoxFuture};
 pub use catalogue::CatalogueError;
-pub use context::{ActorInfo, Context};
+pub use config::{
+    DEFAULT_DATA_DIR_LOCK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INBOX_CAPACITY,
+    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_MESSAGES,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig, MAX_KEY_BYTES,
+    MIN_IDLE_TIMEOUT,
+};
+pub use context::{ActorInfo, Context, QueueError, QueueLimits};
 pub use host::{Host, HostBuilder, HostError};
-
-/// Default time an actor's stop waits for its user tasks: 5 seconds.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default capacity of an actor's inbox: 1024 messages.
-pub const DEFAULT_INBOX_CAPACITY: usize = 1024;
-/// Default time after which an actor with no call, connection or user task
-/// sleeps: 5 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default bound on live actors: 10,000 (each holds two file descriptors, its
-/// database and its WAL; the binary lowers it to fit the open-file limit).
-pub const DEFAULT_MAX_LIVE_ACTORS: usize = 10_000;
-/// Default wait for another host to release the data directory: 30 seconds.
-pub const DEFAULT_DATA_DIR_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest actor key accepted, in bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
-
-/// How a [`Host`] behaves. Every field has a documented default except the data
-/// directory, which the binary makes a fresh temp dir when not given.
-#[derive(Debug, Clone)]
-pub struct HostConfig {
-    /// Where the catalogue (`{data_dir}/catalogue.db`) and each actor's SQLite
-    /// database (`{data_dir}/{actor_name}/{actor_id}.db`) live.
-    pub data_dir: PathBuf,
-    /// How long stopping an actor waits for its user tasks before aborting them. Default 5 s.
-    pub shutdown_timeout: Duration,
-    /// Capacity of each actor's inbox. Default 1024.
-    pub inbox_capacity: usize,
-    /// An actor with no call, open connection or running user task for this long
-    /// goes to sleep (its database closes, its series are retained; the next call
-    /// wakes it). `None`: never. Default [`DEFAULT_IDLE_TIMEOUT`].
-    pub idle_timeout: Option<Duration>,
-    /// Most actors live at once. Waking one more puts the least recently used
-    /// idle actor to sleep; if every live actor is busy the wake is refused (503).
-    /// Default [`DEFAULT_MAX_LIVE_ACTORS`].
-    pub max_live_actors: usize,
-    /// How long building the host waits for another process to release the data
-    /// directory. Default [`DEFAULT_DATA_DIR_LOCK_TIMEOUT`].
-    pub data_dir_lock_timeout: Duration,
-    /// How actor databases are opened: WAL checkpoint threshold, busy timeout,
-    /// `synchronous`, locking mode, page cache bound, page size of new
-    /// databases, lookaside. Default [`database::options`]: lean connections
-    /// (about 50 KB each for a small database) with `synchronous = NORMAL`, so
-    /// a commit survives a crash of the process.
-    pub sqlite: actor_sqlite_hooks::HookOptions,
-}
-
-impl HostConfig {
-    /// Defaults with the given data directory.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        HostConfig {
-            data_dir: data_dir.into(),
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            inbox_capacity: DEFAULT_INBOX_CAPACITY,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
-            data_dir_lock_timeout: DEFAULT_DATA_DIR_LOCK_TIMEOUT,
-            sqlite: database::options(),
-        }
-    }
-}

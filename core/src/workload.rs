@@ -28,7 +28,8 @@ type Keys = Arc<Mutex<Vec<(String, u32)>>>;
 pub struct DemoOptions {
     /// Actors kept in play. Default 20.
     pub actors: usize,
-    /// Action calls per second over all workers; 0 means as fast as possible. Default 200.
+    /// Action calls per second over all workers, paced exactly (the rate is
+    /// split among the workers); 0 means as fast as possible. Default 200.
     pub rate: u64,
     /// Concurrent callers. Default 4.
     pub workers: usize,
@@ -70,36 +71,40 @@ pub async fn run(host: Host, options: DemoOptions, stats: Arc<DemoStats>) {
             tracing::warn!(key, error = %e, "demo: create failed");
         }
     }
-    let workers = options.workers.max(1);
+    let workers = options.workers.max(1) as u64;
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..workers {
+        // The rate split exactly: the first `rate % workers` workers take one more.
+        let rate = match options.rate {
+            0 => None,
+            rate => match rate / workers + u64::from(w < rate % workers) {
+                0 => continue,
+                share => Some(share),
+            },
+        };
         let (host, keys, stats) = (host.clone(), keys.clone(), stats.clone());
-        let per_worker = options.rate.div_ceil(workers as u64);
-        tasks.spawn(worker(host, keys, stats, per_worker, w as u64));
+        tasks.spawn(worker(host, keys, stats, rate, w));
     }
     tasks.spawn(churn(host, keys, options.churn_every));
     while tasks.join_next().await.is_some() {}
 }
 
-/// One caller: picks actors and actions from a fixed mix.
-async fn worker(host: Host, keys: Keys, stats: Arc<DemoStats>, rate: u64, seed: u64) {
-    // Pace in ticks of at least 10 ms so high rates do not need a timer per
-    // call: below 100 calls/s one call per tick of 1/rate, above it
-    // rate/100 calls per 10 ms tick.
-    let (per_tick, period) = match rate {
-        0 => (0, Duration::from_millis(10)),
-        1..=100 => (1, Duration::from_secs(1) / rate as u32),
-        _ => (rate.div_ceil(100), Duration::from_millis(10)),
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// One caller: picks actors and actions from a fixed mix, `rate` calls a
+/// second (`None`: as fast as the host answers).
+async fn worker(host: Host, keys: Keys, stats: Arc<DemoStats>, rate: Option<u64>, seed: u64) {
+    let mut pace = rate.map(Pace::new);
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut n: u64 = 0;
     loop {
-        if per_tick > 0 {
-            tick.tick().await;
-        }
-        for _ in 0..per_tick.max(1) {
+        let due = match &mut pace {
+            Some(pace) => pace.due().await,
+            None => {
+                // Unthrottled: still let other tasks run.
+                tokio::task::yield_now().await;
+                1
+            }
+        };
+        for _ in 0..due {
             n += 1;
             let (key, action, payload) = {
                 let mut keys = keys.lock();
@@ -127,10 +132,44 @@ async fn worker(host: Host, keys: Keys, stats: Arc<DemoStats>, rate: u64, seed: 
             }
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
-        if per_tick == 0 {
-            // Unthrottled: still let other tasks run.
-            tokio::task::yield_now().await;
+    }
+}
+
+/// Paces calls at an exact rate without a timer per call: every tick (10 ms,
+/// or 1/rate when that is longer) the calls due are the rate times the time
+/// since the start, less those already made. A caller that fell behind
+/// catches up by at most one second's worth.
+struct Pace {
+    rate: u64,
+    start: tokio::time::Instant,
+    done: u64,
+    tick: tokio::time::Interval,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Self {
+        let period = (Duration::from_secs(1) / u32::try_from(rate).unwrap_or(u32::MAX))
+            .max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Pace {
+            rate,
+            start: tokio::time::Instant::now(),
+            done: 0,
+            tick,
         }
+    }
+
+    /// Waits for the next tick; returns how many calls are due.
+    async fn due(&mut self) -> u64 {
+        self.tick.tick().await;
+        let elapsed = self.start.elapsed().as_nanos();
+        let target =
+            u64::try_from(elapsed * u128::from(self.rate) / 1_000_000_000).unwrap_or(u64::MAX);
+        self.done = self.done.max(target.saturating_sub(self.rate));
+        let due = target.saturating_sub(self.done);
+        self.done += due;
+        due
     }
 }
 
@@ -212,7 +251,7 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HostConfig;
+    use crate::config::HostConfig;
     use crate::counter::Counter;
     use actor_metrics::scrape::Scrape;
     use actor_metrics::{Config, Metrics};
@@ -256,6 +295,53 @@ mod tests {
             "{errors} errors in {calls} calls ({fails} deliberate)"
         );
         host.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_demo_makes_the_calls_per_second_it_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(Config::default()).unwrap();
+        let host = Host::builder(metrics, HostConfig::new(dir.path()))
+            .behaviour(Counter)
+            .build()
+            .await
+            .unwrap();
+        for (rate, workers) in [(1000, 4), (250, 4), (30, 4), (3, 4)] {
+            let stats = Arc::new(DemoStats::default());
+            let options = DemoOptions {
+                actors: 10,
+                rate,
+                workers,
+                churn_every: Duration::from_secs(3600),
+            };
+            let demo = tokio::spawn(run(host.clone(), options, stats.clone()));
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            demo.abort();
+            let _ = demo.await;
+            let calls = stats.calls.load(Ordering::Relaxed);
+            let expected = rate * 10;
+            // Each worker may be one 10 ms tick short at the moment it stops.
+            let tick = rate / 100 + workers as u64;
+            assert!(
+                calls.abs_diff(expected) <= tick,
+                "--rate {rate}: {calls} calls in 10 s, not {expected}"
+            );
+        }
+        host.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pace_falls_behind_by_at_most_one_second_of_calls() {
+        let mut pace = Pace::new(100);
+        let mut calls = 0;
+        while tokio::time::Instant::now() < pace.start + Duration::from_secs(2) {
+            calls += pace.due().await;
+        }
+        assert!(calls.abs_diff(200) <= 1, "{calls}");
+        // A caller stalled for 10 s makes up one second, not ten.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let burst = pace.due().await;
+        assert!((100..=101).contains(&burst), "{burst}");
     }
 
     #[test]

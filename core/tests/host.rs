@@ -25,6 +25,17 @@ async fn build(config: HostConfig) -> Host {
         .unwrap()
 }
 
+/// A host with the `counter` type and one more.
+async fn build_with(config: HostConfig, other: impl actor_core::Behaviour) -> Host {
+    let metrics = Metrics::new(Config::default()).unwrap();
+    Host::builder(metrics, config)
+        .behaviour(Counter)
+        .behaviour(other)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// A scrape at `full`, so every family the host records is in it.
 fn scrape(host: &Host) -> Scrape {
     let full = ScrapeRequest {
@@ -354,4 +365,349 @@ async fn many_callers_over_more_keys_than_live_slots_lose_no_increment() {
     assert!(host.live_count() <= 8);
     host.shutdown().await;
     assert_eq!(scrape(&host).sum("actor_type_active", &[]), 0.0);
+}
+
+/// Overwrites the database of the sleeping actor `id` with bytes SQLite refuses.
+fn damage(dir: &std::path::Path, id: &str) {
+    let db = dir.join("counter").join(format!("{id}.db"));
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let _ = std::fs::remove_file(dir.join("counter").join(format!("{id}.db-wal")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_actor_retried_by_clients_leaves_no_label_set_and_is_not_restarted_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), Duration::from_secs(1)).await;
+    let created = host.create("counter", "broken").await.unwrap();
+    host.sleep("counter", "broken").await.unwrap();
+    damage(dir.path(), &created.actor_id);
+    // Generation 1 stays retained after its sleep, as any stopped actor's.
+    assert_eq!(host.metrics().retained_len(), 1);
+
+    // A client retrying at will: one start is tried, the rest fail fast.
+    for _ in 0..100 {
+        let err = host
+            .call("counter", "broken", "get", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::StartFailed(_)), "{err}");
+        assert_eq!(err.http_status(), 500);
+    }
+    assert_eq!(
+        host.metrics().retained_len(),
+        1,
+        "a start that failed leaves no label set"
+    );
+    // After the retry delay one more start is tried, and fails the same way.
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    for _ in 0..10 {
+        assert!(
+            host.call("counter", "broken", "get", json!({}))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(host.metrics().retained_len(), 1);
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_active", &[("actor_key", "broken")]), 0.0);
+    assert_eq!(s.sum("actor_type_active", &[]), 0.0);
+
+    // Repaired (the damaged file moved away): the next start after the delay
+    // works, and only two generations went to the failed starts.
+    std::fs::remove_file(
+        dir.path()
+            .join("counter")
+            .join(format!("{}.db", created.actor_id)),
+    )
+    .unwrap();
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let woken = host.create("counter", "broken").await.unwrap();
+    assert_eq!(woken.generation, 4);
+    assert_eq!(host.metrics().retained_len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroyed_broken_actor_can_be_created_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), Duration::from_secs(1)).await;
+    let created = host.create("counter", "b").await.unwrap();
+    host.sleep("counter", "b").await.unwrap();
+    damage(dir.path(), &created.actor_id);
+    assert!(host.call("counter", "b", "get", json!({})).await.is_err());
+    host.destroy("counter", "b").await.unwrap();
+    let again = host.create("counter", "b").await.unwrap();
+    assert_ne!(again.actor_id, created.actor_id);
+}
+
+/// An actor type whose start blocks its thread (as SQLite does on a file
+/// another process holds locked) until the test opens the gate.
+struct Blocking {
+    gate: Arc<std::sync::RwLock<()>>,
+    entered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl actor_core::Behaviour for Blocking {
+    fn name(&self) -> &'static str {
+        "blocking"
+    }
+
+    fn actions(&self) -> &'static [&'static str] {
+        &["get"]
+    }
+
+    fn load_state(&self, _: &mut actor_core::Context) -> Result<(), actor_core::ActionError> {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(self.gate.read());
+        Ok(())
+    }
+
+    fn call<'a>(
+        &'a self,
+        _: &'a mut actor_core::Context,
+        _: &'static str,
+        _: serde_json::Value,
+    ) -> actor_core::BoxFuture<'a, Result<serde_json::Value, actor_core::ActionError>> {
+        Box::pin(async { Ok(json!({})) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(std::sync::RwLock::new(()));
+    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let blocking = Blocking {
+        gate: gate.clone(),
+        entered: entered.clone(),
+    };
+    let host = build_with(HostConfig::new(dir.path()), blocking).await;
+    host.create("counter", "healthy").await.unwrap();
+
+    let closed = gate.write().unwrap();
+    // As many blocked starts as the runtime has workers.
+    let starts: Vec<_> = ["b1", "b2"]
+        .map(|key| {
+            let host = host.clone();
+            tokio::spawn(async move { host.create("blocking", key).await })
+        })
+        .into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while entered.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the starts never began"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // This thread is not a runtime worker: it may wait without stalling them.
+    let h = host.clone();
+    let healthy =
+        tokio::spawn(async move { h.call("counter", "healthy", "increment", json!({})).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !healthy.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answered_while_blocked = healthy.is_finished();
+    drop(closed);
+    assert!(
+        answered_while_blocked,
+        "a call to a live actor waited for two blocked starts"
+    );
+    assert_eq!(healthy.await.unwrap().unwrap()["value"], 1);
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_is_bounded_in_messages_and_bytes_and_names_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.queue_max_messages = 3;
+    config.queue_max_bytes = 100;
+    let host = build(config).await;
+    host.create("counter", "q").await.unwrap();
+    let enqueue = |message: serde_json::Value| {
+        let host = host.clone();
+        async move {
+            host.call("counter", "q", "enqueue", json!({ "message": message }))
+                .await
+        }
+    };
+    for i in 0..3 {
+        enqueue(json!(i)).await.unwrap();
+    }
+    let full = enqueue(json!(3)).await.unwrap_err();
+    assert_eq!(full.http_status(), 503, "{full}");
+    let text = full.to_string();
+    assert!(
+        text.contains("3 messages") && text.contains("100 bytes"),
+        "{text}"
+    );
+    // One out, one in; the refused message was never queued.
+    let first = host
+        .call("counter", "q", "dequeue", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(first["message"], 0);
+    enqueue(json!(4)).await.unwrap();
+
+    // Bytes: a message that alone passes the limit is 413; one that does
+    // not fit next to the others is 503.
+    let huge = enqueue(json!("x".repeat(200))).await.unwrap_err();
+    assert_eq!(huge.http_status(), 413, "{huge}");
+    for _ in 0..3 {
+        host.call("counter", "q", "dequeue", json!({}))
+            .await
+            .unwrap();
+    }
+    enqueue(json!("y".repeat(60))).await.unwrap();
+    let no_room = enqueue(json!("z".repeat(60))).await.unwrap_err();
+    assert_eq!(no_room.http_status(), 503, "{no_room}");
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_queue_depth", &[("actor_key", "q")]), 1.0);
+    assert_eq!(
+        s.sum("actor_queue_messages_sent_total", &[("actor_key", "q")]),
+        5.0,
+        "refused messages are not counted as sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_message_keeps_its_actor_awake_through_idle_and_lru() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = Some(Duration::from_secs(10));
+    config.max_live_actors = 1;
+    let host = build(config).await;
+    host.create("counter", "q").await.unwrap();
+    host.call("counter", "q", "enqueue", json!({"message": "kept"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(live_keys(&host), ["q"], "not idle while a message waits");
+    // At the bound, it is not put to sleep to make room.
+    let refused = host.create("counter", "other").await.unwrap_err();
+    assert!(
+        matches!(refused, CallError::AtCapacity { max: 1 }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("queued messages"), "{refused}");
+    let got = host
+        .call("counter", "q", "dequeue", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(got["message"], "kept");
+    // Empty again: idle, and it sleeps at the timeout.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    settle("q sleeps", || host.live_count() == 0).await;
+    host.create("counter", "other").await.unwrap();
+}
+
+/// An actor type whose `write` action opens a transaction, writes, and waits
+/// for as long as it is asked before it commits.
+struct Writer;
+
+impl actor_core::Behaviour for Writer {
+    fn name(&self) -> &'static str {
+        "writer"
+    }
+
+    fn actions(&self) -> &'static [&'static str] {
+        &["write"]
+    }
+
+    fn load_state(&self, ctx: &mut actor_core::Context) -> Result<(), actor_core::ActionError> {
+        ctx.db()
+            .execute_batch("CREATE TABLE IF NOT EXISTS t (v INTEGER)")?;
+        Ok(())
+    }
+
+    fn call<'a>(
+        &'a self,
+        ctx: &'a mut actor_core::Context,
+        _: &'static str,
+        payload: serde_json::Value,
+    ) -> actor_core::BoxFuture<'a, Result<serde_json::Value, actor_core::ActionError>> {
+        Box::pin(async move {
+            let ms = payload["ms"].as_u64().unwrap_or(0);
+            ctx.db().execute_batch("BEGIN; INSERT INTO t VALUES (1);")?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ctx.db().execute_batch("COMMIT")?;
+            Ok(json!({}))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_an_action_at_the_timeout_and_rolls_its_transaction_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.shutdown_timeout = Duration::from_secs(2);
+    let host = build_with(config, Writer).await;
+    let w = host.create("writer", "w").await.unwrap();
+    host.call("writer", "w", "write", json!({"ms": 0}))
+        .await
+        .unwrap();
+    host.create("counter", "s").await.unwrap();
+    host.create("counter", "s2").await.unwrap();
+    let spawn = |name: &'static str, key: &'static str, action: &'static str, ms: u64| {
+        let host = host.clone();
+        tokio::spawn(async move { host.call(name, key, action, json!({ "ms": ms })).await })
+    };
+    // Two actions far longer than the timeout, a short one, and a call
+    // waiting in the inbox behind the slow one.
+    let slow = spawn("counter", "s", "slow", 600_000);
+    let write = spawn("writer", "w", "write", 600_000);
+    let quick = spawn("counter", "s2", "slow", 500);
+    tokio::task::yield_now().await;
+    let queued = spawn("counter", "s", "get", 0);
+    settle("the calls are in flight", || host.live_count() == 3).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let t0 = tokio::time::Instant::now();
+    host.shutdown().await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    for (what, call) in [("slow", slow), ("write", write)] {
+        let err = call.await.unwrap().unwrap_err();
+        assert!(matches!(err, CallError::Cancelled { .. }), "{what}: {err}");
+        assert_eq!(err.http_status(), 503);
+    }
+    assert!(quick.await.unwrap().is_ok(), "finished within the timeout");
+    let err = queued.await.unwrap().unwrap_err();
+    assert!(matches!(err, CallError::ShuttingDown), "{err}");
+
+    // The cancelled write was rolled back: only the first write is there.
+    let db = dir.path().join("writer").join(format!("{}.db", w.actor_id));
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    let s = scrape(&host);
+    assert_eq!(s.sum("actor_type_active", &[]), 0.0);
+    assert_eq!(s.sum("actor_type_inbox_depth", &[]), 0.0);
+}
+
+#[tokio::test]
+async fn an_idle_timeout_under_the_minimum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.idle_timeout = Some(Duration::ZERO);
+    let err = Host::builder(Metrics::new(Config::default()).unwrap(), config)
+        .behaviour(Counter)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, actor_core::HostError::IdleTimeoutTooShort { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("100ms"), "{err}");
 }

@@ -47,6 +47,8 @@ pub struct Host {
     data_dir: PathBuf,
     /// The temp dir the host owns, when the test did not give one.
     owned_data: Option<tempfile::TempDir>,
+    /// Where stderr goes when the test reads the log.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Host {
@@ -63,6 +65,22 @@ impl Host {
     /// host (for restarts on the same data); returns once `/readyz` says ready.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Host {
         Host::ready(Host::launch(data_dir, "127.0.0.1:0", args))
+    }
+
+    /// As [`Host::start_in`], with stderr kept for [`Host::log`] instead of
+    /// passed through.
+    pub fn start_logged(data_dir: &Path, args: &[&str]) -> Host {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let stderr = log.reopen().expect("log file");
+        let mut host = Host::launch_with(data_dir, "127.0.0.1:0", args, stderr.into());
+        host.log = Some(log);
+        Host::ready(host)
+    }
+
+    /// What the host wrote on stderr so far (started with [`Host::start_logged`]).
+    pub fn log(&self) -> String {
+        let log = self.log.as_ref().expect("started with Host::start_logged");
+        std::fs::read_to_string(log.path()).expect("read the log")
     }
 
     /// As [`Host::start_in`], with the metrics port on `metrics` (a scraper's
@@ -85,6 +103,10 @@ impl Host {
     }
 
     fn launch(data_dir: &Path, metrics: &str, args: &[&str]) -> Host {
+        Host::launch_with(data_dir, metrics, args, Stdio::inherit())
+    }
+
+    fn launch_with(data_dir: &Path, metrics: &str, args: &[&str], stderr: Stdio) -> Host {
         let mut child = Command::new(actor_host_bin())
             .args([
                 "--app-addr",
@@ -96,7 +118,7 @@ impl Host {
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn actor-host");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -128,6 +150,7 @@ impl Host {
             metrics,
             data_dir: data_dir.to_owned(),
             owned_data: None,
+            log: None,
         }
     }
 

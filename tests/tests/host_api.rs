@@ -417,6 +417,14 @@ fn sigterm_during_the_demo_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// The first line of `stderr` that starts with `prefix`.
+fn line_with<'a>(stderr: &'a str, prefix: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}: {stderr}"))
+}
+
 /// Starts `actor-host` expecting it to fail; returns (exit code, stderr).
 fn start_fails(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(actor_host_bin())
@@ -436,10 +444,7 @@ fn startup_errors_print_one_line_and_exit_non_zero() {
     let addr = taken.local_addr().unwrap().to_string();
     let (code, stderr) = start_fails(&["--metrics-addr", &addr, "--app-addr", "127.0.0.1:0"]);
     assert_eq!(code, Some(2), "{stderr}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("actor-host: error:"))
-        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    let line = line_with(&stderr, "actor-host: error:");
     assert!(line.contains(&addr), "{line}");
 
     let (code, stderr) = start_fails(&["--app-addr", &addr, "--metrics-addr", "127.0.0.1:0"]);
@@ -478,4 +483,91 @@ fn a_counter_increment_past_i64_max_is_refused_with_the_limit_and_changes_nothin
     assert_eq!(call(&host, "big", "increment", json!({ "by": 0 })).0, 200);
     let (status, body) = call(&host, "big", "increment", json!({ "by": max as u64 + 1 }));
     assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn flags_that_would_panic_or_churn_are_refused_with_the_flag_and_its_minimum() {
+    let ports = ["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
+    for (flag, value, minimum) in [
+        ("--idle-timeout", "0s", "100ms"),
+        ("--idle-timeout", "10ms", "100ms"),
+        ("--sweep-interval", "0s", "1ms"),
+    ] {
+        let mut args = ports.to_vec();
+        args.extend([flag, value]);
+        let (code, stderr) = start_fails(&args);
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        // A usage error, as clap words it.
+        let line = line_with(&stderr, "error:");
+        assert!(line.contains(flag) && line.contains(minimum), "{line}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let (_, stderr) = start_fails(&[&ports[..], &["--idle-timeout", "0s"]].concat());
+    assert!(
+        stderr.contains("never"),
+        "says how to turn it off: {stderr}"
+    );
+
+    // `--progress-every 0s` turns progress off (it used to panic the task).
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(actor_host_bin())
+        .args(ports)
+        .args(["--workload", "none", "--duration", "300ms"])
+        .args(["--progress-every", "0s", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("run actor-host");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("progress"), "{stderr}");
+}
+
+#[test]
+fn an_action_body_that_is_not_a_json_object_is_refused() {
+    let host = Host::start(&["--workload", "none"]);
+    assert_eq!(host.post("/actors/counter/k", "").0, 200);
+    for body in ["[1]", "\"x\"", "null", "7", "[{\"by\": 5}]"] {
+        let (status, reply) = host.post("/actors/counter/k/actions/increment", body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(
+            reply["error"], "the request body must be a JSON object",
+            "{body}"
+        );
+    }
+    // Nothing ran; an empty body is still `{}`.
+    assert_eq!(host.post("/actors/counter/k/actions/increment", "").0, 200);
+    let (_, got) = call(&host, "k", "get", json!({}));
+    assert_eq!(got["result"]["value"], 1);
+}
+
+#[test]
+fn the_metrics_token_can_come_from_a_file_and_a_bad_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let path = file.to_str().unwrap();
+    let host = Host::start(&["--workload", "none", "--metrics-token-file", path]);
+    let url = format!("http://{}/metrics", host.metrics);
+    match ureq::get(&url).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("no token: {:?}", other.map(|r| r.status())),
+    }
+    let ok = ureq::get(&url)
+        .set("Authorization", "Bearer s3cret")
+        .call()
+        .expect("the token from the file, without its newline");
+    assert_eq!(ok.status(), 200);
+
+    let ports = ["--app-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"];
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, " \n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
+        let file = file.to_str().unwrap();
+        let (code, stderr) = start_fails(&[&ports[..], &["--metrics-token-file", file]].concat());
+        assert_eq!(code, Some(2), "{stderr}");
+        let line = line_with(&stderr, "actor-host: error:");
+        assert!(line.contains(says) && line.contains(file), "{line}");
+    }
 }

@@ -264,3 +264,113 @@ fn actor_databases_without_a_catalogue_are_refused_not_reused() {
     let stderr = start_fails(data.path());
     assert!(stderr.contains("catalogue"), "{stderr}");
 }
+
+/// Copies the catalogue's files (the database and its WAL, if any) from
+/// `from` to `to`, as a backup or a restore does; a WAL `from` lacks is removed.
+fn copy_catalogue(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["catalogue.db", "catalogue.db-wal"] {
+        match std::fs::copy(from.join(name), to.join(name)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(to.join(name));
+            }
+            Err(e) => panic!("copy {name}: {e}"),
+        }
+    }
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().to_owned();
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn restoring_an_older_catalogue_quarantines_newer_actors_files_and_leaves_copies_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let args = ["--workload", "none"];
+    let host = Host::start_in(data.path(), &args);
+    for key in ["a", "b"] {
+        assert_eq!(host.post(&format!("/actors/counter/{key}"), "").0, 200);
+        assert_eq!(increment(&host, key, 7).0, 200);
+    }
+    assert!(host.terminate().success());
+    copy_catalogue(data.path(), backup.path());
+
+    let host = Host::start_in(data.path(), &args);
+    let (_, newer) = host.post("/actors/counter/newer", "");
+    let newer_id = newer["actor_id"].as_str().unwrap().to_owned();
+    assert_eq!(increment(&host, "newer", 1000).0, 200);
+    assert!(host.terminate().success());
+
+    // The restore the catalogue's error messages advise, and a copy of the
+    // type directory kept inside the data dir.
+    copy_catalogue(backup.path(), data.path());
+    let counter = data.path().join("counter");
+    let copy = data.path().join("counter.bak");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in actor_files(data.path()) {
+        std::fs::copy(counter.join(&f), copy.join(&f)).unwrap();
+    }
+    let copied = tree(&copy);
+    assert!(copied.contains(&format!("{newer_id}.db")), "{copied:?}");
+
+    let host = Host::start_logged(data.path(), &args);
+    // The restored keys read back; the newer actor is unknown to the
+    // catalogue, and its file was moved aside with a warning, not deleted.
+    for key in ["a", "b"] {
+        assert_eq!(get(&host, key), Some(7));
+    }
+    assert_eq!(host.post("/actors/counter/newer/actions/get", "{}").0, 404);
+    let quarantined: Vec<String> = tree(&data.path().join("orphaned"))
+        .into_iter()
+        .filter(|f| f.ends_with(&format!("counter/{newer_id}.db")))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{:?}", tree(data.path()));
+    let log = host.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains(&format!("counter/{newer_id}.db")))
+        .unwrap_or_else(|| panic!("no warning naming the file in {log}"));
+    assert!(warning.contains("quarantine"), "{warning}");
+    assert_eq!(tree(&copy), copied, "counter.bak is not the host's");
+    // A key created now never gets the quarantined file's id.
+    let (_, fresh) = host.post("/actors/counter/fresh", "");
+    let fresh_id: u64 = fresh["actor_id"].as_str().unwrap().parse().unwrap();
+    assert!(fresh_id > newer_id.parse().unwrap(), "{fresh}");
+    assert_eq!(get(&host, "fresh"), Some(0));
+}
+
+#[test]
+fn a_catalogue_held_by_a_host_whose_lock_file_was_removed_is_in_use_not_corrupt() {
+    let data = tempfile::tempdir().unwrap();
+    let first = Host::start_in(data.path(), &["--workload", "none"]);
+    assert_eq!(first.post("/actors/counter/a", "").0, 200);
+    std::fs::remove_file(data.path().join("catalogue.lock")).unwrap();
+    let stderr = start_fails(data.path());
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("actor-host: error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains("in use by another process"), "{line}");
+    assert!(
+        !line.contains("corrupt") && !line.contains("restore"),
+        "{line}"
+    );
+    // The running host is unharmed.
+    assert_eq!(get(&first, "a"), Some(0));
+}

@@ -117,4 +117,41 @@ fn log_format_json_gives_one_json_object_per_line() {
         .unwrap_or_else(|| panic!("no progress event in {stderr}"));
     assert!(progress["fields"]["live_actors"].is_u64(), "{progress}");
     assert_eq!(progress["level"], "INFO");
+    // Rates are numbers and durations read as durations, not Rust's Debug text.
+    for rate in ["actions_per_s", "commits_per_s"] {
+        assert!(progress["fields"][rate].is_number(), "{rate}: {progress}");
+    }
+    let loading = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "loading the catalogue")
+        .unwrap_or_else(|| panic!("no loading event in {stderr}"));
+    assert_eq!(loading["fields"]["idle_timeout"], "5m", "{loading}");
+}
+
+#[test]
+fn with_log_format_json_the_fatal_error_is_json_too() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(actor_host_bin())
+        .args(["--app-addr", &addr, "--metrics-addr", "127.0.0.1:0"])
+        .args(["--workload", "none", "--log-format", "json", "--data-dir"])
+        .arg(data.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run actor-host");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let fatal = events.last().expect("an error event");
+    assert_eq!(fatal["level"], "ERROR", "{fatal}");
+    let message = fatal["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("actor-host: error:") && message.contains(&addr),
+        "{fatal}"
+    );
 }

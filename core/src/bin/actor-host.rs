@@ -7,6 +7,23 @@
 //! on the same data dir to let go) and the app API served; `/readyz` turns 200.
 //! On shutdown `/readyz` is 503 `shutting down` while actors drain.
 //!
+//! Shutdown (Ctrl-C, SIGTERM or `--duration`) is bounded:
+//!
+//! 1. `/readyz` turns 503, the app port stops accepting, new calls get 503;
+//! 2. every actor stops at once: an action still running `--shutdown-timeout`
+//!    after the signal is cancelled (its caller gets a 503, its open
+//!    transaction is rolled back), user tasks get what is left of that timeout
+//!    and are then aborted, and an actor task still running one second later is
+//!    aborted;
+//! 3. app connections get the same timeout plus one second to take their
+//!    answers, then are closed;
+//! 4. the metrics port lets scrapes in flight finish (up to its 10 s grace),
+//!    the `summary` line is printed, and the process exits 0.
+//!
+//! So the process is gone within `--shutdown-timeout` + 1 s, plus the time of
+//! a scrape in flight. A second Ctrl-C or SIGTERM during the shutdown exits at
+//! once, with 130 (SIGINT) or 143 (SIGTERM).
+//!
 //! Logs go to stderr through `tracing` (`RUST_LOG` filters; `--log-format
 //! json` for collectors; colour only on a terminal). Stdout carries two lines
 //! for scripts: `listening app=… metrics=… data_dir=…` and, at exit,
@@ -27,6 +44,10 @@ use actor_metrics::{Config, DetailLevel, Metrics};
 use actor_metrics_server::{Health, MetricsServer, Readiness, ServerOptions, ServerThread};
 use clap::{Parser, ValueEnum};
 
+/// How long app connections get past `--shutdown-timeout` to take the
+/// answers of the calls that were in flight (cancelled ones included).
+const APP_GRACE_PAST_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A small real actor host that exports per-actor Prometheus metrics.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -46,8 +67,8 @@ struct Args {
     /// How long a stopped actor's series stay exported.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     retention: Duration,
-    /// How often the sweeper removes expired label sets.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How often the sweeper removes expired label sets (at least 1ms).
+    #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::MIN_SWEEP_INTERVAL))]
     sweep_interval: Duration,
     /// Cap on retained label sets (live + expiring).
     #[arg(long, default_value_t = actor_metrics::DEFAULT_MAX_RETAINED)]
@@ -62,23 +83,31 @@ struct Args {
     /// Actors the demo keeps in play.
     #[arg(long, default_value_t = 20)]
     actors: usize,
-    /// Demo action calls per second (0 = as fast as possible).
+    /// Demo action calls per second, paced exactly (0 = as fast as possible).
     #[arg(long, default_value_t = 200)]
     rate: u64,
     /// Stop after this long [default: run until Ctrl-C / SIGTERM].
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// How long stopping an actor waits for its user tasks.
+    /// How long stopping an actor waits for its user tasks; at shutdown, also
+    /// how long an action in flight may still run before it is cancelled.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
-    /// Bearer token required on `/metrics` [default: none].
-    #[arg(long)]
+    /// Bearer token required on `/metrics` [default: none]. Visible to anyone
+    /// who can list processes; prefer --metrics-token-file.
+    #[arg(long, conflicts_with = "metrics_token_file")]
     metrics_token: Option<String>,
-    /// How often the host logs a progress event.
+    /// File holding the bearer token required on `/metrics` (surrounding
+    /// whitespace, such as a final newline, is not part of it).
+    #[arg(long)]
+    metrics_token_file: Option<PathBuf>,
+    /// How often the host logs a progress event; `0s` turns it off.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     progress_every: Duration,
-    /// An actor with no call, open connection or user task for this long goes to
-    /// sleep (its database closes; its series stay retained). `never` disables.
+    /// An actor with no call, open connection, queued message or user task for
+    /// this long goes to sleep (its database closes; its series stay retained;
+    /// the next call wakes it as a new generation, a new label set). At least
+    /// 100ms; `never` disables.
     #[arg(long, default_value = "5m", value_parser = parse_idle)]
     idle_timeout: Idle,
     /// Most actors live at once; waking one more puts the least recently used
@@ -86,6 +115,12 @@ struct Args {
     /// 2 descriptors per live actor plus 256].
     #[arg(long)]
     max_live_actors: Option<usize>,
+    /// Most messages in each actor's in-memory queue (`enqueue` past it is 503).
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES)]
+    queue_max_messages: usize,
+    /// Most bytes (JSON text) in each actor's in-memory queue.
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES)]
+    queue_max_bytes: usize,
     /// Bound of each actor's SQLite page cache, in KiB.
     #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
     sqlite_cache_kib: u32,
@@ -105,11 +140,32 @@ struct Args {
 #[derive(Debug, Clone, Copy)]
 struct Idle(Option<Duration>);
 
-fn parse_idle(s: &str) -> Result<Idle, humantime::DurationError> {
+fn parse_idle(s: &str) -> Result<Idle, String> {
     if s == "never" {
         return Ok(Idle(None));
     }
-    humantime::parse_duration(s).map(|d| Idle(Some(d)))
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < actor_core::MIN_IDLE_TIMEOUT {
+        return Err(format!(
+            "{s} is shorter than the minimum {} (every wake is a new generation and label set); `never` turns idle sleep off",
+            humantime::format_duration(actor_core::MIN_IDLE_TIMEOUT)
+        ));
+    }
+    Ok(Idle(Some(d)))
+}
+
+/// A duration parser that refuses anything shorter than `min`.
+fn duration_at_least(min: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |s| {
+        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+        if d < min {
+            return Err(format!(
+                "{s} is shorter than the minimum {}",
+                humantime::format_duration(min)
+            ));
+        }
+        Ok(d)
+    }
 }
 
 fn parse_page_size(s: &str) -> Result<u32, String> {
@@ -155,17 +211,41 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the tokio runtime: {e}")),
+        Err(e) => {
+            return fail(
+                &format!("cannot start the tokio runtime: {e}"),
+                args.log_format,
+            );
+        }
     };
-    match runtime.block_on(run(args)) {
+    let log_format = args.log_format;
+    let result = runtime.block_on(run(args));
+    // Work still on the blocking pool (an actor open waiting on a lock) must
+    // not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(message) => fail(&message, log_format),
     }
 }
 
-/// One clear line, exit code 2.
-fn fail(message: &str) -> ExitCode {
-    eprintln!("actor-host: error: {message}");
+/// One clear line on stderr, exit code 2: plain text, or with `--log-format
+/// json` one JSON object shaped like the log events (and never filtered out
+/// by `RUST_LOG`).
+fn fail(message: &str, format: LogFormat) -> ExitCode {
+    let line = format!("actor-host: error: {message}");
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                "level": "ERROR",
+                "fields": { "message": line },
+                "target": "actor_host",
+            })
+        ),
+    }
     ExitCode::from(2)
 }
 
@@ -211,7 +291,7 @@ async fn run(args: Args) -> Result<(), String> {
         args.metrics_addr,
         metrics.clone(),
         ServerOptions {
-            bearer_token: args.metrics_token.clone(),
+            bearer_token: metrics_token(&args)?,
             readiness: readiness.clone(),
             health,
             ..ServerOptions::default()
@@ -224,28 +304,34 @@ async fn run(args: Args) -> Result<(), String> {
         heartbeat_task.abort();
     };
 
+    // From here on a signal is a graceful stop (and a second one, an exit).
+    let mut signals = Signals::new();
     let app_listener = tokio::net::TcpListener::bind(args.app_addr)
         .await
         .map_err(|e| format!("cannot bind the app address {}: {e}", args.app_addr))?;
     let app_addr = app_listener
         .local_addr()
         .map_err(|e| format!("app address: {e}"))?;
-    println!(
+    say(format_args!(
         "listening app={app_addr} metrics={} data_dir={}",
         server.local_addr(),
         data_dir.display()
-    );
+    ));
 
     let mut host_config = HostConfig::new(&data_dir);
     host_config.shutdown_timeout = args.shutdown_timeout;
     host_config.idle_timeout = args.idle_timeout.0;
     host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
+    host_config.queue_max_messages = args.queue_max_messages;
+    host_config.queue_max_bytes = args.queue_max_bytes;
     host_config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
     host_config.sqlite.page_size = Some(args.sqlite_page_size);
     host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
     tracing::info!(
         max_live_actors = host_config.max_live_actors,
-        idle_timeout = ?host_config.idle_timeout,
+        idle_timeout = %host_config
+            .idle_timeout
+            .map_or_else(|| "never".to_owned(), |t| humantime::format_duration(t).to_string()),
         "loading the catalogue"
     );
     let build = Host::builder(metrics.clone(), host_config)
@@ -253,7 +339,7 @@ async fn run(args: Args) -> Result<(), String> {
         .build();
     let host = tokio::select! {
         host = build => host.map_err(|e| e.to_string())?,
-        reason = wait_for_stop(None) => {
+        (reason, _) = signals.next() => {
             tracing::info!(reason, "stopped before the catalogue was loaded");
             shutdown_server(server).await;
             stop_background();
@@ -263,9 +349,14 @@ async fn run(args: Args) -> Result<(), String> {
     readiness.mark_ready("catalogue not loaded");
 
     let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(actor_core::app::serve(app_listener, host.clone(), async {
-        let _ = app_stopped.await;
-    }));
+    let app = tokio::spawn(actor_core::app::serve(
+        app_listener,
+        host.clone(),
+        async {
+            let _ = app_stopped.await;
+        },
+        args.shutdown_timeout + APP_GRACE_PAST_SHUTDOWN_TIMEOUT,
+    ));
 
     let stats = Arc::new(DemoStats::default());
     let demo = (args.workload == Workload::Demo).then(|| {
@@ -282,27 +373,60 @@ async fn run(args: Args) -> Result<(), String> {
     let progress = tokio::spawn(progress(host.clone(), args.progress_every));
 
     let started = tokio::time::Instant::now();
-    let reason = wait_for_stop(args.duration).await;
-    tracing::info!(reason, "shutting down");
+    let reason = tokio::select! {
+        (reason, _) = signals.next() => reason,
+        () = until(args.duration) => "duration elapsed",
+    };
+    tracing::info!(reason, shutdown_timeout = %humantime::format_duration(args.shutdown_timeout), "shutting down");
+    // A second signal means "now": the shutdown is not waited for.
+    tokio::spawn(async move {
+        let (signal, code) = signals.next().await;
+        tracing::error!(
+            signal,
+            code,
+            "second signal during shutdown; exiting at once"
+        );
+        std::process::exit(code);
+    });
 
     readiness.set_not_ready("shutting down");
     let _ = stop_app.send(());
-    let _ = app.await;
     if let Some(demo) = demo {
         demo.abort();
         let _ = demo.await;
     }
     progress.abort();
-    host.shutdown().await;
+    // In-flight requests wait on actors: both drain together, each bounded.
+    tokio::join!(host.shutdown(), async {
+        let _ = app.await;
+    });
     let secs = started.elapsed().as_secs_f64();
     let calls = host.calls_total();
-    println!(
+    say(format_args!(
         "summary calls={calls} seconds={secs:.3} calls_per_s={:.1}",
         calls as f64 / secs.max(1e-9)
-    );
+    ));
     shutdown_server(server).await;
     stop_background();
     Ok(())
+}
+
+/// Writes one line for scripts on stdout. `println!` panics when stdout's
+/// reader has gone (a wrapper that read the `listening` line and closed the
+/// pipe): the host's own work is done by then, so a closed pipe is ignored
+/// and any other write error logged.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => tracing::warn!(error = %e, "cannot write to stdout"),
+    }
 }
 
 /// Lets in-flight scrapes finish, then stops the metrics thread.
@@ -315,29 +439,78 @@ async fn shutdown_server(server: ServerThread) {
     }
 }
 
-/// Waits for Ctrl-C, SIGTERM or the end of `duration`; says which.
-async fn wait_for_stop(duration: Option<Duration>) -> &'static str {
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
+/// The bearer token for `/metrics`, from `--metrics-token` or read from
+/// `--metrics-token-file`; an unreadable or empty file is an error.
+fn metrics_token(args: &Args) -> Result<Option<String>, String> {
+    let Some(path) = &args.metrics_token_file else {
+        return Ok(args.metrics_token.clone());
     };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --metrics-token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--metrics-token-file {} is empty; put the token in it",
+            path.display()
+        ));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Completes after `duration`; never without one.
+async fn until(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The signals that stop the host, listened to from start-up on so that a
+/// second one is seen as a second one.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "ctrl-c",
-        () = term => "SIGTERM",
-        () = deadline => "duration elapsed",
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for Ctrl-C or SIGTERM; returns its name and the exit code of a
+    /// process it ends at once (128 + the signal's number).
+    async fn next(&mut self) -> (&'static str, i32) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => ("ctrl-c", 130),
+                () = recv(&mut self.terminate) => ("SIGTERM", 143),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            ("ctrl-c", 130)
+        }
     }
 }
 
@@ -364,6 +537,9 @@ fn default_max_live() -> usize {
 /// Logs a `progress` event with `live_actors`, `retained_label_sets`,
 /// `actions_per_s` and `commits_per_s`.
 async fn progress(host: Host, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut last = (
@@ -382,12 +558,17 @@ async fn progress(host: Host, every: Duration) {
         tracing::info!(
             live_actors = host.live_count(),
             retained_label_sets = host.metrics().retained_len(),
-            actions_per_s = format_args!("{:.1}", (now.1 - last.1) as f64 / secs),
-            commits_per_s = format_args!("{:.1}", (now.2 - last.2).max(0.0) / secs),
+            actions_per_s = one_decimal((now.1 - last.1) as f64 / secs),
+            commits_per_s = one_decimal((now.2 - last.2).max(0.0) / secs),
             "progress"
         );
         last = now;
     }
+}
+
+/// `x` rounded to one decimal, logged as a number (not text) in JSON logs.
+fn one_decimal(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// Commits of every actor, from the never-resetting aggregates: read from the
