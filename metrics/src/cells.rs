@@ -79,7 +79,7 @@ pub struct HistogramCell {
     native: NativeCell,
 }
 
-/// A histogram read at one moment, in either mode (see [`HistogramCell`]);
+/// A histogram read at one moment, in either mode (see `HistogramCell`);
 /// totals of several cells add up field by field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramTotal {

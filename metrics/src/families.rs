@@ -1,13 +1,13 @@
 //! The one declaration of every per-actor family.
 //!
-//! Each line of [`with_families!`] names a family once: its field, cell kind,
+//! Each line of `with_families!` names a family once: its field, cell kind,
 //! bucket set, enum label, detail level, name and help. Everything else is
 //! generated from it where it is used, by handing a generator macro to
 //! `with_families!`:
 //!
 //! | generated | where |
 //! |---|---|
-//! | the actor's storage ([`ActorSeries`]), each registration's gauge contributions ([`OwnGauges`]), the per-action cells ([`ActionCells`]), the public [`Totals`], [`FAMILIES`] and [`FAMILY_COUNT`] | here |
+//! | the actor's storage (`ActorSeries`), each registration's gauge contributions (`OwnGauges`), the per-action cells (`ActionCells`), the public [`Totals`], [`FAMILIES`] and [`FAMILY_COUNT`] | here |
 //! | the recording accessors on [`ActorMetrics`](crate::ActorMetrics) | `actor.rs` |
 //! | per-actor and aggregate writers, in text and protobuf | `render/` |
 //! | the by-name dispatch the benches use (`testing::apply`) | `testing.rs` |
