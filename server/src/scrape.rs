@@ -167,6 +167,11 @@ impl Render {
     /// The next piece of the body, or `None` when the scrape is complete. Runs
     /// on the blocking pool (it renders and compresses).
     fn step(&mut self) -> Option<Vec<u8>> {
+        // A gzip scrape's last piece is the stream's tail, sent after `finish`;
+        // the body then asks once more, and that must not count it again.
+        if self.finished {
+            return None;
+        }
         let chunks = match &mut self.chunks {
             Some(c) => c,
             // The snapshot is taken here, on the blocking pool, not in the handler.

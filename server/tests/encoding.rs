@@ -2,6 +2,7 @@
 
 mod common;
 
+use actor_metrics::scrape::Scrape;
 use actor_metrics_server::FnSource;
 use common::*;
 use hyper::{Method, StatusCode};
@@ -99,4 +100,26 @@ async fn protobuf_when_accept_prefers_it_gzipped_or_not() {
         Some(actor_metrics_server::TEXT_FORMAT)
     );
     drop(a);
+}
+
+#[tokio::test]
+async fn a_gzip_scrape_counts_once_in_the_self_metrics() {
+    let (_server, addr) = serve(small_metrics()).await;
+    for _ in 0..3 {
+        let r = send(
+            addr,
+            Method::GET,
+            "/metrics",
+            &[("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        gunzip(&r.body);
+    }
+    let s = Scrape::parse(get(addr, "/metrics").await.text()).unwrap();
+    assert_eq!(s.get("actor_metrics_http_scrapes_total", &[]), Some(3.0));
+    assert_eq!(
+        s.get("actor_metrics_http_scrape_duration_seconds_count", &[]),
+        Some(3.0)
+    );
 }
