@@ -211,8 +211,12 @@ impl HistogramCell {
     /// `(count, sum)` alone, for a histogram written without its buckets: no
     /// bucket is collected (with native buckets on, the count is theirs).
     pub(crate) fn count_and_sum(&self) -> (u64, f64) {
-        let classic: u64 = self.counts.iter().map(|c| c.load(Ordering::Acquire)).sum();
-        let count = self.native.count().unwrap_or(classic);
+        // With native buckets the classic counts are only the split remainders:
+        // not summed at all then.
+        let count = self
+            .native
+            .count()
+            .unwrap_or_else(|| self.counts.iter().map(|c| c.load(Ordering::Acquire)).sum());
         (count, f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
     }
 }

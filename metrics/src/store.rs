@@ -114,6 +114,29 @@ pub(crate) struct Snapshot {
     pub(crate) types: Vec<TypeSnapshot>,
 }
 
+/// How many entries ahead a walk over a snapshot asks for memory.
+pub(crate) const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading the cache lines of `bytes` bytes at `p`, so a
+/// walk over entries scattered in the heap overlaps its misses instead of
+/// waiting on each one. A hint: no effect on what the program computes.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: `prefetch` never faults, whatever the address (it is a
+            // hint), and SSE, its target feature, is part of the x86_64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
+}
+
 /// One type in a [`Snapshot`].
 pub(crate) struct TypeSnapshot {
     pub(crate) ty: Arc<TypeInner>,
@@ -127,7 +150,10 @@ impl Snapshot {
     /// entry.
     pub(crate) fn type_totals(&self) -> Vec<Totals> {
         let mut totals: Vec<Totals> = self.types.iter().map(|t| t.retired.clone()).collect();
-        for e in &self.entries {
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(ahead) = self.entries.get(i + PREFETCH_AHEAD) {
+                prefetch(Arc::as_ptr(ahead).cast(), size_of::<ActorEntry>());
+            }
             if let Some(t) = totals.get_mut(e.ty.index) {
                 e.series.add_to(t);
             }
