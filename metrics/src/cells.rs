@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::buckets::{Buckets, MAX_BUCKETS};
-use crate::native::{NativeCell, NativeTotal};
+use crate::native::{NativeCell, NativeTotal, add_exclusive};
 
 /// What kind of metric a family is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +115,6 @@ impl HistogramTotal {
     pub fn native(&self) -> &NativeTotal {
         &self.native
     }
-}
-
-/// `a += n` for a cell with no concurrent writer (see [`Cell::fold_into`]).
-#[inline]
-fn add_exclusive(a: &AtomicU64, n: u64) {
-    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 impl CounterCell {
