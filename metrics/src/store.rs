@@ -48,6 +48,9 @@ pub(crate) struct ActorEntry {
     /// The renderer's cache of this entry's escaped text label block, filled on
     /// the first scrape that writes it.
     pub(crate) text_labels: OnceLock<Arc<str>>,
+    /// The same for protobuf: the entry's label pairs as encoded `Metric.label`
+    /// fields.
+    pub(crate) proto_labels: OnceLock<Arc<[u8]>>,
 }
 
 impl ActorEntry {
@@ -63,6 +66,7 @@ impl ActorEntry {
             epoch: AtomicU64::new(0),
             overflow,
             text_labels: OnceLock::new(),
+            proto_labels: OnceLock::new(),
         }
     }
 

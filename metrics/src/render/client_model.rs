@@ -121,6 +121,24 @@ pub struct Metric {
     pub histogram: Option<Histogram>,
 }
 
+/// A `MetricFamily` whose metrics are already encoded, each one a `Metric`
+/// message's bytes: a repeated `bytes` field and a repeated message field of
+/// the same tag are the same on the wire (length-delimited), so this encodes
+/// exactly as [`MetricFamily`] does. The per-actor writers use it to put an
+/// actor's label pairs, encoded once, in front of each of its metrics
+/// (concatenated encodings of a message merge, repeated fields appending).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EncodedFamily {
+    #[prost(string, optional, tag = "1")]
+    pub name: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    pub help: Option<String>,
+    #[prost(enumeration = "MetricType", optional, tag = "3")]
+    pub r#type: Option<i32>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub metric: Vec<Vec<u8>>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetricFamily {
     #[prost(string, optional, tag = "1")]

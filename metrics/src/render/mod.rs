@@ -94,6 +94,7 @@ pub(crate) struct Style {
 pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
     pub(crate) text_labels: &'a [Arc<str>],
+    pub(crate) proto_labels: &'a [Arc<[u8]>],
 }
 
 /// One type as the aggregate writers see it.
@@ -163,6 +164,7 @@ pub struct Exposition {
     totals: Vec<Totals>,
     /// Text only: each entry's label block, collected at the first family.
     text_labels: Vec<Arc<str>>,
+    proto_labels: Vec<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -210,6 +212,7 @@ impl Exposition {
             stage: Stage::Actors { family: 0, next: 0 },
             totals: Vec::new(),
             text_labels: Vec::new(),
+            proto_labels: Vec::new(),
         }
     }
 
@@ -279,9 +282,13 @@ impl Exposition {
         if self.format == Format::Text && self.text_labels.len() != entries.len() {
             self.text_labels = entries.iter().map(|e| text::label_block(e)).collect();
         }
+        if self.format == Format::Protobuf && self.proto_labels.len() != entries.len() {
+            self.proto_labels = entries.iter().map(|e| proto::label_block(e)).collect();
+        }
         let actors = Actors {
             entries,
             text_labels: &self.text_labels,
+            proto_labels: &self.proto_labels,
         };
         let next = sink.actors(family, style, &actors, next, self.chunk_bytes);
         self.stage = if next < entries.len() {

@@ -9,11 +9,13 @@
 //! (one series in Prometheus); at `full`, and for aggregates, with its classic
 //! buckets too.
 
+use std::sync::{Arc, OnceLock};
+
 use prost::Message as _;
 
 use super::client_model::{
-    Bucket, BucketSpan, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-    Summary, Untyped,
+    Bucket, BucketSpan, Counter, EncodedFamily, Gauge, Histogram, LabelPair, Metric, MetricFamily,
+    MetricType, Summary, Untyped,
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
 use crate::cells::{Cell, HistogramTotal, Kind};
@@ -21,6 +23,7 @@ use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_fami
 
 use crate::labels::{ActorLabels, LabelEnum};
 use crate::render::{Actors, Sink, Style, TypeView};
+use crate::store::{ActorEntry, PREFETCH_AHEAD, prefetch};
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
@@ -34,6 +37,24 @@ fn pair(name: &str, value: &str) -> LabelPair {
 
 fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
     labels.pairs().iter().map(|(n, v)| pair(n, v)).collect()
+}
+
+/// An entry's label pairs as encoded `Metric.label` fields, encoded on the
+/// entry's first protobuf scrape and kept with it (like the text label block).
+pub(crate) fn label_block(e: &ActorEntry) -> Arc<[u8]> {
+    e.proto_labels
+        .get_or_init(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
+        .clone()
+}
+
+/// One `Metric` message's bytes: the actor's encoded label pairs, then `m`
+/// (the extra label, if any, and the value) appended to them.
+fn with_labels(labels: &[u8], m: &Metric) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(labels.len() + m.encoded_len());
+    bytes.extend_from_slice(labels);
+    // Encoding into a Vec cannot fail (it grows as needed).
+    let _ = m.encode(&mut bytes);
+    bytes
 }
 
 /// A total of family `fi` as one `Metric`.
@@ -169,8 +190,9 @@ fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricF
     }
 }
 
-/// Writes one actor's metrics of family `fi` into `out`.
-type ActorWriter = fn(usize, &ActorSeries, &ActorLabels, Style, &mut Vec<Metric>);
+/// Writes one actor's metrics of family `fi` into `out`, each as a `Metric`
+/// message's bytes, given the actor's encoded label pairs.
+type ActorWriter = fn(usize, &ActorSeries, &[u8], Style, &mut Vec<Vec<u8>>);
 /// Writes one type's metrics of aggregate family `fi` into `out`.
 type AggregateWriter = fn(usize, &TypeView<'_>, Style, &mut Vec<Metric>);
 
@@ -190,17 +212,24 @@ macro_rules! declare_proto_writers {
         /// Per-actor writers, indexed like [`FAMILIES`].
         static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|fi, s, labels, style, out| {
-                out.push(read(&s.$sf).as_metric(fi, style, actor_pairs(labels)));
+                out.push(with_labels(labels, &read(&s.$sf).as_metric(fi, style, Vec::new())));
             },)*
             $(|fi, s, labels, style, out| {
+                // The extra label's pair for each value, built once per process.
+                static EXTRA: OnceLock<Vec<LabelPair>> = OnceLock::new();
+                let extra = EXTRA.get_or_init(|| {
+                    <$le as LabelEnum>::VALUES
+                        .iter()
+                        .map(|v| pair(<$le as LabelEnum>::LABEL, v))
+                        .collect()
+                });
                 for (i, c) in s.$lf.used() {
-                    let mut label = actor_pairs(labels);
-                    label.push(pair(<$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]));
-                    out.push(read(c).as_metric(fi, style, label));
+                    let m = read(c).as_metric(fi, style, vec![extra[i].clone()]);
+                    out.push(with_labels(labels, &m));
                 }
             },)*
             $(|fi, s, labels, style, out| {
-                out.push(read(&s.$af).as_metric(fi, style, actor_pairs(labels)));
+                out.push(with_labels(labels, &read(&s.$af).as_metric(fi, style, Vec::new())));
             },)*
         ];
 
@@ -250,6 +279,18 @@ impl ProtoSink {
         // Encoding into a Vec cannot fail (it grows as needed).
         let _ = f.encode_length_delimited(&mut self.out);
     }
+
+    /// One family message of already encoded metrics.
+    fn emit_encoded(&mut self, f: &FamilyInfo, t: MetricType, metric: Vec<Vec<u8>>) {
+        let family = EncodedFamily {
+            name: Some(f.name.to_owned()),
+            help: Some(f.help.to_owned()),
+            r#type: Some(t as i32),
+            metric,
+        };
+        // Encoding into a Vec cannot fail (it grows as needed).
+        let _ = family.encode_length_delimited(&mut self.out);
+    }
 }
 
 impl Sink for ProtoSink {
@@ -269,18 +310,23 @@ impl Sink for ProtoSink {
         let t = metric_type(f, style);
         let write = ACTOR_WRITERS[fi];
         let mut metric = Vec::new();
-        while let Some(e) = actors.entries.get(next) {
-            write(fi, &e.series, &e.labels, style, &mut metric);
+        while let (Some(e), Some(labels)) =
+            (actors.entries.get(next), actors.proto_labels.get(next))
+        {
+            if let Some(ahead) = actors.entries.get(next + PREFETCH_AHEAD) {
+                prefetch(Arc::as_ptr(ahead).cast(), size_of::<ActorEntry>());
+            }
+            write(fi, &e.series, labels, style, &mut metric);
             next += 1;
             if metric.len() >= BATCH {
-                self.emit(family(f.name, f.help, t, std::mem::take(&mut metric)));
+                self.emit_encoded(f, t, std::mem::take(&mut metric));
                 if self.out.len() >= limit {
                     break;
                 }
             }
         }
         if !metric.is_empty() {
-            self.emit(family(f.name, f.help, t, metric));
+            self.emit_encoded(f, t, metric);
         }
         next
     }
