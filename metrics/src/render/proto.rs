@@ -23,7 +23,7 @@ use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_fami
 
 use crate::labels::{ActorLabels, LabelEnum};
 use crate::render::{Actors, Sink, Style, TypeView};
-use crate::store::{ActorEntry, PREFETCH_AHEAD, prefetch};
+use crate::store::ActorEntry;
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
@@ -313,9 +313,7 @@ impl Sink for ProtoSink {
         while let (Some(e), Some(labels)) =
             (actors.entries.get(next), actors.proto_labels.get(next))
         {
-            if let Some(ahead) = actors.entries.get(next + PREFETCH_AHEAD) {
-                prefetch(Arc::as_ptr(ahead).cast(), size_of::<ActorEntry>());
-            }
+            actors.prefetch_ahead(next);
             write(fi, &e.series, labels, style, &mut metric);
             next += 1;
             if metric.len() >= BATCH {

@@ -376,16 +376,7 @@ impl Sink for TextSink {
         // At least one actor per call, so a header is never written twice.
         while let (Some(e), Some(block)) = (actors.entries.get(next), actors.text_labels.get(next))
         {
-            if let (Some(e), Some(b)) = (
-                actors.entries.get(next + crate::store::PREFETCH_AHEAD),
-                actors.text_labels.get(next + crate::store::PREFETCH_AHEAD),
-            ) {
-                crate::store::prefetch(
-                    Arc::as_ptr(e).cast(),
-                    size_of::<crate::store::ActorEntry>(),
-                );
-                crate::store::prefetch(b.as_ptr(), b.len());
-            }
+            actors.prefetch_ahead(next);
             write(&e.series, block, shape, &mut self.0);
             next += 1;
             if self.0.len() >= limit {
