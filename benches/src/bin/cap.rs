@@ -34,6 +34,9 @@ struct Args {
     live: usize,
     minutes: f64,
     level: DetailLevel,
+    /// Prometheus with `--enable-feature=native-histograms`: it then asks for
+    /// protobuf, and each per-actor histogram is one native series.
+    native: bool,
 }
 
 fn args() -> Args {
@@ -42,6 +45,7 @@ fn args() -> Args {
         live: 10_000,
         minutes: 3.0,
         level: DetailLevel::Core,
+        native: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,7 +59,10 @@ fn args() -> Args {
             "--live" => a.live = v.parse().unwrap_or_else(|_| bad("a count")),
             "--minutes" => a.minutes = v.parse().unwrap_or_else(|_| bad("minutes")),
             "--level" => a.level = v.parse().unwrap_or_else(|e| bad(&format!("{e}"))),
-            _ => bad("use --actors N --live N --minutes M --level off|core|full"),
+            "--native-histograms" => a.native = v.parse().unwrap_or_else(|_| bad("true or false")),
+            _ => bad(
+                "use --actors N --live N --minutes M --level off|core|full --native-histograms true|false",
+            ),
         }
     }
     a
@@ -92,8 +99,10 @@ fn counter_profile(a: &ActorMetrics, increment: &ActionMetrics, i: usize) {
     a.record_action(increment, ms(i), true);
 }
 
-/// One GET of `/metrics` over a raw socket: `(status line, body bytes, seconds)`.
-fn scrape_once(addr: SocketAddr, gzip: bool) -> (String, usize, f64) {
+/// One GET of `/metrics` over a raw socket, in text or (`protobuf`) in the
+/// format Prometheus negotiates with native histograms on: `(status line, body
+/// bytes, seconds)`.
+fn scrape_once(addr: SocketAddr, gzip: bool, protobuf: bool) -> (String, usize, f64) {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).expect("connect to the metrics port");
     let enc = if gzip {
@@ -101,9 +110,14 @@ fn scrape_once(addr: SocketAddr, gzip: bool) -> (String, usize, f64) {
     } else {
         ""
     };
+    let accept = if protobuf {
+        "Accept: application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3\r\n"
+    } else {
+        ""
+    };
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\n{enc}Connection: close\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n{enc}{accept}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = vec![0u8; 1 << 16];
@@ -252,10 +266,11 @@ fn main() {
 
     // Bytes per scrape, measured by us before Prometheus starts (the first
     // scrape also builds every actor's cached label block).
-    let (status, identity, first_secs) = scrape_once(addr, false);
+    // In the format Prometheus will ask for.
+    let (status, identity, first_secs) = scrape_once(addr, false, args.native);
     assert!(status.contains("200"), "{status}");
-    let (_, identity_again, identity_secs) = scrape_once(addr, false);
-    let (_, gzip, gzip_secs) = scrape_once(addr, true);
+    let (_, identity_again, identity_secs) = scrape_once(addr, false, args.native);
+    let (_, gzip, gzip_secs) = scrape_once(addr, true, args.native);
     let text = metrics.render();
     let series = text
         .lines()
@@ -287,7 +302,11 @@ fn main() {
     let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port())
         .parse()
         .expect("address");
-    let mut prom = Command::new("prometheus")
+    let mut prom = Command::new("prometheus");
+    if args.native {
+        prom.arg("--enable-feature=native-histograms");
+    }
+    let mut prom = prom
         .arg(format!("--config.file={config}"))
         .arg(format!("--storage.tsdb.path={}", dir.path().display()))
         .arg(format!("--web.listen-address={prom_addr}"))
@@ -382,6 +401,14 @@ fn main() {
         args.actors, args.live
     );
     println!("| level | {} |", args.level);
+    println!(
+        "| format | {} |",
+        if args.native {
+            "protobuf, native histograms"
+        } else {
+            "text"
+        }
+    );
     println!(
         "| series per actor | {:.1} |",
         series as f64 / args.actors as f64
