@@ -174,6 +174,15 @@ macro_rules! declare_storage {
             $(pub(crate) $af: $acell,)*
         }
 
+        /// Where each family's cells start in [`ActorSeries`], indexed like
+        /// [`FAMILIES`]: a scrape walking one family over many actors asks the
+        /// CPU for that line of each entry ahead of time, not the whole entry.
+        pub(crate) const SERIES_OFFSETS: [usize; FAMILY_COUNT] = [
+            $(std::mem::offset_of!(ActorSeries, $sf),)*
+            $(std::mem::offset_of!(ActorSeries, $lf),)*
+            $(std::mem::offset_of!(ActorSeries, $af),)*
+        ];
+
         /// What one registration keeps of its own: its contribution to each
         /// gauge it shares with other live registrations of its label set.
         #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ pub(crate) mod text;
 use std::sync::Arc;
 
 use crate::config::DetailLevel;
-use crate::families::{FAMILIES, FAMILY_COUNT, Totals};
+use crate::families::{FAMILIES, FAMILY_COUNT, SERIES_OFFSETS, Totals};
 use crate::labels::ActorLabels;
 use crate::store::{ActorEntry, PREFETCH_AHEAD, Snapshot, Store, TypeSnapshot, prefetch};
 
@@ -98,13 +98,19 @@ pub(crate) struct Actors<'a> {
 }
 
 impl Actors<'_> {
-    /// Starts loading the entry [`PREFETCH_AHEAD`] places after `next` and
-    /// its label block, so the walk does not wait on each entry's cache miss.
+    /// Starts loading, for the entry [`PREFETCH_AHEAD`] places after `next`,
+    /// the line of family `fi`'s cells and the entry's label block, so the walk
+    /// does not wait on each entry's cache miss. One line of the entry, not the
+    /// whole entry: more would fill the CPU's miss queue with lines this pass
+    /// does not read.
     #[inline]
-    pub(crate) fn prefetch_ahead(&self, next: usize) {
+    pub(crate) fn prefetch_ahead(&self, fi: usize, next: usize) {
         let ahead = next + PREFETCH_AHEAD;
         if let Some(e) = self.entries.get(ahead) {
-            prefetch(Arc::as_ptr(e).cast(), size_of::<ActorEntry>());
+            let cells = std::ptr::addr_of!(e.series)
+                .cast::<u8>()
+                .wrapping_add(SERIES_OFFSETS[fi]);
+            prefetch(cells, 64);
         }
         if let Some(b) = self.text_labels.get(ahead) {
             prefetch(b.as_ptr(), b.len());

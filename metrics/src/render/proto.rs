@@ -313,7 +313,7 @@ impl Sink for ProtoSink {
         while let (Some(e), Some(labels)) =
             (actors.entries.get(next), actors.proto_labels.get(next))
         {
-            actors.prefetch_ahead(next);
+            actors.prefetch_ahead(fi, next);
             write(fi, &e.series, labels, style, &mut metric);
             next += 1;
             if metric.len() >= BATCH {

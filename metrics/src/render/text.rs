@@ -376,7 +376,7 @@ impl Sink for TextSink {
         // At least one actor per call, so a header is never written twice.
         while let (Some(e), Some(block)) = (actors.entries.get(next), actors.text_labels.get(next))
         {
-            actors.prefetch_ahead(next);
+            actors.prefetch_ahead(fi, next);
             write(&e.series, block, shape, &mut self.0);
             next += 1;
             if self.0.len() >= limit {
