@@ -15,9 +15,12 @@
 //! | other methods | 405 with `Allow: GET, HEAD` (`HEAD` answers as `GET` without a body) |
 //!
 //! Hardening: at most [`ServerOptions::max_connections`] connections (the
-//! listener waits for a free slot before accepting), at most
-//! [`ServerOptions::max_scrapes`] scrapes at once (more get 503 at once, so
-//! clients that never read cannot take every slot from the probes), a write
+//! listener waits for a free slot before accepting), plus 16 probe slots used
+//! only when those are all taken (one request each, `/healthz` and `/readyz`
+//! only, 500 ms for the headers), so clients holding every ordinary slot cannot
+//! make a probe wait; at most [`ServerOptions::max_scrapes`] scrapes at once
+//! (more get 503 at once with `Connection: close`, so clients that never read
+//! cannot take every slot from the probes), a write
 //! that makes no progress for [`ServerOptions::write_timeout`] cuts the
 //! connection, a header read timeout that
 //! also cuts connections idling between requests, every request body read to its

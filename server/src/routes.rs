@@ -41,8 +41,9 @@ enum Route {
     Ready,
 }
 
-/// Answers one request.
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
+/// Answers one request. `probes_only`: the connection came in on a probe slot
+/// (every ordinary slot was taken), so only `/healthz` and `/readyz` are served.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_only: bool) -> Resp {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     if let Err(resp) = drain(&shared, &parts.headers, body).await {
@@ -61,6 +62,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         return r;
     }
     match route {
+        Route::Metrics if probes_only => closing(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "every connection slot is taken; this one serves /healthz and /readyz only\n",
+        )),
         Route::Health => {
             let failing = shared.options.health.failing();
             if failing.is_empty() {
@@ -151,10 +156,13 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
     } else {
         // Held by the body until it is done (or dropped with the connection).
         let Ok(permit) = shared.scrapes.clone().try_acquire_owned() else {
-            let mut r = text(
+            // Closing: a refused scraper that keeps its connection idle would
+            // hold a connection slot for the header timeout, and enough of them
+            // leave none for the probes.
+            let mut r = closing(text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many scrapes in flight; retry shortly\n",
-            );
+            ));
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return r;

@@ -111,6 +111,13 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Connections accepted beyond `max_connections` to serve the probes: one
+/// request each, `/healthz` or `/readyz` only, headers within
+/// [`PROBE_HEADER_TIMEOUT`]. So clients holding every ordinary slot (scrapers
+/// that never read, idle kept-alive connections) cannot make a probe wait.
+const PROBE_SLOTS: usize = 16;
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_millis(500);
+
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -121,15 +128,22 @@ async fn accept_loop(
 ) {
     let options = shared.options.clone();
     let slots = Arc::new(Semaphore::new(options.max_connections));
+    let probe_slots = Arc::new(Semaphore::new(PROBE_SLOTS));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         while connections.try_join_next().is_some() {}
-        let slot = tokio::select! {
+        // An ordinary slot if one is free, else a probe slot.
+        let (slot, probes_only) = tokio::select! {
+            biased;
             _ = &mut stopped => break,
             slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
+                Ok(slot) => (slot, false),
+                Err(_) => break,
+            },
+            slot = probe_slots.clone().acquire_owned() => match slot {
+                Ok(slot) => (slot, true),
                 Err(_) => break,
             },
         };
@@ -157,11 +171,19 @@ async fn accept_loop(
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(shared, req).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(routes::handle(shared, req, probes_only).await)
+            }
         });
+        let header_timeout = if probes_only {
+            options.header_read_timeout.min(PROBE_HEADER_TIMEOUT)
+        } else {
+            options.header_read_timeout
+        };
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
+            .keep_alive(!probes_only)
+            .header_read_timeout(header_timeout)
             .serve_connection(
                 TokioIo::new(TimedWrites::new(stream, options.write_timeout)),
                 service,

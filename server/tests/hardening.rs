@@ -198,10 +198,59 @@ async fn clients_that_never_read_cannot_starve_the_probes() {
     let busy = get(addr, "/metrics").await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(busy.header("retry-after"), Some("1"));
+    // Refused scrapers do not keep a connection slot idle.
+    assert_eq!(busy.header("connection"), Some("close"));
     // The stalled writes time out; the slots come back.
     let r = poll_scrape(addr).await;
     assert_eq!(r.status, StatusCode::OK);
     drop((stalled, actors));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_holding_every_slot_cannot_make_a_probe_wait() {
+    let server = MetricsServer::bind(
+        local(),
+        small_metrics(),
+        ServerOptions {
+            max_connections: 4,
+            // Idle kept-alive connections would hold their slots this long.
+            header_read_timeout: Duration::from_secs(60),
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+        s.get_mut()
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let r = read_response(&mut s, false).await.expect("an answer");
+        assert_eq!(r.status, 200);
+        held.push(s); // kept alive and idle: the slot stays taken
+    }
+    // Every ordinary slot is taken: the probes still answer, well before any
+    // held connection times out.
+    for path in ["/healthz", "/readyz"] {
+        let r = tokio::time::timeout(Duration::from_secs(10), get(addr, path))
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited for a connection slot"));
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+    }
+    // A probe slot serves nothing else, and closes after one answer.
+    let r = tokio::time::timeout(Duration::from_secs(10), get(addr, "/metrics"))
+        .await
+        .expect("an answer on a probe slot");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("connection"), Some("close"));
+    // Once a slot is free again, scrapes are served as before.
+    drop(held.pop());
+    let r = poll_scrape(addr).await;
+    assert_eq!(r.status, StatusCode::OK);
+    drop(held);
 }
 
 /// Scrapes until one is served (the stalled ones free their slots after the
