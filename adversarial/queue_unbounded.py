@@ -13,17 +13,21 @@ h.create("q")
 rss0 = h.rss_kb()
 body = json.dumps({"message": "x" * 1000000})
 t = time.time()
+acked = 0
 for i in range(N):
     s, d = h.app_req("POST", "/actors/counter/q/actions/enqueue", body)
-    assert s == 200, (s, d)
+    if s != 200:   # a bounded queue refuses (since a6da482)
+        print("enqueue %d refused: %d %s" % (i + 1, s, d.decode().strip()[:160]))
+        break
+    acked += 1
 rss1 = h.rss_kb()
-print("enqueued %d x 1 MB in %.1fs: RSS %d MB -> %d MB" % (N, time.time() - t, rss0 // 1024, rss1 // 1024))
+print("enqueued %d x 1 MB in %.1fs: RSS %d MB -> %d MB" % (acked, time.time() - t, rss0 // 1024, rss1 // 1024))
 s = h.samples()
 print("actor_queue_depth:", [v for (n, l), v in s.items() if n == "actor_queue_depth"])
 # idle timeout: the queue does not keep the actor awake
 time.sleep(3.5)
 print("after idle timeout, GET /actors:", h.app_req("GET", "/actors")[1].decode().strip())
 s, d = h.call("q", "dequeue")
-print("dequeue after idle sleep:", s, d)
+print("dequeue after idle sleep:", s, str(d)[:100])
 print("RSS after sleep: %d MB" % (h.rss_kb() // 1024))
 h.term()
