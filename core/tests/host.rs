@@ -443,7 +443,8 @@ async fn a_destroyed_broken_actor_can_be_created_again_at_once() {
 /// another process holds locked) until the test opens the gate.
 struct Blocking {
     gate: Arc<std::sync::RwLock<()>>,
-    entered: Arc<std::sync::atomic::AtomicUsize>,
+    /// One message per start that reached the gate.
+    entered: std::sync::mpsc::Sender<()>,
 }
 
 impl actor_core::Behaviour for Blocking {
@@ -456,8 +457,7 @@ impl actor_core::Behaviour for Blocking {
     }
 
     fn load_state(&self, _: &mut actor_core::Context) -> Result<(), actor_core::ActionError> {
-        self.entered
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.entered.send(());
         drop(self.gate.read());
         Ok(())
     }
@@ -476,10 +476,10 @@ impl actor_core::Behaviour for Blocking {
 async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(std::sync::RwLock::new(()));
-    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (entered, starts_blocked) = std::sync::mpsc::channel();
     let blocking = Blocking {
         gate: gate.clone(),
-        entered: entered.clone(),
+        entered,
     };
     let host = build_with(HostConfig::new(dir.path()), blocking).await;
     host.create("counter", "healthy").await.unwrap();
@@ -492,29 +492,23 @@ async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
             tokio::spawn(async move { host.create("blocking", key).await })
         })
         .into();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while entered.load(std::sync::atomic::Ordering::SeqCst) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the starts never began"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    for _ in 0..2 {
+        starts_blocked
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the starts never began");
     }
-    // This thread is not a runtime worker: it may wait without stalling them.
+    // This thread is not a runtime worker: it may block on a channel without
+    // stalling them (and needs no runtime timer, which stalled workers would
+    // not drive).
     let h = host.clone();
-    let healthy =
-        tokio::spawn(async move { h.call("counter", "healthy", "increment", json!({})).await });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !healthy.is_finished() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let answered_while_blocked = healthy.is_finished();
+    let (answered, answer) = std::sync::mpsc::channel();
+    tokio::spawn(async move {
+        let _ = answered.send(h.call("counter", "healthy", "increment", json!({})).await);
+    });
+    let healthy = answer.recv_timeout(Duration::from_secs(10));
     drop(closed);
-    assert!(
-        answered_while_blocked,
-        "a call to a live actor waited for two blocked starts"
-    );
-    assert_eq!(healthy.await.unwrap().unwrap()["value"], 1);
+    let healthy = healthy.expect("a call to a live actor waited for two blocked starts");
+    assert_eq!(healthy.unwrap()["value"], 1);
     for start in starts {
         start.await.unwrap().unwrap();
     }
