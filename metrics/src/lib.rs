@@ -40,7 +40,7 @@
 //! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`] and the catalogue are generated from it |
 //! | `cells.rs` | the atomics one series is stored in |
 //! | `labels.rs` | typed label sets and the closed label enums ([`labels`]) |
-//! | `buckets.rs`, `native.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms |
+//! | `buckets.rs`, `native.rs`, `lazy.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms (their spans allocated on first use through `lazy.rs`) |
 //! | `config.rs`, `validate.rs` | [`Config`], [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
@@ -79,6 +79,7 @@ mod error;
 mod expiry;
 pub mod families;
 pub mod labels;
+mod lazy;
 mod native;
 mod record;
 mod render;
