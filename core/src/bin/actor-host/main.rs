@@ -30,8 +30,6 @@
 //! `summary calls=… seconds=… calls_per_s=…`.
 
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,158 +38,17 @@ use actor_core::counter::Counter;
 use actor_core::health::{self, Heartbeat};
 use actor_core::workload::{DemoOptions, DemoStats};
 use actor_core::{Host, HostConfig};
-use actor_metrics::{Config, DetailLevel, Metrics};
+use actor_metrics::{Config, Metrics};
 use actor_metrics_server::{Health, MetricsServer, Readiness, ServerOptions, ServerThread};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+
+mod args;
+
+use args::{Args, LogFormat, Workload, default_max_live, metrics_token};
 
 /// How long app connections get past `--shutdown-timeout` to take the
 /// answers of the calls that were in flight (cancelled ones included).
 const APP_GRACE_PAST_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A small real actor host that exports per-actor Prometheus metrics.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Directory for the actors' SQLite files [default: a fresh temp dir, removed at exit].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Address of the JSON app API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    app_addr: SocketAddr,
-    /// Address of the metrics port (`/metrics`, `/healthz`, `/readyz`).
-    #[arg(long, default_value = "127.0.0.1:9091")]
-    metrics_addr: SocketAddr,
-    /// `envoy_key` label of every per-actor series [default: hostname:pid].
-    #[arg(long)]
-    envoy_key: Option<String>,
-    /// How long a stopped actor's series stay exported.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    retention: Duration,
-    /// How often the sweeper removes expired label sets (at least 1ms).
-    #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::MIN_SWEEP_INTERVAL))]
-    sweep_interval: Duration,
-    /// Cap on retained label sets (live + expiring).
-    #[arg(long, default_value_t = actor_metrics::DEFAULT_MAX_RETAINED)]
-    max_retained: usize,
-    /// Per-actor detail exported by default: off, core or full (aggregates are
-    /// always exported; a scrape may ask for another level with `?detail=`).
-    #[arg(long, default_value_t = DetailLevel::Core)]
-    per_actor_detail: DetailLevel,
-    /// Built-in workload to run.
-    #[arg(long, value_enum, default_value_t = Workload::Demo)]
-    workload: Workload,
-    /// Actors the demo keeps in play.
-    #[arg(long, default_value_t = 20)]
-    actors: usize,
-    /// Demo action calls per second, paced exactly (0 = as fast as possible).
-    #[arg(long, default_value_t = 200)]
-    rate: u64,
-    /// Stop after this long [default: run until Ctrl-C / SIGTERM].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    duration: Option<Duration>,
-    /// How long stopping an actor waits for its user tasks; at shutdown, also
-    /// how long an action in flight may still run before it is cancelled.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    shutdown_timeout: Duration,
-    /// Bearer token required on `/metrics` [default: none]. Visible to anyone
-    /// who can list processes; prefer --metrics-token-file.
-    #[arg(long, conflicts_with = "metrics_token_file")]
-    metrics_token: Option<String>,
-    /// File holding the bearer token required on `/metrics` (surrounding
-    /// whitespace, such as a final newline, is not part of it).
-    #[arg(long)]
-    metrics_token_file: Option<PathBuf>,
-    /// How often the host logs a progress event; `0s` turns it off.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    progress_every: Duration,
-    /// An actor with no call, open connection, queued message or user task for
-    /// this long goes to sleep (its database closes; its series stay retained;
-    /// the next call wakes it as a new generation, a new label set). At least
-    /// 100ms; `never` disables.
-    #[arg(long, default_value = "5m", value_parser = parse_idle)]
-    idle_timeout: Idle,
-    /// Most actors live at once; waking one more puts the least recently used
-    /// idle one to sleep [default: 10000, lowered to fit the open-file limit at
-    /// 2 descriptors per live actor plus 256].
-    #[arg(long)]
-    max_live_actors: Option<usize>,
-    /// Most messages in each actor's in-memory queue (`enqueue` past it is 503).
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES)]
-    queue_max_messages: usize,
-    /// Most bytes (JSON text) in each actor's in-memory queue.
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES)]
-    queue_max_bytes: usize,
-    /// Bound of each actor's SQLite page cache, in KiB.
-    #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
-    sqlite_cache_kib: u32,
-    /// Page size of new actor databases, in bytes (a power of two from 512 to
-    /// 65536); existing databases keep theirs.
-    #[arg(long, default_value_t = actor_core::database::DEFAULT_PAGE_SIZE, value_parser = parse_page_size)]
-    sqlite_page_size: u32,
-    /// How long to wait for another actor-host to release the data dir.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    data_dir_lock_timeout: Duration,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
-
-/// An idle timeout, or none.
-#[derive(Debug, Clone, Copy)]
-struct Idle(Option<Duration>);
-
-fn parse_idle(s: &str) -> Result<Idle, String> {
-    if s == "never" {
-        return Ok(Idle(None));
-    }
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < actor_core::MIN_IDLE_TIMEOUT {
-        return Err(format!(
-            "{s} is shorter than the minimum {} (every wake is a new generation and label set); `never` turns idle sleep off",
-            humantime::format_duration(actor_core::MIN_IDLE_TIMEOUT)
-        ));
-    }
-    Ok(Idle(Some(d)))
-}
-
-/// A duration parser that refuses anything shorter than `min`.
-fn duration_at_least(min: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
-    move |s| {
-        let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-        if d < min {
-            return Err(format!(
-                "{s} is shorter than the minimum {}",
-                humantime::format_duration(min)
-            ));
-        }
-        Ok(d)
-    }
-}
-
-fn parse_page_size(s: &str) -> Result<u32, String> {
-    let size: u32 = s.parse().map_err(|e| format!("{e}"))?;
-    actor_sqlite_hooks::HookOptions {
-        page_size: Some(size),
-        ..Default::default()
-    }
-    .check()
-    .map_err(|e| e.to_string())?;
-    Ok(size)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (coloured only on a terminal).
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Workload {
-    Demo,
-    None,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -439,24 +296,6 @@ async fn shutdown_server(server: ServerThread) {
     }
 }
 
-/// The bearer token for `/metrics`, from `--metrics-token` or read from
-/// `--metrics-token-file`; an unreadable or empty file is an error.
-fn metrics_token(args: &Args) -> Result<Option<String>, String> {
-    let Some(path) = &args.metrics_token_file else {
-        return Ok(args.metrics_token.clone());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read --metrics-token-file {}: {e}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(format!(
-            "--metrics-token-file {} is empty; put the token in it",
-            path.display()
-        ));
-    }
-    Ok(Some(token.to_owned()))
-}
-
 /// Completes after `duration`; never without one.
 async fn until(duration: Option<Duration>) {
     match duration {
@@ -511,26 +350,6 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             ("ctrl-c", 130)
         }
-    }
-}
-
-/// The bound on live actors when none is given: [`actor_core::DEFAULT_MAX_LIVE_ACTORS`],
-/// lowered so that two descriptors per live actor plus 256 for sockets and the
-/// process itself fit the open-file limit.
-fn default_max_live() -> usize {
-    const RESERVED: u64 = 256;
-    let limit = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line.split_whitespace().nth(3)?.parse::<u64>().ok()
-        });
-    match limit {
-        Some(limit) => {
-            let fits = usize::try_from(limit.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX);
-            actor_core::DEFAULT_MAX_LIVE_ACTORS.min(fits).max(1)
-        }
-        None => actor_core::DEFAULT_MAX_LIVE_ACTORS,
     }
 }
 
