@@ -181,44 +181,9 @@ pub(crate) struct NativeCell {
     zero: AtomicU64,
     /// The span of the first octave observed.
     first: LazyBox<Span>,
-    /// Every other octave's span; the table is allocated when a second octave
-    /// is observed.
-    others: LazyBox<Others>,
-}
-
-/// The spans of a histogram's other octaves, by `octave - LOWEST_OCTAVE`, and
-/// a mask of those allocated, so a reader (a scrape's totals, a sweep's fold)
-/// loads the spans that exist instead of scanning 34 pointers over 5 lines.
-#[derive(Debug)]
-struct Others {
-    mask: AtomicU64,
-    spans: [LazyBox<Span>; MAX_OCTAVES],
-}
-
-const _: () = assert!(MAX_OCTAVES <= 64, "one mask bit per octave");
-
-impl Others {
-    fn new() -> Box<Self> {
-        Box::new(Others {
-            mask: AtomicU64::new(0),
-            spans: std::array::from_fn(|_| LazyBox::default()),
-        })
-    }
-
-    #[cold]
-    fn add(&self, i: usize, octave: i32) -> &Span {
-        let span = self.spans[i].get_or_init(|| Span::new(octave));
-        // After the span is published: a reader that sees the bit sees the span.
-        self.mask.fetch_or(1 << i, Ordering::Release);
-        span
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Span> {
-        let mask = self.mask.load(Ordering::Acquire);
-        (0..MAX_OCTAVES)
-            .filter(move |i| mask & (1 << i) != 0)
-            .filter_map(|i| self.spans[i].get())
-    }
+    /// Every other octave's span, by `octave - LOWEST_OCTAVE`; the table is
+    /// allocated when a second octave is observed.
+    others: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
 }
 
 impl NativeCell {
@@ -243,20 +208,22 @@ impl NativeCell {
         if first.octave == octave {
             return first;
         }
-        let others = self.others.get_or_init(Others::new);
+        let others = self
+            .others
+            .get_or_init(|| Box::new(std::array::from_fn(|_| LazyBox::default())));
         // Keys are clamped to a range's top (at most HIGHEST_OCTAVE), and the
         // lowest key above the zero threshold is in LOWEST_OCTAVE.
         let i = (octave - LOWEST_OCTAVE) as usize;
-        match others.spans[i].get() {
-            Some(span) => span,
-            None => others.add(i, octave),
-        }
+        others[i].get_or_init(|| Span::new(octave))
     }
 
     /// Every span, in no particular order.
     fn spans(&self) -> impl Iterator<Item = &Span> {
-        let others = self.others.get().into_iter().flat_map(Others::iter);
-        self.first.get().into_iter().chain(others)
+        let others = self.others.get().into_iter().flat_map(|o| o.iter());
+        self.first
+            .get()
+            .into_iter()
+            .chain(others.filter_map(LazyBox::get))
     }
 
     /// Observations held (zero bucket included), without collecting the
