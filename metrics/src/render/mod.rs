@@ -88,9 +88,10 @@ pub(crate) struct Style {
     pub(crate) native: bool,
 }
 
-/// The actors a scrape writes: their entries and, for text, their escaped
-/// label blocks (collected once per scrape, so each family's pass reads a
-/// compact array instead of one more cache line of every entry).
+/// The actors a scrape writes: their entries and their label blocks in the
+/// scrape's format (escaped text, or encoded protobuf label pairs; the other
+/// slice is empty), collected once per scrape, so each family's pass reads a
+/// compact array instead of one more cache line of every entry.
 pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
     pub(crate) text_labels: &'a [Arc<str>],
@@ -186,7 +187,8 @@ pub struct Exposition {
     chunk_bytes: usize,
     stage: Stage,
     totals: Vec<Totals>,
-    /// Text only: each entry's label block, collected at the first family.
+    /// Each entry's label block in the scrape's format, collected at the first
+    /// family; the other format's stays empty.
     text_labels: Vec<Arc<str>>,
     proto_labels: Vec<Arc<[u8]>>,
 }
