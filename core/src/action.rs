@@ -18,6 +18,9 @@ pub enum ActionError {
     /// The actor's queue refused a message (full, or the message too large).
     #[error(transparent)]
     Queue(#[from] crate::context::QueueError),
+    /// A bound of the host refused what the action asked for (a user task).
+    #[error(transparent)]
+    Limit(#[from] crate::budget::LimitError),
 }
 
 /// Why [`Host::call`](crate::Host::call) did not return a value.
@@ -57,6 +60,10 @@ pub enum CallError {
     /// The actor's inbox is full.
     #[error("the actor's inbox is full")]
     Overloaded,
+    /// A bound on what clients can make the host hold refused the call
+    /// (the actor's inbox bytes, the host's bytes for clients); it was not sent.
+    #[error(transparent)]
+    Limit(#[from] crate::budget::LimitError),
     /// The actor stopped (slept, was destroyed or failed to start) before answering.
     #[error("the actor stopped before answering: {0}")]
     Stopped(String),
@@ -110,6 +117,7 @@ impl CallError {
             CallError::Action(ActionError::BadPayload(_)) => 400,
             CallError::Action(ActionError::Failed(_)) => 422,
             CallError::Action(ActionError::Queue(e)) => e.http_status(),
+            CallError::Action(ActionError::Limit(e)) | CallError::Limit(e) => e.http_status(),
             CallError::Action(ActionError::Sqlite(_))
             | CallError::Panicked { .. }
             | CallError::StartFailed(_)

@@ -16,13 +16,14 @@ use std::time::Duration;
 use actor_metrics::labels::{Inbox, ShutdownReason, StartupPhase};
 use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::behaviour::Behaviour;
-use crate::context::{ActorInfo, Context, QueueLimits};
+use crate::budget::Charge;
+use crate::context::{ActorInfo, Context, Limits};
+use crate::payload::Payload;
 use crate::shutdown;
 
 /// A message in an actor's inbox.
@@ -31,8 +32,11 @@ pub(crate) enum Msg {
     Call {
         action: &'static str,
         recorder: ActionMetrics,
-        payload: Value,
+        payload: Payload,
         reply: oneshot::Sender<Answer>,
+        /// The payload's charges on the host's bytes (held until the action
+        /// returns) and on the inbox's bytes (held while it waits).
+        charges: (Charge, Charge),
     },
     /// Stop the actor for `reason`; the reply comes once it has ended.
     Stop {
@@ -57,7 +61,7 @@ pub(crate) enum Answer {
     Ran(CallResult),
     /// The actor stopped before running it; the payload comes back so the call
     /// can be offered to the next generation.
-    NotRun { payload: Value, why: &'static str },
+    NotRun { payload: Payload, why: &'static str },
 }
 
 /// What an actor task reports about its own end.
@@ -81,7 +85,7 @@ pub(crate) struct Start {
     pub(crate) db_path: PathBuf,
     pub(crate) db: actor_sqlite_hooks::HookOptions,
     pub(crate) shutdown_timeout: Duration,
-    pub(crate) queue_limits: QueueLimits,
+    pub(crate) limits: Limits,
     /// Sleep after this long with no call, connection or user task.
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) inbox: mpsc::Receiver<Msg>,
@@ -132,7 +136,7 @@ pub(crate) async fn run(start: Start) {
         db_path,
         db,
         shutdown_timeout,
-        queue_limits,
+        limits,
         idle_timeout,
         mut inbox,
         previous,
@@ -160,7 +164,7 @@ pub(crate) async fn run(start: Start) {
     let opening = {
         let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || {
-            open(&*behaviour, &info, &metrics, &db_path, &db, queue_limits)
+            open(&*behaviour, &info, &metrics, &db_path, &db, limits)
         })
     };
     let opened = match opening.await {
@@ -214,7 +218,9 @@ pub(crate) async fn run(start: Start) {
                 idle.store(false, Ordering::Relaxed);
                 metrics.inbox_depth(msg.inbox()).dec();
                 match msg {
-                    Msg::Call { action, recorder, payload, reply } => {
+                    Msg::Call { action, recorder, payload, reply, charges: (held, waiting) } => {
+                        // Out of the inbox; its bytes stay charged to the host until it returns.
+                        drop(waiting);
                         if shutdown.borrow().is_some() {
                             // The host is stopping: no new action starts.
                             let why = stop_word(ShutdownReason::HostShutdown);
@@ -222,7 +228,7 @@ pub(crate) async fn run(start: Start) {
                             continue;
                         }
                         let t0 = Instant::now();
-                        let call = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload))
+                        let call = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload.into_value()))
                             .catch_unwind();
                         let outcome = tokio::select! {
                             biased;
@@ -230,6 +236,7 @@ pub(crate) async fn run(start: Start) {
                             () = shutdown_deadline(&mut shutdown) => None,
                         };
                         let elapsed = t0.elapsed();
+                        drop(held);
                         metrics.record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
                         match outcome {
                             Some(Ok(result)) => {
@@ -282,14 +289,14 @@ pub(crate) async fn run(start: Start) {
         }
     }
 
-    let dropped = ctx.queue_len();
-    if dropped > 0 {
-        tracing::warn!(
-            actor = %info,
-            reason = stop_word(reason),
-            dropped,
-            "the actor stopped with messages in its queue; they are lost (the queue is in memory)"
-        );
+    // Counted host-wide (the progress line); only a panic is unexpected enough
+    // for a warning: sleep on request, destroy and host stop drop the queue
+    // by design (it is in memory, see `Context::send_queue`).
+    let dropped = ctx.drop_queue();
+    if dropped > 0 && reason == ShutdownReason::Panic {
+        tracing::warn!(actor = %info, dropped, "the actor panicked with messages in its queue; they are lost (the queue is in memory)");
+    } else if dropped > 0 {
+        tracing::debug!(actor = %info, reason = stop_word(reason), dropped, "queued messages dropped with the actor's generation");
     }
     // Once the host is shutting down, user tasks get what is left until its
     // deadline, so the whole shutdown is bounded by one timeout.
@@ -329,7 +336,7 @@ fn open(
     metrics: &ActorMetrics,
     db_path: &std::path::Path,
     db: &actor_sqlite_hooks::HookOptions,
-    queue_limits: QueueLimits,
+    limits: Limits,
 ) -> Result<Context, String> {
     let phase = |p: StartupPhase, t0: Instant| {
         metrics
@@ -339,7 +346,7 @@ fn open(
     let t0 = Instant::now();
     let conn = actor_sqlite_hooks::open(db_path, metrics.clone(), db).map_err(|e| e.to_string())?;
     phase(StartupPhase::OpenDb, t0);
-    let mut ctx = Context::new(info.clone(), metrics.clone(), conn, queue_limits);
+    let mut ctx = Context::new(info.clone(), metrics.clone(), conn, limits);
     let t0 = Instant::now();
     behaviour
         .load_state(&mut ctx)

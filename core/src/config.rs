@@ -13,8 +13,21 @@ pub const DEFAULT_INBOX_CAPACITY: usize = 1024;
 /// Default bound of an actor's queue ([`Context::send_queue`](crate::Context::send_queue)):
 /// 1024 messages.
 pub const DEFAULT_QUEUE_MAX_MESSAGES: usize = 1024;
-/// Default bound of an actor's queue in bytes of the messages' JSON text: 1 MiB.
+/// Default bound of an actor's queue in bytes of the messages' JSON text, as
+/// stored: 1 MiB.
 pub const DEFAULT_QUEUE_MAX_BYTES: usize = 1 << 20;
+/// Default bound of the calls waiting in one actor's inbox, in bytes of their
+/// payloads as held (see [`HostConfig::inbox_max_bytes`]): 32 MiB, so that one
+/// call with the largest body the app API takes (1 MiB of `[0,0,…]`, about
+/// 17 MB once parsed) still fits.
+pub const DEFAULT_INBOX_MAX_BYTES: usize = 32 << 20;
+/// Default bound of everything clients put in the host's memory, in bytes:
+/// 256 MiB.
+pub const DEFAULT_MAX_CLIENT_BYTES: usize = 256 << 20;
+/// Default bound of one actor's user tasks: 1,024.
+pub const DEFAULT_MAX_TASKS_PER_ACTOR: usize = 1024;
+/// Default bound of the host's user tasks: 65,536.
+pub const DEFAULT_MAX_TASKS: usize = 65_536;
 /// Default time after which an actor with no call, connection or user task
 /// sleeps: 5 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -44,16 +57,35 @@ pub struct HostConfig {
     pub data_dir: PathBuf,
     /// How long stopping an actor waits for its user tasks before aborting them. Default 5 s.
     pub shutdown_timeout: Duration,
-    /// Capacity of each actor's inbox. Default 1024.
+    /// Capacity of each actor's inbox, in calls. Default 1024.
     pub inbox_capacity: usize,
+    /// Most bytes the calls waiting in one actor's inbox may hold; a call past
+    /// it is refused (503, or 413 for a call that alone passes it). A call is
+    /// counted for what its payload takes in memory: its JSON text, or the
+    /// parsed value it becomes when it runs, whichever is larger (`[0,0,…]`
+    /// takes 16 times its text). Default [`DEFAULT_INBOX_MAX_BYTES`].
+    pub inbox_max_bytes: usize,
+    /// Most bytes the whole host holds for clients: request bodies being read,
+    /// call payloads from the moment they wait in an inbox until their action
+    /// returns, queued messages, user tasks. Past it, new items are refused
+    /// (503); nothing already accepted is dropped. Default
+    /// [`DEFAULT_MAX_CLIENT_BYTES`].
+    pub max_client_bytes: usize,
+    /// Most user tasks one actor runs at once; a spawn past it is refused
+    /// (429). Default [`DEFAULT_MAX_TASKS_PER_ACTOR`].
+    pub max_tasks_per_actor: usize,
+    /// Most user tasks the whole host runs at once; a spawn past it is
+    /// refused (429). Default [`DEFAULT_MAX_TASKS`].
+    pub max_tasks: usize,
     /// Most messages an actor's queue holds; a send past it is refused
     /// ([`QueueError::Full`](crate::context::QueueError::Full), 503). The queue
     /// is in memory: see [`Context::send_queue`](crate::Context::send_queue).
     /// Default [`DEFAULT_QUEUE_MAX_MESSAGES`].
     pub queue_max_messages: usize,
-    /// Most bytes (of the messages' JSON text) an actor's queue holds. Default
-    /// [`DEFAULT_QUEUE_MAX_BYTES`]; with [`HostConfig::max_live_actors`] it
-    /// bounds the memory all queues can take.
+    /// Most bytes an actor's queue holds, counted as the messages are stored:
+    /// their JSON text. Default [`DEFAULT_QUEUE_MAX_BYTES`]. Queued messages
+    /// also count in [`HostConfig::max_client_bytes`], which bounds all queues
+    /// together.
     pub queue_max_bytes: usize,
     /// An actor with no call, open connection, queued message or running user task for this long
     /// goes to sleep (its database closes, its series are retained; the next call
@@ -88,6 +120,10 @@ impl HostConfig {
             data_dir: data_dir.into(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
+            inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
+            max_client_bytes: DEFAULT_MAX_CLIENT_BYTES,
+            max_tasks_per_actor: DEFAULT_MAX_TASKS_PER_ACTOR,
+            max_tasks: DEFAULT_MAX_TASKS,
             queue_max_messages: DEFAULT_QUEUE_MAX_MESSAGES,
             queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),

@@ -5,13 +5,20 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actor_metrics::ActorMetrics;
 use actor_metrics::labels::{Inbox, MutationReason, TaskKind};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::budget::{Charge, HostBudget, LimitError};
 use crate::task::UserTasks;
+
+/// What a queued message holds beyond its text: its slot in the queue and its
+/// text's heap block.
+const QUEUE_ENTRY_BYTES: usize = 48;
 
 /// Who an actor is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,8 +52,20 @@ impl fmt::Display for ActorInfo {
 pub struct QueueLimits {
     /// Most messages held.
     pub max_messages: usize,
-    /// Most bytes held, counted as the length of each message's JSON text.
+    /// Most bytes held, counted as each message is stored: its JSON text.
     pub max_bytes: usize,
+}
+
+/// Every bound an actor's code works within.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) queue: QueueLimits,
+    /// Most user tasks of this actor at once.
+    pub(crate) max_tasks: usize,
+    /// The host's bytes and tasks, shared by every actor.
+    pub(crate) host: HostBudget,
+    /// Where dropped queue messages are counted, host-wide.
+    pub(crate) queue_dropped: Arc<AtomicU64>,
 }
 
 /// Why [`Context::send_queue`] refused a message.
@@ -62,6 +81,10 @@ pub enum QueueError {
         /// The queue's limits.
         limits: QueueLimits,
     },
+    /// The host holds as many bytes for clients as it may
+    /// ([`HostConfig::max_client_bytes`](crate::HostConfig::max_client_bytes)).
+    #[error(transparent)]
+    Host(#[from] LimitError),
     /// The message alone is larger than the queue may hold.
     #[error(
         "a queue message of {bytes} bytes is larger than the queue's limit of {max_bytes} bytes"
@@ -81,6 +104,7 @@ impl QueueError {
         match self {
             QueueError::Full { .. } => 503,
             QueueError::TooLarge { .. } => 413,
+            QueueError::Host(e) => e.http_status(),
         }
     }
 }
@@ -92,10 +116,10 @@ pub struct Context {
     metrics: ActorMetrics,
     db: rusqlite::Connection,
     pub(crate) tasks: UserTasks,
-    /// Messages with the length of their JSON text.
-    queue: VecDeque<(Value, usize)>,
+    /// Messages as their JSON text, each with its charge on the host's bytes.
+    queue: VecDeque<(Box<str>, Charge)>,
     queue_bytes: usize,
-    queue_limits: QueueLimits,
+    limits: Limits,
     connections: u32,
 }
 
@@ -104,16 +128,16 @@ impl Context {
         info: ActorInfo,
         metrics: ActorMetrics,
         db: rusqlite::Connection,
-        queue_limits: QueueLimits,
+        limits: Limits,
     ) -> Self {
         Context {
-            tasks: UserTasks::new(metrics.clone()),
+            tasks: UserTasks::new(metrics.clone(), limits.max_tasks, limits.host.clone()),
             info,
             metrics,
             db,
             queue: VecDeque::new(),
             queue_bytes: 0,
-            queue_limits,
+            limits,
             connections: 0,
         }
     }
@@ -138,22 +162,26 @@ impl Context {
         self.metrics.state_mutations_total(reason).inc();
     }
 
-    /// Sends a message to the actor's queue, within its [`QueueLimits`].
+    /// Sends a message to the actor's queue, within its [`QueueLimits`] and
+    /// the host's bytes for clients.
     ///
-    /// The queue lives in memory, in this generation of the actor: a
-    /// non-empty queue keeps the actor awake (it neither sleeps when idle nor
-    /// is put to sleep to make room for another actor), but its messages are
-    /// lost when the actor is destroyed, put to sleep on request, panics, or
-    /// the host stops or restarts. Durable messages belong in the actor's
-    /// database.
+    /// The queue lives in memory, in this generation of the actor, each
+    /// message as its JSON text: a non-empty queue keeps the actor awake (it
+    /// neither sleeps when idle nor is put to sleep to make room for another
+    /// actor), but its messages are lost when the actor is destroyed, put to
+    /// sleep on request, panics, or the host stops or restarts. Durable
+    /// messages belong in the actor's database.
     ///
     /// ## Errors
     ///
     /// [`QueueError::Full`] at either limit, [`QueueError::TooLarge`] for a
-    /// message that alone passes the byte limit; the message is not queued.
+    /// message that alone passes the byte limit, [`QueueError::Host`] when
+    /// the host holds all the bytes it may for clients; the message is not
+    /// queued.
     pub fn send_queue(&mut self, message: Value) -> Result<(), QueueError> {
-        let limits = self.queue_limits;
-        let bytes = json_len(&message);
+        let limits = self.limits.queue;
+        let text = message.to_string().into_boxed_str();
+        let bytes = text.len();
         if bytes > limits.max_bytes {
             return Err(QueueError::TooLarge {
                 bytes,
@@ -167,7 +195,8 @@ impl Context {
                 limits,
             });
         }
-        self.queue.push_back((message, bytes));
+        let charge = self.limits.host.bytes.charge(bytes + QUEUE_ENTRY_BYTES)?;
+        self.queue.push_back((text, charge));
         self.queue_bytes += bytes;
         self.metrics.queue_messages_sent_total().inc();
         self.queue_gauges();
@@ -176,11 +205,12 @@ impl Context {
 
     /// Receives the oldest message of the actor's queue, if any.
     pub fn receive_queue(&mut self) -> Option<Value> {
-        let (message, bytes) = self.queue.pop_front()?;
-        self.queue_bytes -= bytes;
+        let (text, _charge) = self.queue.pop_front()?;
+        self.queue_bytes -= text.len();
         self.metrics.queue_messages_received_total().inc();
         self.queue_gauges();
-        Some(message)
+        // Written by `send_queue` from a `Value`, so it parses back.
+        Some(serde_json::from_str(&text).expect("a queued message is JSON written by send_queue"))
     }
 
     /// Messages in the actor's queue.
@@ -209,12 +239,33 @@ impl Context {
         Some(self.connections)
     }
 
-    /// Spawns a user task of `kind`; the actor's stop waits for it (with a timeout).
-    pub fn spawn_task<F>(&mut self, kind: TaskKind, work: F)
+    /// Spawns a user task of `kind`; the actor's stop waits for it (with a
+    /// timeout).
+    ///
+    /// ## Errors
+    ///
+    /// [`LimitError`] when the actor runs
+    /// [`HostConfig::max_tasks_per_actor`](crate::HostConfig::max_tasks_per_actor)
+    /// tasks already, the host
+    /// [`HostConfig::max_tasks`](crate::HostConfig::max_tasks), or the task
+    /// would pass the host's bytes for clients; the task is not spawned.
+    pub fn spawn_task<F>(&mut self, kind: TaskKind, work: F) -> Result<(), LimitError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(kind, work);
+        self.tasks.spawn(kind, work)
+    }
+
+    /// Records that this generation ends with its queue dropped; returns how
+    /// many messages were lost.
+    pub(crate) fn drop_queue(&mut self) -> usize {
+        let dropped = self.queue.len();
+        self.queue.clear();
+        self.queue_bytes = 0;
+        self.limits
+            .queue_dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        dropped
     }
 
     /// Whether nothing holds the actor awake: no open connection, no user task
@@ -223,22 +274,4 @@ impl Context {
     pub fn is_idle(&self) -> bool {
         self.connections == 0 && self.tasks.is_empty() && self.queue.is_empty()
     }
-}
-
-/// The length of `value`'s JSON text, without building it.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` to a writer that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }

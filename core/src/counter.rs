@@ -7,7 +7,7 @@
 //! | `get` | | `{value}` |
 //! | `fail` | | an action error (422), on purpose |
 //! | `slow` | `{"ms": n}` (default 100, at most 600,000) | sleeps inside the call |
-//! | `spawn_task` | `{"kind", "ms"}` | a user task the actor's stop drains |
+//! | `spawn_task` | `{"kind", "ms"}` | a user task the actor's stop drains; 429 past the task bounds |
 //! | `connect`, `disconnect` | | opens / closes a connection (held awake while open) |
 //! | `enqueue` | `{"message": any JSON}` | queues the message; 503 when the queue is full, 413 when it alone passes the byte limit |
 //! | `dequeue` | | `{message}`, the oldest, or `null` |
@@ -114,7 +114,7 @@ impl Behaviour for Counter {
                     let kind = task_kind(&payload)?;
                     ctx.spawn_task(kind, async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
-                    });
+                    })?;
                     Ok(
                         json!({ "spawned": actor_metrics::labels::LabelEnum::as_str(kind), "ms": ms }),
                     )
@@ -132,7 +132,8 @@ impl Behaviour for Counter {
                     Ok(json!({ "connections": open }))
                 }
                 "enqueue" => {
-                    let message = payload.get("message").cloned().unwrap_or(Value::Null);
+                    let mut payload = payload;
+                    let message = payload.get_mut("message").map_or(Value::Null, Value::take);
                     ctx.send_queue(message)?;
                     Ok(json!({ "queued": true }))
                 }

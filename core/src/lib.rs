@@ -23,6 +23,9 @@
 //! * `lru`: live actors in order of last use;
 //! * [`action`]: action calls and their errors;
 //! * [`task`]: user tasks with a kind, tracked for the shutdown drain;
+//! * [`budget`]: the bounds on what clients make the host hold (bytes, tasks),
+//!   per actor and per host; [`payload`]: a call's payload kept as received
+//!   text, charged for what it takes once parsed;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
 //! * `throttle`: a rate limit for log lines a client can repeat at will;
 //! * [`health`]: liveness checks for `/healthz` (a task that must not end,
@@ -42,6 +45,7 @@ pub mod action;
 mod actor;
 pub mod app;
 pub mod behaviour;
+pub mod budget;
 pub mod catalogue;
 pub mod config;
 pub mod context;
@@ -50,6 +54,7 @@ pub mod database;
 pub mod health;
 pub mod host;
 mod lru;
+pub mod payload;
 pub mod shutdown;
 pub mod task;
 mod throttle;
@@ -57,12 +62,15 @@ pub mod workload;
 
 pub use action::{ActionError, CallError};
 pub use behaviour::{Behaviour, BoxFuture};
+pub use budget::LimitError;
 pub use catalogue::CatalogueError;
 pub use config::{
     DEFAULT_DATA_DIR_LOCK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INBOX_CAPACITY,
-    DEFAULT_MAX_LIVE_ACTORS, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_MESSAGES,
+    DEFAULT_INBOX_MAX_BYTES, DEFAULT_MAX_CLIENT_BYTES, DEFAULT_MAX_LIVE_ACTORS, DEFAULT_MAX_TASKS,
+    DEFAULT_MAX_TASKS_PER_ACTOR, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_MESSAGES,
     DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig, MAX_KEY_BYTES,
     MIN_IDLE_TIMEOUT,
 };
 pub use context::{ActorInfo, Context, QueueError, QueueLimits};
 pub use host::{Host, HostBuilder, HostError};
+pub use payload::{Payload, PayloadError};

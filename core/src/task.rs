@@ -7,19 +7,32 @@ use actor_metrics::ActorMetrics;
 use actor_metrics::labels::TaskKind;
 use tokio::task::JoinSet;
 
+use crate::budget::{Bound, Charge, HostBudget, LimitError};
+
+/// What a user task holds beyond its future: tokio's task cell, its
+/// [`JoinSet`] entry and the guard that records its end (measured: about 850
+/// bytes for a task sleeping in `counter`'s `spawn_task`, its future included).
+const TASK_OVERHEAD_BYTES: usize = 768;
+
 /// The user tasks of one actor.
 #[derive(Debug)]
 pub struct UserTasks {
     set: JoinSet<()>,
     metrics: ActorMetrics,
+    /// Most tasks of this actor at once.
+    max: usize,
+    host: HostBudget,
 }
 
 impl UserTasks {
-    /// An empty set recording into `metrics`.
-    pub fn new(metrics: ActorMetrics) -> Self {
+    /// An empty set recording into `metrics`, holding at most `max` tasks and
+    /// charging each to the `host`'s tasks and bytes.
+    pub fn new(metrics: ActorMetrics, max: usize, host: HostBudget) -> Self {
         UserTasks {
             set: JoinSet::new(),
             metrics,
+            max,
+            host,
         }
     }
 
@@ -27,16 +40,38 @@ impl UserTasks {
     /// up while it runs and its run time goes to `actor_user_task_duration_seconds{kind}`.
     /// A task that panics or is aborted leaves the gauge too (a guard's `Drop`),
     /// but only a task that finished records a duration.
-    pub fn spawn<F>(&mut self, kind: TaskKind, work: F)
+    ///
+    /// ## Errors
+    ///
+    /// [`LimitError`] past this actor's bound, the host's bound on tasks, or
+    /// the host's bytes for clients; nothing is spawned.
+    pub fn spawn<F>(&mut self, kind: TaskKind, work: F) -> Result<(), LimitError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        // Reap finished tasks first, so a long-lived actor does not keep
+        // their results and only running tasks count.
+        while self.set.try_join_next().is_some() {}
+        if self.set.len() >= self.max {
+            return Err(LimitError::Full {
+                bound: Bound::ActorTasks,
+                held: self.set.len(),
+                wanted: 1,
+                limit: self.max,
+            });
+        }
+        let task = self.host.tasks.charge(1)?;
+        let bytes = self
+            .host
+            .bytes
+            .charge(std::mem::size_of::<F>() + TASK_OVERHEAD_BYTES)?;
         self.metrics.user_tasks_active(kind).inc();
         let guard = Running {
             metrics: self.metrics.clone(),
             kind,
             started: tokio::time::Instant::now(),
             finished: false,
+            _charges: (task, bytes),
         };
         self.set.spawn(async move {
             // Move the whole guard in (not just the field) so it drops with the task.
@@ -44,8 +79,7 @@ impl UserTasks {
             work.await;
             guard.finished = true;
         });
-        // Reap finished tasks so a long-lived actor does not keep their results.
-        while self.set.try_join_next().is_some() {}
+        Ok(())
     }
 
     /// Tasks not yet reaped (running or finished since the last reap).
@@ -88,6 +122,8 @@ struct Running {
     kind: TaskKind,
     started: tokio::time::Instant,
     finished: bool,
+    /// Released with the task, however it ends.
+    _charges: (Charge, Charge),
 }
 
 impl Drop for Running {

@@ -15,6 +15,7 @@ use super::table::Table;
 use super::{Host, HostInner, START_FAILURE_LOG_EVERY, TypeEntry};
 use crate::actor::{Exit, ExitReport};
 use crate::behaviour::Behaviour;
+use crate::budget::HostBudget;
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::config::{HostConfig, MIN_IDLE_TIMEOUT};
 use crate::context::ActorInfo;
@@ -41,6 +42,10 @@ pub enum HostError {
     /// `max_live_actors` is 0.
     #[error("max_live_actors must be at least 1")]
     NoLiveActors,
+    /// A bound on what clients can make the host hold is 0: nothing could
+    /// ever be accepted.
+    #[error("{0} must be at least 1")]
+    ZeroBound(&'static str),
     /// `idle_timeout` is under [`MIN_IDLE_TIMEOUT`].
     #[error(
         "idle_timeout {given:?} is shorter than the minimum {MIN_IDLE_TIMEOUT:?} (None turns idle sleep off)"
@@ -114,6 +119,19 @@ impl HostBuilder {
         if config.max_live_actors == 0 {
             return Err(HostError::NoLiveActors);
         }
+        for (name, bound) in [
+            ("inbox_capacity", config.inbox_capacity),
+            ("inbox_max_bytes", config.inbox_max_bytes),
+            ("queue_max_messages", config.queue_max_messages),
+            ("queue_max_bytes", config.queue_max_bytes),
+            ("max_client_bytes", config.max_client_bytes),
+            ("max_tasks_per_actor", config.max_tasks_per_actor),
+            ("max_tasks", config.max_tasks),
+        ] {
+            if bound == 0 {
+                return Err(HostError::ZeroBound(name));
+            }
+        }
         if let Some(given) = config.idle_timeout.filter(|t| *t < MIN_IDLE_TIMEOUT) {
             return Err(HostError::IdleTimeoutTooShort { given });
         }
@@ -159,6 +177,7 @@ impl HostBuilder {
             lru: Lru::default(),
             failed: HashMap::new(),
         };
+        let budget = HostBudget::new(config.max_client_bytes, config.max_tasks);
         let inner = Arc::new_cyclic(|host: &Weak<HostInner>| {
             let host = host.clone();
             let report: ExitReport = Arc::new(move |info: &ActorInfo, exit: Exit| {
@@ -177,6 +196,8 @@ impl HostBuilder {
                 shutting_down: AtomicBool::new(false),
                 deadline: watch::Sender::new(None),
                 calls: AtomicU64::new(0),
+                budget,
+                queue_dropped: Arc::default(),
                 start_failures: LogThrottle::new(START_FAILURE_LOG_EVERY),
             }
         });
@@ -192,7 +213,11 @@ fn check_writable(dir: &std::path::Path) -> Result<(), HostError> {
     };
     std::fs::create_dir_all(dir).map_err(err)?;
     let probe = dir.join(".write-probe");
-    std::fs::write(&probe, b"ok").map_err(err)?;
-    std::fs::remove_file(&probe).map_err(err)?;
+    let written = std::fs::write(&probe, b"ok");
+    // A full disk creates the file and then fails to write it: remove it
+    // either way, so a failed start-up leaves nothing behind.
+    let removed = std::fs::remove_file(&probe);
+    written.map_err(err)?;
+    removed.map_err(err)?;
     Ok(())
 }

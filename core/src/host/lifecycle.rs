@@ -11,7 +11,8 @@ use super::table::{Live, stop};
 use super::{HostInner, check_key, not_found};
 use crate::action::CallError;
 use crate::actor::{self, Exit, Start};
-use crate::context::{ActorInfo, QueueLimits};
+use crate::budget::{Account, Bound};
+use crate::context::{ActorInfo, Limits, QueueLimits};
 use crate::database;
 
 impl HostInner {
@@ -56,6 +57,11 @@ impl HostInner {
                     )));
                 }
             }
+            // Looked up before a live slot is taken: a call to an unknown key
+            // never puts another actor to sleep to make room.
+            if !create {
+                self.known(type_name, key).await?;
+            }
             let permit = self.admit().await?;
             let entry = self
                 .catalogue
@@ -90,9 +96,14 @@ impl HostInner {
                     db_path: database::path(&self.config.data_dir, type_name, entry.id),
                     db: self.config.sqlite.clone(),
                     shutdown_timeout: self.config.shutdown_timeout,
-                    queue_limits: QueueLimits {
-                        max_messages: self.config.queue_max_messages,
-                        max_bytes: self.config.queue_max_bytes,
+                    limits: Limits {
+                        queue: QueueLimits {
+                            max_messages: self.config.queue_max_messages,
+                            max_bytes: self.config.queue_max_bytes,
+                        },
+                        max_tasks: self.config.max_tasks_per_actor,
+                        host: self.budget.clone(),
+                        queue_dropped: self.queue_dropped.clone(),
                     },
                     idle_timeout: self.config.idle_timeout,
                     inbox,
@@ -110,6 +121,7 @@ impl HostInner {
                     info,
                     idle,
                     tick,
+                    inbox_bytes: Account::new(Bound::InboxBytes, self.config.inbox_max_bytes),
                 };
                 slot.live = Some(live.clone());
                 live

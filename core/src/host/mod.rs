@@ -30,18 +30,19 @@ use std::time::Duration;
 use actor_metrics::labels::ShutdownReason;
 use actor_metrics::{ActionMetrics, ActorType, Metrics};
 use parking_lot::Mutex;
-use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::action::{CallError, CallResult};
 use crate::actor::{self, ExitReport, Msg};
 use crate::behaviour::Behaviour;
+use crate::budget::HostBudget;
 use crate::catalogue::Catalogue;
 use crate::config::{HostConfig, MAX_KEY_BYTES};
 use crate::context::ActorInfo;
 use crate::database;
 use crate::lru::Lru;
+use crate::payload::Payload;
 use crate::throttle::LogThrottle;
 
 mod builder;
@@ -101,6 +102,11 @@ struct HostInner {
     /// task watches it.
     deadline: watch::Sender<Option<Instant>>,
     calls: AtomicU64,
+    /// What clients hold in memory, host-wide: bytes and user tasks.
+    budget: HostBudget,
+    /// Queued messages dropped with their actor's generation (sleep on
+    /// request, destroy, panic, host stop), for the progress line.
+    queue_dropped: Arc<AtomicU64>,
     /// Rate limit of the "actor failed to start" log line.
     start_failures: LogThrottle,
 }
@@ -128,13 +134,20 @@ impl Host {
     /// actions are refused here, before anything is recorded. A call that an
     /// actor gave back unrun because it stopped first is offered to its next
     /// generation.
+    ///
+    /// While it waits in the inbox and runs, the call is charged
+    /// [`Payload::held_bytes`] against the actor's inbox bound
+    /// ([`HostConfig::inbox_max_bytes`], while it waits) and the host's
+    /// ([`HostConfig::max_client_bytes`], until its action returns); past
+    /// either it is refused with [`CallError::Limit`] and nothing is sent.
     pub async fn call(
         &self,
         name: &str,
         key: &str,
         action: &str,
-        mut payload: Value,
+        payload: impl Into<Payload>,
     ) -> CallResult {
+        let mut payload = payload.into();
         let inner = &self.inner;
         let type_name = inner.type_name(name)?;
         let (action, recorder) = inner.types[type_name]
@@ -154,12 +167,15 @@ impl Host {
                 Some(live) => live,
                 None => inner.wake(type_name, key, false).await?,
             };
+            let held = inner.budget.bytes.charge(payload.held_bytes())?;
+            let waiting = live.inbox_bytes.charge(payload.held_bytes())?;
             let (reply, answer) = oneshot::channel();
             let msg = Msg::Call {
                 action,
                 recorder: recorder.clone(),
                 payload,
                 reply,
+                charges: (held, waiting),
             };
             let unrun = match send(&live, msg) {
                 Ok(()) => match answer.await {
@@ -277,6 +293,36 @@ impl Host {
     /// Action calls run by actors since start.
     pub fn calls_total(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// Queued messages dropped since start because their actor's generation
+    /// ended (see [`Context::send_queue`](crate::Context::send_queue)).
+    pub fn queue_messages_dropped(&self) -> u64 {
+        self.inner.queue_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held for clients now, against [`HostConfig::max_client_bytes`].
+    pub fn client_bytes(&self) -> usize {
+        self.inner.budget.bytes.held()
+    }
+
+    /// User tasks running now, against [`HostConfig::max_tasks`].
+    pub fn user_tasks(&self) -> usize {
+        self.inner.budget.tasks.held()
+    }
+
+    /// A charge of `bytes` against the host's client bytes, for what a
+    /// client makes the host hold outside an actor (a request body being read).
+    ///
+    /// ## Errors
+    ///
+    /// [`LimitError`](crate::budget::LimitError) past
+    /// [`HostConfig::max_client_bytes`].
+    pub fn charge_client_bytes(
+        &self,
+        bytes: usize,
+    ) -> Result<crate::budget::Charge, crate::budget::LimitError> {
+        self.inner.budget.bytes.charge(bytes)
     }
 
     /// Stops every actor (reason `host_shutdown`, all at once) and refuses new

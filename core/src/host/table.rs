@@ -13,8 +13,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::actor::Msg;
+use crate::budget::Account;
 use crate::context::ActorInfo;
 use crate::lru::{Lru, Tick};
+use crate::payload::Payload;
 
 /// Most keys whose failed start is remembered (for
 /// [`HostConfig::start_retry_after`]); past it, expired ones are dropped, and
@@ -30,6 +32,8 @@ pub(super) struct Live {
     pub(super) info: ActorInfo,
     pub(super) idle: Arc<AtomicBool>,
     pub(super) tick: Tick,
+    /// Bytes of the calls waiting in this generation's inbox.
+    pub(super) inbox_bytes: Arc<Account>,
 }
 
 /// What the host holds of one key while anything is going on with it.
@@ -147,7 +151,7 @@ impl Table {
 pub(super) enum SendError {
     Overloaded,
     /// The inbox is closed; the call's payload comes back to be offered again.
-    Closed(Value),
+    Closed(Payload),
 }
 
 /// Sends without waiting: a full inbox is an error the caller sees, not a stall.
@@ -160,7 +164,7 @@ pub(super) fn send(live: &Live, msg: Msg) -> Result<(), SendError> {
             mpsc::error::TrySendError::Full(_) => SendError::Overloaded,
             mpsc::error::TrySendError::Closed(msg) => SendError::Closed(match msg {
                 Msg::Call { payload, .. } => payload,
-                Msg::Stop { .. } => Value::Null,
+                Msg::Stop { .. } => Payload::from(Value::Null),
             }),
         }
     })
