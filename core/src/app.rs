@@ -30,13 +30,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::BytesMut;
+use futures::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::action::CallError;
+use crate::budget::{Charge, LimitError};
 use crate::host::Host;
+use crate::payload::Payload;
 use crate::throttle::LogThrottle;
 
 /// Largest request body accepted: 1 MiB.
@@ -72,7 +76,7 @@ pub fn router(host: Host) -> Router {
             post(call).fallback(not_allowed("POST")),
         )
         .fallback(|| async { Reject::new(StatusCode::NOT_FOUND, "no such route; see GET /actors") })
-        .layer(middleware::from_fn(read_body))
+        .layer(middleware::from_fn_with_state(host.clone(), read_body))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)
 }
@@ -164,6 +168,14 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The same refusal, closing the connection (its body was left unread).
+    fn closing(self) -> Self {
+        Reject {
+            close: true,
+            ..self
+        }
+    }
 }
 
 impl From<CallError> for Reject {
@@ -171,6 +183,12 @@ impl From<CallError> for Reject {
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Reject::new(status, e.to_string())
+    }
+}
+
+impl From<LimitError> for Reject {
+    fn from(e: LimitError) -> Self {
+        Reject::from(CallError::Limit(e))
     }
 }
 
@@ -215,9 +233,10 @@ fn json_body(value: &Value) -> ([(header::HeaderName, &'static str); 1], String)
 
 type Answer = Result<Reply, Reject>;
 
-/// Reads the whole body (bounded in size and time) before routing, so that no
+/// Reads the whole body (bounded in size and time, and charged to the host's
+/// bytes for clients while the request lasts) before routing, so that no
 /// route leaves it unread; refuses it with `Connection: close` otherwise.
-async fn read_body(req: Request, next: Next) -> Response {
+async fn read_body(State(host): State<Host>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let too_large = || Reject {
         close: true,
@@ -234,24 +253,72 @@ async fn read_body(req: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return too_large().into_response();
     }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
-        .await
-    {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return too_large().into_response(),
+    let declared = declared.map_or(0, |n| n as usize);
+    let read = read_bounded(&host, body, declared);
+    let (bytes, charge) = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(BodyError::TooLarge)) => return too_large().into_response(),
+        // Read to its end and dropped: the connection stays usable.
+        Ok(Err(BodyError::Limit(e))) => return Reject::from(e).into_response(),
+        Ok(Err(BodyError::Broken)) => {
+            return Reject::new(StatusCode::BAD_REQUEST, "the request body was cut off")
+                .closing()
+                .into_response();
+        }
         Err(_) => {
-            return Reject {
-                close: true,
-                ..Reject::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("request body not received within {BODY_TIMEOUT:?}"),
-                )
-            }
+            return Reject::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("request body not received within {BODY_TIMEOUT:?}"),
+            )
+            .closing()
             .into_response();
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    // The body is gone once the handler has answered.
+    drop(charge);
+    response
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    TooLarge,
+    Limit(LimitError),
+    Broken,
+}
+
+/// Reads `body` up to [`MAX_BODY_BYTES`], charging its buffer's capacity to
+/// the host's bytes for clients as it grows. Past that budget, the rest is
+/// read and dropped unbuffered, so the client gets its answer (503, naming
+/// the limit) instead of a reset connection.
+async fn read_bounded(
+    host: &Host,
+    body: Body,
+    declared: usize,
+) -> Result<(Bytes, Charge), BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut kept = host
+        .charge_client_bytes(declared)
+        .map(|charge| (BytesMut::with_capacity(declared), charge));
+    let mut read = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        read += chunk.len();
+        if read > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        if let Ok((buf, charge)) = &mut kept {
+            buf.reserve(chunk.len());
+            match charge.grow(buf.capacity().saturating_sub(charge.amount())) {
+                Ok(()) => buf.extend_from_slice(&chunk),
+                Err(e) => kept = Err(e),
+            }
+        }
+    }
+    kept.map(|(buf, charge)| (buf.freeze(), charge))
+        .map_err(BodyError::Limit)
 }
 
 /// A handler for a method the route does not take.
@@ -267,12 +334,13 @@ fn not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<Reject> +
     }
 }
 
-/// A JSON object body; an empty one means `{}`, and no content type is
-/// required. Any other JSON value (`[1]`, `"x"`, `null`) is refused: every
-/// action takes its arguments as named fields.
-struct JsonBody(Value);
+/// A call's body as a [`Payload`]: a JSON object, validated but kept as its
+/// text until the actor runs the call; an empty one means `{}`, and no content
+/// type is required. Any other JSON value (`[1]`, `"x"`, `null`) is refused:
+/// every action takes its arguments as named fields.
+struct PayloadBody(Payload);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync> FromRequest<S> for PayloadBody {
     type Rejection = Reject;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Reject> {
@@ -282,18 +350,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 format!("request body over {MAX_BODY_BYTES} bytes or unreadable: {e}"),
             )
         })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(json!({})));
-        }
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))?;
-        if !value.is_object() {
-            return Err(Reject::new(
-                StatusCode::BAD_REQUEST,
-                "the request body must be a JSON object",
-            ));
-        }
-        Ok(JsonBody(value))
+        Payload::from_json(body)
+            .map(PayloadBody)
+            .map_err(|e| Reject::new(StatusCode::BAD_REQUEST, e.to_string()))
     }
 }
 
@@ -330,7 +389,7 @@ async fn sleep(
 async fn call(
     State(host): State<Host>,
     path: Result<Path<(String, String, String)>, PathRejection>,
-    JsonBody(payload): JsonBody,
+    PayloadBody(payload): PayloadBody,
 ) -> Answer {
     let Path((name, key, action)) = path?;
     let result = host.call(&name, &key, &action, payload).await?;
