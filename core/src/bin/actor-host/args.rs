@@ -24,8 +24,9 @@ pub(crate) struct Args {
     /// `envoy_key` label of every per-actor series [default: hostname:pid].
     #[arg(long)]
     pub(crate) envoy_key: Option<String>,
-    /// How long a stopped actor's series stay exported.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    /// How long a stopped actor's series stay exported (at least 1s: shorter
+    /// lets a stopped actor's last values vanish between two scrapes).
+    #[arg(long, default_value = "10m", value_parser = duration_at_least(MIN_RETENTION))]
     pub(crate) retention: Duration,
     /// How often the sweeper removes expired label sets (at least 1ms).
     #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::MIN_SWEEP_INTERVAL))]
@@ -50,8 +51,9 @@ pub(crate) struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) duration: Option<Duration>,
     /// How long stopping an actor waits for its user tasks; at shutdown, also
-    /// how long an action in flight may still run before it is cancelled.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// how long an action in flight may still run before it is cancelled (at
+    /// least 10ms).
+    #[arg(long, default_value = "5s", value_parser = duration_at_least(MIN_SHUTDOWN_TIMEOUT))]
     pub(crate) shutdown_timeout: Duration,
     /// Bearer token required on `/metrics` [default: none]. Visible to anyone
     /// who can list processes; prefer --metrics-token-file.
@@ -61,8 +63,9 @@ pub(crate) struct Args {
     /// whitespace, such as a final newline, is not part of it).
     #[arg(long)]
     pub(crate) metrics_token_file: Option<PathBuf>,
-    /// How often the host logs a progress event; `0s` turns it off.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How often the host logs a progress event (at least 100ms); `0s` turns
+    /// it off.
+    #[arg(long, default_value = "5s", value_parser = parse_progress)]
     pub(crate) progress_every: Duration,
     /// An actor with no call, open connection, queued message or user task for
     /// this long goes to sleep (its database closes; its series stay retained;
@@ -76,11 +79,35 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) max_live_actors: Option<usize>,
     /// Most messages in each actor's in-memory queue (`enqueue` past it is 503).
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES)]
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES, value_parser = at_least_one)]
     pub(crate) queue_max_messages: usize,
-    /// Most bytes (JSON text) in each actor's in-memory queue.
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES)]
+    /// Most bytes in each actor's in-memory queue, as stored: the messages'
+    /// JSON text (`enqueue` past it is 503; a message larger than it, 413).
+    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES, value_parser = at_least_one)]
     pub(crate) queue_max_bytes: usize,
+    /// Most calls waiting in each actor's inbox (past it: 503).
+    #[arg(long, default_value_t = actor_core::DEFAULT_INBOX_CAPACITY, value_parser = at_least_one)]
+    pub(crate) inbox_capacity: usize,
+    /// Most bytes the calls waiting in each actor's inbox hold, each counted
+    /// as its payload's JSON text or the parsed value it becomes, whichever is
+    /// larger (`[0,0,…]` takes 16 times its text). Past it: 503; a call that
+    /// alone passes it: 413. [default: 32 MiB]
+    #[arg(long, default_value_t = actor_core::DEFAULT_INBOX_MAX_BYTES, hide_default_value = true, value_parser = at_least_one)]
+    pub(crate) inbox_max_bytes: usize,
+    /// Most bytes the whole host holds for clients: request bodies being
+    /// read, call payloads (waiting or running), queued messages and user
+    /// tasks. Past it new ones are refused (503); nothing accepted is dropped.
+    /// The host's memory is at most its base (about 10 MB), plus about 64 KB
+    /// per live actor and 4.2 KB per retained label set, plus this.
+    /// [default: 256 MiB]
+    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_CLIENT_BYTES, hide_default_value = true, value_parser = at_least_one)]
+    pub(crate) max_client_bytes: usize,
+    /// Most user tasks of one actor at once (`spawn_task` past it: 429).
+    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_TASKS_PER_ACTOR, value_parser = at_least_one)]
+    pub(crate) max_tasks_per_actor: usize,
+    /// Most user tasks of the whole host at once (`spawn_task` past it: 429).
+    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_TASKS, value_parser = at_least_one)]
+    pub(crate) max_tasks: usize,
     /// Bound of each actor's SQLite page cache, in KiB.
     #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
     pub(crate) sqlite_cache_kib: u32,
@@ -112,6 +139,34 @@ pub(crate) fn parse_idle(s: &str) -> Result<Idle, String> {
         ));
     }
     Ok(Idle(Some(d)))
+}
+
+/// Shortest `--retention`: 1 second.
+const MIN_RETENTION: Duration = Duration::from_secs(1);
+/// Shortest `--shutdown-timeout`: 10 ms.
+const MIN_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(10);
+/// Shortest `--progress-every` other than `0s`: 100 ms.
+const MIN_PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// `--progress-every`: `0s` (off) or at least [`MIN_PROGRESS_EVERY`].
+pub(crate) fn parse_progress(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if !d.is_zero() && d < MIN_PROGRESS_EVERY {
+        return Err(format!(
+            "{s} is shorter than the minimum {}; `0s` turns progress lines off",
+            humantime::format_duration(MIN_PROGRESS_EVERY)
+        ));
+    }
+    Ok(d)
+}
+
+/// A count or size bound: at least 1.
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A duration parser that refuses anything shorter than `min`.
