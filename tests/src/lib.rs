@@ -18,8 +18,12 @@ use std::time::{Duration, Instant};
 use actor_metrics::scrape::Scrape;
 
 /// Path of the `actor-host` binary built by `cargo test --workspace`, next to
-/// this test's own executable (`target/<profile>/deps/..`).
+/// this test's own executable (`target/<profile>/deps/..`); `ACTOR_HOST`
+/// names another (to show a test failing on an older build).
 pub fn actor_host_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ACTOR_HOST") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
