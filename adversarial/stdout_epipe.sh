@@ -3,7 +3,7 @@
 # whoever read the first line has gone (a wrapper that reads the listening
 # line then closes the pipe, `| head -1`, a dead log shipper), the final
 # println! panics with EPIPE after a clean SIGTERM shutdown: exit code 101 and a
-# panic backtrace instead of 0. (core/src/bin/actor-host.rs:283)
+# panic backtrace instead of 0. (then core/src/bin/actor-host.rs:283; the binary is now in host/)
 B=${ACTOR_HOST:-$(dirname "$0")/../target/release/actor-host}
 D=$(mktemp -d)
 F=$(mktemp -u); mkfifo "$F"

@@ -27,11 +27,13 @@
 //!   per actor and per host; [`payload`]: a call's payload kept as received
 //!   text, charged for what it takes once parsed;
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
-//! * `throttle`: a rate limit for log lines a client can repeat at will;
 //! * [`health`]: liveness checks for `/healthz` (a task that must not end,
 //!   the host runtime's heartbeat);
-//! * [`counter`]: the `counter` actor type the binary registers;
-//! * [`app`]: the JSON app API; [`workload`]: the demo workload.
+//! * [`throttle`]: a rate limit for log lines a client can repeat at will.
+//!
+//! The engine pulls no CLI, no HTTP server and no demo: the `actor-host`
+//! crate (`host/`) holds the demo `counter` type, its JSON app API and
+//! workload, and the binary.
 //!
 //! Why stop is explicit: an actor's end is recorded with
 //! [`ActorMetrics::stopped`](actor_metrics::ActorMetrics::stopped) at a known
@@ -43,13 +45,11 @@
 
 pub mod action;
 mod actor;
-pub mod app;
 pub mod behaviour;
 pub mod budget;
 pub mod catalogue;
 pub mod config;
 pub mod context;
-pub mod counter;
 pub mod database;
 pub mod health;
 pub mod host;
@@ -57,20 +57,13 @@ mod lru;
 pub mod payload;
 pub mod shutdown;
 pub mod task;
-mod throttle;
-pub mod workload;
+pub mod throttle;
 
 pub use action::{ActionError, CallError};
 pub use behaviour::{Behaviour, BoxFuture};
 pub use budget::LimitError;
 pub use catalogue::CatalogueError;
-pub use config::{
-    DEFAULT_DATA_DIR_LOCK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INBOX_CAPACITY,
-    DEFAULT_INBOX_MAX_BYTES, DEFAULT_MAX_CLIENT_BYTES, DEFAULT_MAX_LIVE_ACTORS, DEFAULT_MAX_TASKS,
-    DEFAULT_MAX_TASKS_PER_ACTOR, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_MAX_MESSAGES,
-    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_START_RETRY_AFTER, HostConfig, MAX_KEY_BYTES,
-    MIN_IDLE_TIMEOUT,
-};
+pub use config::HostConfig;
 pub use context::{ActorInfo, Context, QueueError, QueueLimits};
 pub use host::{Host, HostBuilder, HostError};
 pub use payload::{Payload, PayloadError};

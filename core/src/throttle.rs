@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 /// At most one log line per period.
 #[derive(Debug)]
-pub(crate) struct LogThrottle {
+pub struct LogThrottle {
     every: Duration,
     state: Mutex<State>,
 }
@@ -25,7 +25,7 @@ struct State {
 
 impl LogThrottle {
     /// A throttle of one line per `every`.
-    pub(crate) fn new(every: Duration) -> Self {
+    pub fn new(every: Duration) -> Self {
         LogThrottle {
             every,
             state: Mutex::new(State::default()),
@@ -34,7 +34,7 @@ impl LogThrottle {
 
     /// `Some(lines left out since the last one)` when a line may be written
     /// now; `None` (and one more left out) otherwise.
-    pub(crate) fn admit(&self) -> Option<u64> {
+    pub fn admit(&self) -> Option<u64> {
         let now = Instant::now();
         let mut state = self.state.lock();
         if state.next.is_some_and(|next| now < next) {

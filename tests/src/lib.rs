@@ -32,7 +32,7 @@ pub fn actor_host_bin() -> PathBuf {
     let bin = profile_dir.join("actor-host");
     assert!(
         bin.exists(),
-        "{} not built: run `cargo test --workspace --release` (or `cargo build --release -p actor-core`)",
+        "{} not built: run `cargo test --workspace --release` (or `cargo build --release -p actor-host`)",
         bin.display()
     );
     bin

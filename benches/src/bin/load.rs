@@ -5,7 +5,7 @@
 //! action (user + system, from `getrusage(RUSAGE_CHILDREN)` around each run) for
 //! each, since a latency-bound workload can hide CPU spent on metrics.
 //!
-//! `cargo build --release -p actor-core && cargo run --release -p actor-benches --bin load -- [--seconds 20] [--rounds 2] [--actors 50]`
+//! `cargo build --release -p actor-host && cargo run --release -p actor-benches --bin load -- [--seconds 20] [--rounds 2] [--actors 50]`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -103,7 +103,7 @@ fn host_bin() -> PathBuf {
     let bin = exe.with_file_name("actor-host");
     if !bin.exists() {
         eprintln!(
-            "{} not built: run `cargo build --release -p actor-core` first",
+            "{} not built: run `cargo build --release -p actor-host` first",
             bin.display()
         );
         std::process::exit(2);

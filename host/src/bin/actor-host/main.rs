@@ -34,10 +34,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_core::counter::Counter;
 use actor_core::health::{self, Heartbeat};
-use actor_core::workload::{DemoOptions, DemoStats};
 use actor_core::{Host, HostConfig};
+use actor_host::counter::Counter;
+use actor_host::workload::{DemoOptions, DemoStats};
 use actor_metrics::{Config, Metrics};
 use actor_metrics_server::{Health, MetricsServer, Readiness, ServerOptions, ServerThread};
 use clap::Parser;
@@ -232,7 +232,7 @@ async fn run(args: Args) -> Result<(), String> {
     readiness.mark_ready("catalogue not loaded");
 
     let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(actor_core::app::serve(
+    let app = tokio::spawn(actor_host::app::serve(
         app_listener,
         host.clone(),
         async {
@@ -243,7 +243,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     let stats = Arc::new(DemoStats::default());
     let demo = (args.workload == Workload::Demo).then(|| {
-        tokio::spawn(actor_core::workload::run(
+        tokio::spawn(actor_host::workload::run(
             host.clone(),
             DemoOptions {
                 actors: args.actors,

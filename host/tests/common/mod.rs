@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use actor_core::counter::Counter;
 use actor_core::{Host, HostConfig};
+use actor_host::counter::Counter;
 use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, DetailLevel, Metrics, ScrapeRequest};
 

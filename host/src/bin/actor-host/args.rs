@@ -79,20 +79,20 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) max_live_actors: Option<usize>,
     /// Most messages in each actor's in-memory queue (`enqueue` past it is 503).
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_MESSAGES, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_QUEUE_MAX_MESSAGES, value_parser = at_least_one)]
     pub(crate) queue_max_messages: usize,
     /// Most bytes in each actor's in-memory queue, as stored: the messages'
     /// JSON text (`enqueue` past it is 503; a message larger than it, 413).
-    #[arg(long, default_value_t = actor_core::DEFAULT_QUEUE_MAX_BYTES, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_QUEUE_MAX_BYTES, value_parser = at_least_one)]
     pub(crate) queue_max_bytes: usize,
     /// Most calls waiting in each actor's inbox (past it: 503).
-    #[arg(long, default_value_t = actor_core::DEFAULT_INBOX_CAPACITY, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_INBOX_CAPACITY, value_parser = at_least_one)]
     pub(crate) inbox_capacity: usize,
     /// Most bytes the calls waiting in each actor's inbox hold, each counted
     /// as its payload's JSON text or the parsed value it becomes, whichever is
     /// larger (`[0,0,…]` takes 16 times its text). Past it: 503; a call that
     /// alone passes it: 413. [default: 32 MiB]
-    #[arg(long, default_value_t = actor_core::DEFAULT_INBOX_MAX_BYTES, hide_default_value = true, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_INBOX_MAX_BYTES, hide_default_value = true, value_parser = at_least_one)]
     pub(crate) inbox_max_bytes: usize,
     /// Most bytes the whole host holds for clients: request bodies being
     /// read, call payloads (waiting or running), queued messages and user
@@ -100,13 +100,13 @@ pub(crate) struct Args {
     /// The host's memory is at most its base (about 10 MB), plus about 64 KB
     /// per live actor and 4.2 KB per retained label set, plus this.
     /// [default: 256 MiB]
-    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_CLIENT_BYTES, hide_default_value = true, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_MAX_CLIENT_BYTES, hide_default_value = true, value_parser = at_least_one)]
     pub(crate) max_client_bytes: usize,
     /// Most user tasks of one actor at once (`spawn_task` past it: 429).
-    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_TASKS_PER_ACTOR, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_MAX_TASKS_PER_ACTOR, value_parser = at_least_one)]
     pub(crate) max_tasks_per_actor: usize,
     /// Most user tasks of the whole host at once (`spawn_task` past it: 429).
-    #[arg(long, default_value_t = actor_core::DEFAULT_MAX_TASKS, value_parser = at_least_one)]
+    #[arg(long, default_value_t = actor_core::config::DEFAULT_MAX_TASKS, value_parser = at_least_one)]
     pub(crate) max_tasks: usize,
     /// Bound of each actor's SQLite page cache, in KiB.
     #[arg(long, default_value_t = actor_core::database::DEFAULT_CACHE_KIB)]
@@ -132,10 +132,10 @@ pub(crate) fn parse_idle(s: &str) -> Result<Idle, String> {
         return Ok(Idle(None));
     }
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < actor_core::MIN_IDLE_TIMEOUT {
+    if d < actor_core::config::MIN_IDLE_TIMEOUT {
         return Err(format!(
             "{s} is shorter than the minimum {} (every wake is a new generation and label set); `never` turns idle sleep off",
-            humantime::format_duration(actor_core::MIN_IDLE_TIMEOUT)
+            humantime::format_duration(actor_core::config::MIN_IDLE_TIMEOUT)
         ));
     }
     Ok(Idle(Some(d)))
@@ -228,7 +228,7 @@ pub(crate) fn metrics_token(args: &Args) -> Result<Option<String>, String> {
     Ok(Some(token.to_owned()))
 }
 
-/// The bound on live actors when none is given: [`actor_core::DEFAULT_MAX_LIVE_ACTORS`],
+/// The bound on live actors when none is given: [`actor_core::config::DEFAULT_MAX_LIVE_ACTORS`],
 /// lowered so that two descriptors per live actor plus 256 for sockets and the
 /// process itself fit the open-file limit.
 pub(crate) fn default_max_live() -> usize {
@@ -242,8 +242,8 @@ pub(crate) fn default_max_live() -> usize {
     match limit {
         Some(limit) => {
             let fits = usize::try_from(limit.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX);
-            actor_core::DEFAULT_MAX_LIVE_ACTORS.min(fits).max(1)
+            actor_core::config::DEFAULT_MAX_LIVE_ACTORS.min(fits).max(1)
         }
-        None => actor_core::DEFAULT_MAX_LIVE_ACTORS,
+        None => actor_core::config::DEFAULT_MAX_LIVE_ACTORS,
     }
 }

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use actor_core::counter::Counter;
 use actor_core::{CallError, Host, HostConfig};
+use actor_host::counter::Counter;
 use actor_metrics::{Config, Metrics};
 use serde_json::json;
 

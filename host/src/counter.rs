@@ -13,9 +13,9 @@
 //! | `dequeue` | | `{message}`, the oldest, or `null` |
 //! | `panic` | | panics: the actor stops, the call gets 500 |
 //!
-//! The queue is in memory (see [`Context::send_queue`]): bounded by
-//! [`HostConfig::queue_max_messages`](crate::HostConfig::queue_max_messages)
-//! and [`HostConfig::queue_max_bytes`](crate::HostConfig::queue_max_bytes); a
+//! The queue is in memory (see [`Context::send_queue`](actor_core::Context::send_queue)): bounded by
+//! [`HostConfig::queue_max_messages`](actor_core::HostConfig::queue_max_messages)
+//! and [`HostConfig::queue_max_bytes`](actor_core::HostConfig::queue_max_bytes); a
 //! non-empty queue keeps the actor awake; its messages are lost on destroy,
 //! an explicit sleep, a panic, or a host stop or restart. The counter's value
 //! is durable.
@@ -25,9 +25,9 @@ use std::time::Duration;
 use actor_metrics::labels::{MutationReason, TaskKind};
 use serde_json::{Value, json};
 
-use crate::action::{ActionError, u64_field};
-use crate::behaviour::{Behaviour, BoxFuture};
-use crate::context::Context;
+use actor_core::Context;
+use actor_core::action::{ActionError, u64_field};
+use actor_core::behaviour::{Behaviour, BoxFuture};
 
 /// Longest `slow`/`spawn_task` duration accepted: 10 minutes.
 const MAX_MS: u64 = 600_000;

@@ -37,11 +37,11 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::action::CallError;
-use crate::budget::{Charge, LimitError};
-use crate::host::Host;
-use crate::payload::Payload;
-use crate::throttle::LogThrottle;
+use actor_core::Host;
+use actor_core::Payload;
+use actor_core::action::CallError;
+use actor_core::budget::{Charge, LimitError};
+use actor_core::throttle::LogThrottle;
 
 /// Largest request body accepted: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;

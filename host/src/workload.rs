@@ -14,8 +14,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::action::CallError;
-use crate::host::Host;
+use actor_core::Host;
+use actor_core::action::CallError;
 
 /// One call in this many is the deliberate `fail` action.
 pub const FAIL_EVERY: u64 = 1000;
@@ -251,8 +251,8 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HostConfig;
     use crate::counter::Counter;
+    use actor_core::HostConfig;
     use actor_metrics::scrape::Scrape;
     use actor_metrics::{Config, Metrics};
 
