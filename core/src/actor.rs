@@ -127,7 +127,7 @@ impl Drop for EndGuard {
     }
 }
 
-/// The actor task.
+/// The actor task: start, serve its inbox until a stop, close.
 pub(crate) async fn run(start: Start) {
     let Start {
         behaviour,
@@ -152,26 +152,7 @@ pub(crate) async fn run(start: Start) {
         report: report.clone(),
         reported: false,
     };
-    if let Some(previous) = previous {
-        // A panic of the previous generation was already recorded by its own guard.
-        let _ = previous.await;
-    }
-
-    // Opening can block: another process holding the file's lock makes SQLite
-    // wait up to its busy timeout, and `load_state` is the behaviour's own
-    // synchronous code. So it runs on the blocking pool, never on a runtime
-    // worker that every other actor needs.
-    let opening = {
-        let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || {
-            open(&*behaviour, &info, &metrics, &db_path, &db, limits)
-        })
-    };
-    let opened = match opening.await {
-        Ok(opened) => opened,
-        Err(e) if e.is_panic() => Err("the actor panicked while starting".to_owned()),
-        Err(_) => Err("the actor's start was cancelled".to_owned()),
-    };
+    let opened = start_up(&behaviour, &info, &metrics, db_path, db, limits, previous).await;
     let mut ctx = match opened {
         Ok(ctx) => {
             let _ = started.send(Ok(()));
@@ -184,111 +165,246 @@ pub(crate) async fn run(start: Start) {
             metrics.abandoned();
             end.end();
             // Calls sent while it was starting get the same answer as the caller that woke it.
-            inbox.close();
-            while let Ok(msg) = inbox.try_recv() {
-                metrics.inbox_depth(msg.inbox()).dec();
+            drain_inbox(&mut inbox, &metrics, |msg| {
                 if let Msg::Call { reply, .. } = msg {
                     let _ = reply.send(Answer::Ran(Err(CallError::StartFailed(e.clone()))));
                 }
-            }
+            });
             let _ = started.send(Err(e));
             return;
         }
     };
-
-    let mut last_used = Instant::now();
-    let (reason, reply) = loop {
-        let idle_at = idle_timeout
-            .filter(|_| ctx.is_idle())
-            .map(|t| last_used + t);
-        idle.store(ctx.is_idle(), Ordering::Relaxed);
-        let idle_timer = async {
-            match idle_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            msg = inbox.recv() => {
-                let Some(msg) = msg else {
-                    // Every sender is gone: the host itself was dropped.
-                    break (ShutdownReason::HostShutdown, None);
-                };
-                idle.store(false, Ordering::Relaxed);
-                metrics.inbox_depth(msg.inbox()).dec();
-                match msg {
-                    Msg::Call { action, recorder, payload, reply, charges: (held, waiting) } => {
-                        // Out of the inbox; its bytes stay charged to the host until it returns.
-                        drop(waiting);
-                        if shutdown.borrow().is_some() {
-                            // The host is stopping: no new action starts.
-                            let why = stop_word(ShutdownReason::HostShutdown);
-                            let _ = reply.send(Answer::NotRun { payload, why });
-                            continue;
-                        }
-                        let t0 = Instant::now();
-                        let call = AssertUnwindSafe(behaviour.call(&mut ctx, action, payload.into_value()))
-                            .catch_unwind();
-                        let outcome = tokio::select! {
-                            biased;
-                            outcome = call => Some(outcome),
-                            () = shutdown_deadline(&mut shutdown) => None,
-                        };
-                        let elapsed = t0.elapsed();
-                        drop(held);
-                        metrics.record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
-                        match outcome {
-                            Some(Ok(result)) => {
-                                let _ = reply.send(Answer::Ran(result.map_err(CallError::Action)));
-                            }
-                            Some(Err(_)) => {
-                                tracing::error!(actor = %info, action, "action panicked; stopping the actor");
-                                let _ = reply.send(Answer::Ran(Err(CallError::Panicked { action: action.to_owned() })));
-                                break (ShutdownReason::Panic, None);
-                            }
-                            None => {
-                                // Dropping the action's future dropped any rusqlite
-                                // Transaction it held (a rollback); a transaction
-                                // opened by hand is rolled back here.
-                                if !ctx.db().is_autocommit() {
-                                    let _ = ctx.db().execute_batch("ROLLBACK");
-                                }
-                                tracing::warn!(actor = %info, action, ran_for_s = elapsed.as_secs_f64(), "action still running at the shutdown deadline; cancelled");
-                                let _ = reply.send(Answer::Ran(Err(CallError::Cancelled { action: action.to_owned(), after: elapsed })));
-                                break (ShutdownReason::HostShutdown, None);
-                            }
-                        }
-                    }
-                    Msg::Stop { reason, reply } => break (reason, Some(reply)),
-                }
-                last_used = Instant::now();
-            }
-            () = ctx.tasks.next_finished() => last_used = Instant::now(),
-            () = idle_timer => {
-                tracing::debug!(actor = %info, "idle; going to sleep");
-                break (ShutdownReason::Sleep, None);
-            }
-        }
+    let actor = Serving {
+        behaviour: &*behaviour,
+        info: &info,
+        metrics: &metrics,
+        idle: &idle,
+        idle_timeout,
     };
-
-    // Nothing new gets in; whatever is queued is answered, not dropped silently.
+    let (reason, reply) = actor.serve(&mut ctx, &mut inbox, &mut shutdown).await;
     report(&info, Exit::Closing);
+    let replies = close(
+        ctx,
+        &info,
+        &metrics,
+        inbox,
+        reason,
+        reply,
+        &shutdown,
+        shutdown_timeout,
+    )
+    .await;
+    // The database is closed: the live-actor permit can serve another actor.
+    drop(permit);
+    end.end();
+    for reply in replies {
+        let _ = reply.send(());
+    }
+}
+
+/// Waits for the previous generation to end, then opens the database and
+/// runs the behaviour's start hooks.
+///
+/// Opening can block: another process holding the file's lock makes SQLite
+/// wait up to its busy timeout, and `load_state` is the behaviour's own
+/// synchronous code. So it runs on the blocking pool, never on a runtime
+/// worker that every other actor needs.
+async fn start_up(
+    behaviour: &Arc<dyn Behaviour>,
+    info: &ActorInfo,
+    metrics: &ActorMetrics,
+    db_path: PathBuf,
+    db: actor_sqlite_hooks::HookOptions,
+    limits: Limits,
+    previous: Option<tokio::task::JoinHandle<()>>,
+) -> Result<Context, String> {
+    if let Some(previous) = previous {
+        // A panic of the previous generation was already recorded by its own guard.
+        let _ = previous.await;
+    }
+    let (behaviour, info, metrics) = (behaviour.clone(), info.clone(), metrics.clone());
+    let opening = tokio::task::spawn_blocking(move || {
+        open(&*behaviour, &info, &metrics, &db_path, &db, limits)
+    });
+    match opening.await {
+        Ok(opened) => opened,
+        Err(e) if e.is_panic() => Err("the actor panicked while starting".to_owned()),
+        Err(_) => Err("the actor's start was cancelled".to_owned()),
+    }
+}
+
+/// Closes the inbox and hands every message still in it to `each`.
+fn drain_inbox(inbox: &mut mpsc::Receiver<Msg>, metrics: &ActorMetrics, mut each: impl FnMut(Msg)) {
     inbox.close();
-    let mut replies: Vec<oneshot::Sender<()>> = reply.into_iter().collect();
     while let Ok(msg) = inbox.try_recv() {
         metrics.inbox_depth(msg.inbox()).dec();
-        match msg {
-            Msg::Call { reply, payload, .. } => {
-                let _ = reply.send(Answer::NotRun {
-                    payload,
-                    why: stop_word(reason),
-                });
+        each(msg);
+    }
+}
+
+/// What the inbox loop works with.
+struct Serving<'a> {
+    behaviour: &'a dyn Behaviour,
+    info: &'a ActorInfo,
+    metrics: &'a ActorMetrics,
+    /// Whether nothing holds the actor awake, for the host's choice of whom to put to sleep.
+    idle: &'a AtomicBool,
+    idle_timeout: Option<Duration>,
+}
+
+/// How one call ended, for the inbox loop.
+enum Served {
+    /// Answered; the actor goes on.
+    Answered,
+    /// The actor must stop for this reason.
+    Stop(ShutdownReason),
+}
+
+impl Serving<'_> {
+    /// Takes messages until a stop: a stop message, a panicking or cancelled
+    /// call, the idle timer, or the host gone. Returns why, and who waits for
+    /// the stop.
+    async fn serve(
+        &self,
+        ctx: &mut Context,
+        inbox: &mut mpsc::Receiver<Msg>,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) -> (ShutdownReason, Option<oneshot::Sender<()>>) {
+        let mut last_used = Instant::now();
+        loop {
+            let idle_at = self
+                .idle_timeout
+                .filter(|_| ctx.is_idle())
+                .map(|t| last_used + t);
+            self.idle.store(ctx.is_idle(), Ordering::Relaxed);
+            let idle_timer = async {
+                match idle_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = inbox.recv() => {
+                    let Some(msg) = msg else {
+                        // Every sender is gone: the host itself was dropped.
+                        return (ShutdownReason::HostShutdown, None);
+                    };
+                    self.idle.store(false, Ordering::Relaxed);
+                    self.metrics.inbox_depth(msg.inbox()).dec();
+                    match msg {
+                        Msg::Call { action, recorder, payload, reply, charges } => {
+                            let call = Call { action, recorder, payload, reply, charges };
+                            if let Served::Stop(reason) = self.call(ctx, call, shutdown).await {
+                                return (reason, None);
+                            }
+                        }
+                        Msg::Stop { reason, reply } => return (reason, Some(reply)),
+                    }
+                    last_used = Instant::now();
+                }
+                () = ctx.tasks.next_finished() => last_used = Instant::now(),
+                () = idle_timer => {
+                    tracing::debug!(actor = %self.info, "idle; going to sleep");
+                    return (ShutdownReason::Sleep, None);
+                }
             }
-            Msg::Stop { reply, .. } => replies.push(reply),
         }
     }
 
+    /// Runs one call, racing the host's shutdown deadline, records it and answers it.
+    async fn call(
+        &self,
+        ctx: &mut Context,
+        call: Call,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+    ) -> Served {
+        let Call {
+            action,
+            recorder,
+            payload,
+            reply,
+            charges: (held, waiting),
+        } = call;
+        // Out of the inbox; its bytes stay charged to the host until it returns.
+        drop(waiting);
+        if shutdown.borrow().is_some() {
+            // The host is stopping: no new action starts.
+            let why = stop_word(ShutdownReason::HostShutdown);
+            let _ = reply.send(Answer::NotRun { payload, why });
+            return Served::Answered;
+        }
+        let t0 = Instant::now();
+        let running =
+            AssertUnwindSafe(self.behaviour.call(ctx, action, payload.into_value())).catch_unwind();
+        let outcome = tokio::select! {
+            biased;
+            outcome = running => Some(outcome),
+            () = shutdown_deadline(shutdown) => None,
+        };
+        let elapsed = t0.elapsed();
+        drop(held);
+        self.metrics
+            .record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
+        let info = self.info;
+        match outcome {
+            Some(Ok(result)) => {
+                let _ = reply.send(Answer::Ran(result.map_err(CallError::Action)));
+                Served::Answered
+            }
+            Some(Err(_)) => {
+                tracing::error!(actor = %info, action, "action panicked; stopping the actor");
+                let action = action.to_owned();
+                let _ = reply.send(Answer::Ran(Err(CallError::Panicked { action })));
+                Served::Stop(ShutdownReason::Panic)
+            }
+            None => {
+                // Dropping the action's future dropped any rusqlite
+                // Transaction it held (a rollback); a transaction opened by
+                // hand is rolled back here.
+                if !ctx.db().is_autocommit() {
+                    let _ = ctx.db().execute_batch("ROLLBACK");
+                }
+                tracing::warn!(actor = %info, action, ran_for_s = elapsed.as_secs_f64(), "action still running at the shutdown deadline; cancelled");
+                let (action, after) = (action.to_owned(), elapsed);
+                let _ = reply.send(Answer::Ran(Err(CallError::Cancelled { action, after })));
+                Served::Stop(ShutdownReason::HostShutdown)
+            }
+        }
+    }
+}
+
+/// The parts of a [`Msg::Call`].
+struct Call {
+    action: &'static str,
+    recorder: ActionMetrics,
+    payload: Payload,
+    reply: oneshot::Sender<Answer>,
+    charges: (Charge, Charge),
+}
+
+/// After the loop: answers what is left in the inbox, drops the queue, drains
+/// the user tasks, closes the database, and answers every stop request.
+#[allow(clippy::too_many_arguments)]
+async fn close(
+    mut ctx: Context,
+    info: &ActorInfo,
+    metrics: &ActorMetrics,
+    mut inbox: mpsc::Receiver<Msg>,
+    reason: ShutdownReason,
+    reply: Option<oneshot::Sender<()>>,
+    shutdown: &watch::Receiver<Option<Instant>>,
+    shutdown_timeout: Duration,
+) -> Vec<oneshot::Sender<()>> {
+    // Nothing new gets in; whatever is queued is answered, not dropped silently.
+    let mut replies: Vec<oneshot::Sender<()>> = reply.into_iter().collect();
+    drain_inbox(&mut inbox, metrics, |msg| match msg {
+        Msg::Call { reply, payload, .. } => {
+            let why = stop_word(reason);
+            let _ = reply.send(Answer::NotRun { payload, why });
+        }
+        Msg::Stop { reply, .. } => replies.push(reply),
+    });
     // Counted host-wide (the progress line); only a panic is unexpected enough
     // for a warning: sleep on request, destroy and host stop drop the queue
     // by design (it is in memory, see `Context::send_queue`).
@@ -306,14 +422,9 @@ pub(crate) async fn run(start: Start) {
             .min(shutdown_timeout),
         None => shutdown_timeout,
     };
-    shutdown::drain(&mut ctx.tasks, &metrics, reason, drain_for).await;
+    shutdown::drain(&mut ctx.tasks, metrics, reason, drain_for).await;
     drop(ctx);
-    // The database is closed: the live-actor permit can serve another actor.
-    drop(permit);
-    end.end();
-    for reply in replies {
-        let _ = reply.send(());
-    }
+    replies
 }
 
 /// Completes at the host's shutdown deadline; pending until a shutdown begins
