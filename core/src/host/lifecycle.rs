@@ -12,6 +12,7 @@ use super::{HostInner, check_key, not_found};
 use crate::action::CallError;
 use crate::actor::{self, Exit, Start};
 use crate::budget::{Account, Bound};
+use crate::catalogue::Entry;
 use crate::context::{ActorInfo, Limits, QueueLimits};
 use crate::database;
 
@@ -68,87 +69,115 @@ impl HostInner {
                 .wake(type_name, key, create)
                 .await?
                 .ok_or_else(|| not_found(type_name, key))?;
-            let ty = &self.types[type_name];
-            let info = ActorInfo {
-                actor_name: type_name.to_owned(),
-                key: key.to_owned(),
-                actor_id: entry.id.to_string(),
-                generation: entry.generation,
-            };
-            let (tx, inbox) = mpsc::channel(self.config.inbox_capacity);
-            let (started_tx, started) = oneshot::channel();
-            let idle = Arc::new(AtomicBool::new(false));
-            let live = {
-                let mut table = self.table.lock();
-                // Checked under the lock that shutdown takes everything under.
-                if self.shutting_down.load(Ordering::SeqCst) {
-                    return Err(CallError::ShuttingDown);
-                }
-                let metrics = ty
-                    .metrics
-                    .register(&info.actor_id, Some(info.generation), key);
-                let tick = table.lru.insert((type_name, Arc::from(key)));
-                let slot = table.slot_or_insert(type_name, key);
-                let start = Start {
-                    behaviour: ty.behaviour.clone(),
-                    info: info.clone(),
-                    metrics: metrics.clone(),
-                    db_path: database::path(&self.config.data_dir, type_name, entry.id),
-                    db: self.config.sqlite.clone(),
-                    shutdown_timeout: self.config.shutdown_timeout,
-                    limits: Limits {
-                        queue: QueueLimits {
-                            max_messages: self.config.queue_max_messages,
-                            max_bytes: self.config.queue_max_bytes,
-                        },
-                        max_tasks: self.config.max_tasks_per_actor,
-                        host: self.budget.clone(),
-                        queue_dropped: self.queue_dropped.clone(),
-                    },
-                    idle_timeout: self.config.idle_timeout,
-                    inbox,
-                    previous: slot.task.take().map(|(_, task)| task),
-                    started: started_tx,
-                    report: self.report.clone(),
-                    idle: idle.clone(),
-                    permit,
-                    shutdown: self.deadline.subscribe(),
-                };
-                slot.task = Some((info.generation, tokio::spawn(actor::run(start))));
-                let live = Live {
-                    tx,
-                    metrics,
-                    info,
-                    idle,
-                    tick,
-                    inbox_bytes: Account::new(Bound::InboxBytes, self.config.inbox_max_bytes),
-                };
-                slot.live = Some(live.clone());
-                live
-            };
-            let failed = match started.await {
-                Ok(Ok(())) => {
-                    self.table.lock().forget_failure(type_name, key);
-                    return Ok(live);
-                }
-                Ok(Err(reason)) => reason,
-                Err(_) => "the actor task ended while starting".to_owned(),
-            };
-            self.table
-                .lock()
-                .record_failure(type_name, key, retry_after, &failed);
-            if let Some(suppressed) = self.start_failures.admit() {
-                tracing::error!(
-                    actor = %live.info,
-                    error = %failed,
-                    retry_after = %humantime::format_duration(retry_after),
-                    suppressed,
-                    "actor failed to start; calls to it get this error until retry_after has passed (suppressed: lines left out since the last one)"
-                );
-            }
-            Err(CallError::StartFailed(failed))
+            let (live, started) = self.spawn_generation(type_name, key, entry, permit)?;
+            self.started(type_name, key, live, started).await
         })
         .await
+    }
+
+    /// Starts the task of a new generation of the key and makes it the
+    /// key's live one; the receiver answers once it has started (or failed to).
+    fn spawn_generation(
+        &self,
+        type_name: &'static str,
+        key: &str,
+        entry: Entry,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(Live, oneshot::Receiver<Result<(), String>>), CallError> {
+        let ty = &self.types[type_name];
+        let info = ActorInfo {
+            actor_name: type_name.to_owned(),
+            key: key.to_owned(),
+            actor_id: entry.id.to_string(),
+            generation: entry.generation,
+        };
+        let (tx, inbox) = mpsc::channel(self.config.inbox_capacity);
+        let (started_tx, started) = oneshot::channel();
+        let idle = Arc::new(AtomicBool::new(false));
+        let mut table = self.table.lock();
+        // Checked under the lock that shutdown takes everything under.
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(CallError::ShuttingDown);
+        }
+        let metrics = ty
+            .metrics
+            .register(&info.actor_id, Some(info.generation), key);
+        let tick = table.lru.insert((type_name, Arc::from(key)));
+        let slot = table.slot_or_insert(type_name, key);
+        let start = Start {
+            behaviour: ty.behaviour.clone(),
+            info: info.clone(),
+            metrics: metrics.clone(),
+            db_path: database::path(&self.config.data_dir, type_name, entry.id),
+            db: self.config.sqlite.clone(),
+            shutdown_timeout: self.config.shutdown_timeout,
+            limits: self.limits(),
+            idle_timeout: self.config.idle_timeout,
+            inbox,
+            previous: slot.task.take().map(|(_, task)| task),
+            started: started_tx,
+            report: self.report.clone(),
+            idle: idle.clone(),
+            permit,
+            shutdown: self.deadline.subscribe(),
+        };
+        slot.task = Some((info.generation, tokio::spawn(actor::run(start))));
+        let live = Live {
+            tx,
+            metrics,
+            info,
+            idle,
+            tick,
+            inbox_bytes: Account::new(Bound::InboxBytes, self.config.inbox_max_bytes),
+        };
+        slot.live = Some(live.clone());
+        Ok((live, started))
+    }
+
+    /// The bounds an actor's code works within.
+    fn limits(&self) -> Limits {
+        Limits {
+            queue: QueueLimits {
+                max_messages: self.config.queue_max_messages,
+                max_bytes: self.config.queue_max_bytes,
+            },
+            max_tasks: self.config.max_tasks_per_actor,
+            host: self.budget.clone(),
+            queue_dropped: self.queue_dropped.clone(),
+        }
+    }
+
+    /// Waits for a new generation's start: the live actor, or the failure,
+    /// remembered for `start_retry_after` and logged (rate-limited).
+    async fn started(
+        &self,
+        type_name: &'static str,
+        key: &str,
+        live: Live,
+        started: oneshot::Receiver<Result<(), String>>,
+    ) -> Result<Live, CallError> {
+        let retry_after = self.config.start_retry_after;
+        let failed = match started.await {
+            Ok(Ok(())) => {
+                self.table.lock().forget_failure(type_name, key);
+                return Ok(live);
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => "the actor task ended while starting".to_owned(),
+        };
+        self.table
+            .lock()
+            .record_failure(type_name, key, retry_after, &failed);
+        if let Some(suppressed) = self.start_failures.admit() {
+            tracing::error!(
+                actor = %live.info,
+                error = %failed,
+                retry_after = %humantime::format_duration(retry_after),
+                suppressed,
+                "actor failed to start; calls to it get this error until retry_after has passed (suppressed: lines left out since the last one)"
+            );
+        }
+        Err(CallError::StartFailed(failed))
     }
 
     /// A live-actor permit; at the bound, puts the least recently used idle
