@@ -139,48 +139,8 @@ async fn run(args: Args) -> Result<(), String> {
             temp.path().to_owned()
         }
     };
-    let config = Config {
-        retention: args.retention,
-        sweep_interval: args.sweep_interval,
-        max_retained: args.max_retained,
-        per_actor_detail: args.per_actor_detail,
-        envoy_key: args
-            .envoy_key
-            .clone()
-            .unwrap_or_else(actor_metrics::default_envoy_key),
-        ..Config::default()
-    };
-    let metrics = Metrics::new(config).map_err(|e| e.to_string())?;
-
-    let readiness = Readiness::new(["metrics not initialised", "catalogue not loaded"]);
-    // /healthz fails when the sweeper task ends or this runtime stops running
-    // its heartbeat. The server runs on its own thread and runtime, so it can
-    // still answer (and say so) when this one is wedged.
-    let health = Health::default();
-    let sweeper = Arc::new(metrics.spawn_sweeper());
-    health.check(
-        "sweeper",
-        health::task_alive(sweeper.clone(), "the sweeper task"),
-    );
-    let (heartbeat, heartbeat_task) =
-        Heartbeat::spawn(health::DEFAULT_BEAT_EVERY, health::DEFAULT_STALE_AFTER);
-    health.check("runtime", move || heartbeat.check());
-    let server = MetricsServer::spawn_thread(
-        args.metrics_addr,
-        metrics.clone(),
-        ServerOptions {
-            bearer_token: metrics_token(&args)?,
-            readiness: readiness.clone(),
-            health,
-            ..ServerOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    readiness.mark_ready("metrics not initialised");
-    let stop_background = move || {
-        sweeper.abort();
-        heartbeat_task.abort();
-    };
+    let metrics = Metrics::new(metrics_config(&args)).map_err(|e| e.to_string())?;
+    let port = MetricsPort::start(&args, &metrics)?;
 
     // From here on a signal is a graceful stop (and a second one, an exit).
     let mut signals = Signals::new();
@@ -192,24 +152,11 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("app address: {e}"))?;
     say(format_args!(
         "listening app={app_addr} metrics={} data_dir={}",
-        server.local_addr(),
+        port.server.local_addr(),
         data_dir.display()
     ));
 
-    let mut host_config = HostConfig::new(&data_dir);
-    host_config.shutdown_timeout = args.shutdown_timeout;
-    host_config.idle_timeout = args.idle_timeout.0;
-    host_config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
-    host_config.queue_max_messages = args.queue_max_messages;
-    host_config.queue_max_bytes = args.queue_max_bytes;
-    host_config.inbox_capacity = args.inbox_capacity;
-    host_config.inbox_max_bytes = args.inbox_max_bytes;
-    host_config.max_client_bytes = args.max_client_bytes;
-    host_config.max_tasks_per_actor = args.max_tasks_per_actor;
-    host_config.max_tasks = args.max_tasks;
-    host_config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
-    host_config.sqlite.page_size = Some(args.sqlite_page_size);
-    host_config.data_dir_lock_timeout = args.data_dir_lock_timeout;
+    let host_config = host_config(&args, &data_dir);
     tracing::info!(
         max_live_actors = host_config.max_live_actors,
         idle_timeout = %host_config
@@ -224,38 +171,13 @@ async fn run(args: Args) -> Result<(), String> {
         host = build => host.map_err(|e| e.to_string())?,
         (reason, _) = signals.next() => {
             tracing::info!(reason, "stopped before the catalogue was loaded");
-            shutdown_server(server).await;
-            stop_background();
+            port.stop().await;
             return Ok(());
         }
     };
-    readiness.mark_ready("catalogue not loaded");
+    port.readiness.mark_ready("catalogue not loaded");
 
-    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(actor_host::app::serve(
-        app_listener,
-        host.clone(),
-        async {
-            let _ = app_stopped.await;
-        },
-        args.shutdown_timeout + APP_GRACE_PAST_SHUTDOWN_TIMEOUT,
-    ));
-
-    let stats = Arc::new(DemoStats::default());
-    let demo = (args.workload == Workload::Demo).then(|| {
-        tokio::spawn(actor_host::workload::run(
-            host.clone(),
-            DemoOptions {
-                actors: args.actors,
-                rate: args.rate,
-                ..DemoOptions::default()
-            },
-            stats.clone(),
-        ))
-    });
-    let progress = tokio::spawn(progress(host.clone(), args.progress_every));
-
-    let started = tokio::time::Instant::now();
+    let serving = Serving::start(&args, host, app_listener);
     let reason = tokio::select! {
         (reason, _) = signals.next() => reason,
         () = until(args.duration) => "duration elapsed",
@@ -271,27 +193,172 @@ async fn run(args: Args) -> Result<(), String> {
         );
         std::process::exit(code);
     });
-
-    readiness.set_not_ready("shutting down");
-    let _ = stop_app.send(());
-    if let Some(demo) = demo {
-        demo.abort();
-        let _ = demo.await;
-    }
-    progress.abort();
-    // In-flight requests wait on actors: both drain together, each bounded.
-    tokio::join!(host.shutdown(), async {
-        let _ = app.await;
-    });
-    let secs = started.elapsed().as_secs_f64();
-    let calls = host.calls_total();
-    say(format_args!(
-        "summary calls={calls} seconds={secs:.3} calls_per_s={:.1}",
-        calls as f64 / secs.max(1e-9)
-    ));
-    shutdown_server(server).await;
-    stop_background();
+    port.readiness.set_not_ready("shutting down");
+    serving.stop().await;
+    port.stop().await;
     Ok(())
+}
+
+/// The metrics library's settings from the flags.
+fn metrics_config(args: &Args) -> Config {
+    Config {
+        retention: args.retention,
+        sweep_interval: args.sweep_interval,
+        max_retained: args.max_retained,
+        per_actor_detail: args.per_actor_detail,
+        envoy_key: args
+            .envoy_key
+            .clone()
+            .unwrap_or_else(actor_metrics::default_envoy_key),
+        ..Config::default()
+    }
+}
+
+/// The host's settings from the flags.
+fn host_config(args: &Args, data_dir: &std::path::Path) -> HostConfig {
+    let mut config = HostConfig::new(data_dir);
+    config.shutdown_timeout = args.shutdown_timeout;
+    config.idle_timeout = args.idle_timeout.0;
+    config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
+    config.queue_max_messages = args.queue_max_messages;
+    config.queue_max_bytes = args.queue_max_bytes;
+    config.inbox_capacity = args.inbox_capacity;
+    config.inbox_max_bytes = args.inbox_max_bytes;
+    config.max_client_bytes = args.max_client_bytes;
+    config.max_tasks_per_actor = args.max_tasks_per_actor;
+    config.max_tasks = args.max_tasks;
+    config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
+    config.sqlite.page_size = Some(args.sqlite_page_size);
+    config.data_dir_lock_timeout = args.data_dir_lock_timeout;
+    config
+}
+
+/// The metrics port on its own thread, with what `/healthz` watches (the
+/// sweeper, this runtime's heartbeat) and what `/readyz` waits for.
+struct MetricsPort {
+    server: ServerThread,
+    readiness: Readiness,
+    sweeper: Arc<tokio::task::JoinHandle<()>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsPort {
+    /// Starts the sweeper, the heartbeat and the server; `/readyz` waits for
+    /// the catalogue.
+    fn start(args: &Args, metrics: &Metrics) -> Result<MetricsPort, String> {
+        let readiness = Readiness::new(["metrics not initialised", "catalogue not loaded"]);
+        // /healthz fails when the sweeper task ends or this runtime stops running
+        // its heartbeat. The server runs on its own thread and runtime, so it can
+        // still answer (and say so) when this one is wedged.
+        let health = Health::default();
+        let sweeper = Arc::new(metrics.spawn_sweeper());
+        health.check(
+            "sweeper",
+            health::task_alive(sweeper.clone(), "the sweeper task"),
+        );
+        let (beat, heartbeat) =
+            Heartbeat::spawn(health::DEFAULT_BEAT_EVERY, health::DEFAULT_STALE_AFTER);
+        health.check("runtime", move || beat.check());
+        let server = MetricsServer::spawn_thread(
+            args.metrics_addr,
+            metrics.clone(),
+            ServerOptions {
+                bearer_token: metrics_token(args)?,
+                readiness: readiness.clone(),
+                health,
+                ..ServerOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        readiness.mark_ready("metrics not initialised");
+        Ok(MetricsPort {
+            server,
+            readiness,
+            sweeper,
+            heartbeat,
+        })
+    }
+
+    /// Stops the server (a scrape in flight gets its grace), then the sweeper
+    /// and the heartbeat.
+    async fn stop(self) {
+        shutdown_server(self.server).await;
+        self.sweeper.abort();
+        self.heartbeat.abort();
+    }
+}
+
+/// The host at work: the app API, the demo workload and the progress line.
+struct Serving {
+    host: Host,
+    app: tokio::task::JoinHandle<()>,
+    stop_app: tokio::sync::oneshot::Sender<()>,
+    demo: Option<tokio::task::JoinHandle<()>>,
+    progress: tokio::task::JoinHandle<()>,
+    started: tokio::time::Instant,
+}
+
+impl Serving {
+    fn start(args: &Args, host: Host, app_listener: tokio::net::TcpListener) -> Serving {
+        let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = tokio::spawn(actor_host::app::serve(
+            app_listener,
+            host.clone(),
+            async {
+                let _ = app_stopped.await;
+            },
+            args.shutdown_timeout + APP_GRACE_PAST_SHUTDOWN_TIMEOUT,
+        ));
+        let demo = (args.workload == Workload::Demo).then(|| {
+            tokio::spawn(actor_host::workload::run(
+                host.clone(),
+                DemoOptions {
+                    actors: args.actors,
+                    rate: args.rate,
+                    ..DemoOptions::default()
+                },
+                Arc::new(DemoStats::default()),
+            ))
+        });
+        let progress = tokio::spawn(progress(host.clone(), args.progress_every));
+        Serving {
+            host,
+            app,
+            stop_app,
+            demo,
+            progress,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Stops taking requests and the demo, then stops every actor while the
+    /// requests in flight drain (both bounded), and prints the summary line.
+    async fn stop(self) {
+        let Serving {
+            host,
+            app,
+            stop_app,
+            demo,
+            progress,
+            started,
+        } = self;
+        let _ = stop_app.send(());
+        if let Some(demo) = demo {
+            demo.abort();
+            let _ = demo.await;
+        }
+        progress.abort();
+        // In-flight requests wait on actors: both drain together, each bounded.
+        tokio::join!(host.shutdown(), async {
+            let _ = app.await;
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let calls = host.calls_total();
+        say(format_args!(
+            "summary calls={calls} seconds={secs:.3} calls_per_s={:.1}",
+            calls as f64 / secs.max(1e-9)
+        ));
+    }
 }
 
 /// Writes one line for scripts on stdout. `println!` panics when stdout's
