@@ -202,3 +202,78 @@ fn shutdown_timeout_aggregates_exist_at_zero_before_the_first_timeout() {
         );
     }
 }
+
+/// The families whose level is `core` in METRICS.md's per-actor table, and
+/// whether each is a histogram.
+fn core_families() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(deploy_path("../METRICS.md")).expect("METRICS.md");
+    let section = text
+        .split("## Per actor")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("METRICS.md has a per-actor section");
+    section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `name` | type | level | ...
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            (cells.get(3) == Some(&"core")).then(|| (name.to_owned(), cells[2] == "histogram"))
+        })
+        .collect()
+}
+
+/// The top-level alternatives of the debug job's drop regex
+/// `actor_(a|b(_sum|_count)?|...)`, each with whether it carries the
+/// `(_sum|_count)?` suffix.
+fn debug_job_dropped_families() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(deploy_path("prometheus/prometheus.yml")).expect("config");
+    let job = text
+        .split("- job_name: actor-host-debug")
+        .nth(1)
+        .expect("prometheus.yml has the actor-host-debug job");
+    let regex = job
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("regex: '"))
+        .and_then(|r| r.strip_suffix('\''))
+        .expect("the debug job has a drop regex");
+    let body = regex
+        .strip_prefix("actor_(")
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("regex of the form actor_(...)");
+    let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in body.char_indices().chain([(body.len(), '|')]) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => {
+                let alt = &body[start..i];
+                let (name, hist) = match alt.strip_suffix("(_sum|_count)?") {
+                    Some(n) => (n, true),
+                    None => (alt, false),
+                };
+                out.push((format!("actor_{name}"), hist));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The debug job drops exactly the series the main job already has at `core`:
+/// every `core` family of METRICS.md (a histogram with its `_sum`, `_count`
+/// and bare native name), and nothing else, so a family that changes level
+/// fails here until the regex follows.
+#[test]
+fn debug_job_drops_exactly_the_core_families() {
+    let mut want = core_families();
+    want.sort();
+    assert!(want.len() >= 12, "core families in METRICS.md: {want:?}");
+    let mut got = debug_job_dropped_families();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "actor-host-debug's drop regex against METRICS.md's core families"
+    );
+}
