@@ -371,3 +371,59 @@ fn every_alert_fires_in_a_promtool_unit_test() {
         "alerts no promtool test sees firing: {missing:?}"
     );
 }
+
+/// The Kubernetes PrometheusRule is generated from the shipped rule files and
+/// committed: it must equal what the script generates now (so Kubernetes runs
+/// the rules promtool tests), and its `spec.groups`, taken back out, must pass
+/// `promtool check rules` and hold every group of the rule files.
+#[test]
+fn prometheusrule_equals_the_rule_files() {
+    let script = deploy_path("kubernetes/generate-prometheusrule.sh");
+    let out = check(
+        Path::new("sh"),
+        &[script.display().to_string(), "--stdout".into()],
+    );
+    let generated = String::from_utf8(out.stdout).expect("UTF-8");
+    let committed = std::fs::read_to_string(deploy_path("kubernetes/prometheusrule.yaml"))
+        .expect("deploy/kubernetes/prometheusrule.yaml");
+    assert!(
+        generated == committed,
+        "deploy/kubernetes/prometheusrule.yaml is stale: run deploy/kubernetes/generate-prometheusrule.sh"
+    );
+    assert!(committed.contains("kind: PrometheusRule"), "{committed}");
+
+    let groups = committed
+        .split_once("\nspec:\n  groups:\n")
+        .expect("spec.groups")
+        .1;
+    let mut rules = String::from("groups:\n");
+    for line in groups.lines() {
+        rules.push_str(line.strip_prefix("  ").unwrap_or(line));
+        rules.push('\n');
+    }
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("- name: ").map(str::to_owned))
+            .collect()
+    };
+    let mut want: Vec<String> = ["recording.yml", "alerts.yml", "promotion.yml"]
+        .iter()
+        .flat_map(|f| {
+            names(&std::fs::read_to_string(deploy_path(&format!("prometheus/{f}"))).expect(f))
+        })
+        .collect();
+    want.sort();
+    let mut got = names(&rules);
+    got.sort();
+    assert_eq!(got, want, "rule groups in the PrometheusRule");
+    if !tools::require("prometheusrule_equals_the_rule_files", &[&PROMTOOL]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("prometheusrule-groups.yml");
+    std::fs::write(&file, rules).expect("write");
+    check(
+        &PROMTOOL.bin(),
+        &["check".into(), "rules".into(), file.display().to_string()],
+    );
+}
