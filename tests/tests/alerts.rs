@@ -209,29 +209,39 @@ fn alerts_seen(api: &PromApi, start: f64) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-/// The bad actors: key, the alert it must raise, the calls it makes, and how often.
-const BAD: [(&str, &str, &[(&str, &str)], u64); 3] = [
+/// One bad actor of the incident.
+struct BadActor {
+    key: &'static str,
+    /// The alert it must raise.
+    alert: &'static str,
+    /// The `(action, body)` calls it makes in turn.
+    calls: &'static [(&'static str, &'static str)],
+    /// Between two calls, in milliseconds.
+    every_ms: u64,
+}
+
+const BAD: [BadActor; 3] = [
     // Half its calls fail: 2 errors/s of 4 calls/s, 0.5% of the host's calls.
-    (
-        "bad-fail",
-        "ActorKeyErrorRatioHigh",
-        &[("fail", "{}"), ("increment", "{}")],
-        250,
-    ),
+    BadActor {
+        key: "bad-fail",
+        alert: "ActorKeyErrorRatioHigh",
+        calls: &[("fail", "{}"), ("increment", "{}")],
+        every_ms: 250,
+    },
     // 300 ms a call, 2 calls/s: 0.5% of the host's calls, under the type's SLO burn rates.
-    (
-        "bad-slow",
-        "ActorKeyLatencyHigh",
-        &[("slow", "{\"ms\":300}")],
-        200,
-    ),
+    BadActor {
+        key: "bad-slow",
+        alert: "ActorKeyLatencyHigh",
+        calls: &[("slow", "{\"ms\":300}")],
+        every_ms: 200,
+    },
     // 3 messages/s sent, none received.
-    (
-        "bad-queue",
-        "ActorKeyQueueGrowing",
-        &[("enqueue", "{\"message\":\"m\"}")],
-        333,
-    ),
+    BadActor {
+        key: "bad-queue",
+        alert: "ActorKeyQueueGrowing",
+        calls: &[("enqueue", "{\"message\":\"m\"}")],
+        every_ms: 333,
+    },
 ];
 
 #[test]
@@ -306,13 +316,13 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
     assert!(relay.received().is_empty(), "{:?}", relay.received());
 
     // The incident.
-    for (key, ..) in BAD {
-        create(&host, key);
+    for bad in &BAD {
+        create(&host, bad.key);
     }
     let t0 = Instant::now();
     let _drivers: Vec<Driver> = BAD
         .iter()
-        .map(|(key, _, calls, ms)| Driver::start(host.app, key, calls, Duration::from_millis(*ms)))
+        .map(|b| Driver::start(host.app, b.key, b.calls, Duration::from_millis(b.every_ms)))
         .collect();
     let mut arrived: BTreeMap<&str, Duration> = BTreeMap::new();
     poll(
@@ -323,8 +333,8 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
                 let key = n.body["alerts"][0]["labels"]["actor_key"]
                     .as_str()
                     .unwrap_or("");
-                if let Some((key, ..)) = BAD.iter().find(|(k, ..)| *k == key) {
-                    arrived.entry(key).or_insert_with(|| t0.elapsed());
+                if let Some(bad) = BAD.iter().find(|b| b.key == key) {
+                    arrived.entry(bad.key).or_insert_with(|| t0.elapsed());
                 }
             }
             if arrived.len() == BAD.len() {
@@ -353,7 +363,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
                     .collect();
                 let want: BTreeSet<(String, String)> = BAD
                     .iter()
-                    .map(|(k, a, ..)| ((*a).to_owned(), (*k).to_owned()))
+                    .map(|b| (b.alert.to_owned(), b.key.to_owned()))
                     .collect();
                 if want.is_subset(&firing) {
                     Ok(())
@@ -371,7 +381,12 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         BAD.len(),
         "exactly one notification per bad actor: {received:#?}"
     );
-    for (key, alertname, ..) in BAD {
+    for BadActor {
+        key,
+        alert: alertname,
+        ..
+    } in BAD
+    {
         let n = received
             .iter()
             .find(|n| n.body["alerts"][0]["labels"]["actor_key"] == key)
@@ -403,7 +418,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
 
     // Nothing else was ever pending or firing in either server: no alert on
     // the demo's actors, no per-type alert, nothing about the host.
-    let bad_keys: BTreeSet<&str> = BAD.iter().map(|(k, ..)| *k).collect();
+    let bad_keys: BTreeSet<&str> = BAD.iter().map(|b| b.key).collect();
     for (name, p) in [("classic", &classic), ("native", &native)] {
         let others: Vec<_> = alerts_seen(&p.api, start)
             .into_iter()
