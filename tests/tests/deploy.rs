@@ -90,14 +90,30 @@ fn shipped_victoriametrics_configs_pass_vmagent_and_vmalert() {
             "-dryRun".into(),
             format!("-rule={}", deploy("prometheus/alerts.yml")),
             format!("-rule={}", deploy("prometheus/recording.yml")),
+            format!("-rule={}", deploy("prometheus/promotion.yml")),
             "-loggerLevel=ERROR".into(),
         ],
     );
 }
 
-/// `(alert, severity)` for every rule in alerts.yml.
+/// The rule files with alerts, relative to deploy/prometheus.
+const ALERT_FILES: [&str; 2] = ["alerts.yml", "promotion.yml"];
+
+/// The text of every alert rule file, one after the other.
+fn alert_rules_text() -> String {
+    ALERT_FILES
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(deploy_path(&format!("prometheus/{f}")))
+                .unwrap_or_else(|e| panic!("{f}: {e}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `(alert, severity)` for every rule in alerts.yml and promotion.yml.
 fn alert_severities() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(deploy_path("prometheus/alerts.yml")).expect("alerts.yml");
+    let text = alert_rules_text();
     let mut out = Vec::new();
     let mut alert = None;
     for line in text.lines().map(str::trim) {
@@ -133,14 +149,20 @@ fn every_alert_routes_by_severity_to_page_or_ticket() {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     let alerts = alert_severities();
-    assert!(alerts.len() >= 10, "alerts found in alerts.yml: {alerts:?}");
+    assert!(alerts.len() >= 18, "alerts found in alerts.yml: {alerts:?}");
     for (alert, severity) in &alerts {
         let want = match severity.as_str() {
             "critical" => "page",
             "warning" | "info" => "ticket",
             other => panic!("{alert}: severity {other:?} has no route (critical, warning, info)"),
         };
-        let got = route(&[format!("alertname={alert}"), format!("severity={severity}")]);
+        let mut labels = vec![format!("alertname={alert}"), format!("severity={severity}")];
+        // Per-actor alerts carry actor_key and take the per-actor route
+        // (grouped by actor); the receiver still follows the severity.
+        if alert.starts_with("ActorKey") || alert == "ActorPromoted" {
+            labels.push("actor_key=user-42".into());
+        }
+        let got = route(&labels);
         assert_eq!(got, want, "{alert} (severity {severity}) routes to {got}");
     }
     // Something must page, and an alert without a severity still reaches a person.
@@ -201,4 +223,207 @@ fn shutdown_timeout_aggregates_exist_at_zero_before_the_first_timeout() {
             "actor_type_shutdown_timeouts_total{labels:?} before any timeout"
         );
     }
+}
+
+/// The families whose level is `core` in METRICS.md's per-actor table, and
+/// whether each is a histogram.
+fn core_families() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(deploy_path("../METRICS.md")).expect("METRICS.md");
+    let section = text
+        .split("## Per actor")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("METRICS.md has a per-actor section");
+    section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // | `name` | type | level | ...
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            (cells.get(3) == Some(&"core")).then(|| (name.to_owned(), cells[2] == "histogram"))
+        })
+        .collect()
+}
+
+/// The top-level alternatives of the debug job's drop regex
+/// `actor_(a|b(_sum|_count)?|...)`, each with whether it carries the
+/// `(_sum|_count)?` suffix.
+fn debug_job_dropped_families() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(deploy_path("prometheus/prometheus.yml")).expect("config");
+    let job = text
+        .split("- job_name: actor-host-debug")
+        .nth(1)
+        .expect("prometheus.yml has the actor-host-debug job");
+    let regex = job
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("regex: '"))
+        .and_then(|r| r.strip_suffix('\''))
+        .expect("the debug job has a drop regex");
+    let body = regex
+        .strip_prefix("actor_(")
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("regex of the form actor_(...)");
+    let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in body.char_indices().chain([(body.len(), '|')]) {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => {
+                let alt = &body[start..i];
+                let (name, hist) = match alt.strip_suffix("(_sum|_count)?") {
+                    Some(n) => (n, true),
+                    None => (alt, false),
+                };
+                out.push((format!("actor_{name}"), hist));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The debug job drops exactly the series the main job already has at `core`:
+/// every `core` family of METRICS.md (a histogram with its `_sum`, `_count`
+/// and bare native name), and nothing else, so a family that changes level
+/// fails here until the regex follows.
+#[test]
+fn debug_job_drops_exactly_the_core_families() {
+    let mut want = core_families();
+    want.sort();
+    assert!(want.len() >= 12, "core families in METRICS.md: {want:?}");
+    let mut got = debug_job_dropped_families();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "actor-host-debug's drop regex against METRICS.md's core families"
+    );
+}
+
+/// `(alert, runbook_url)` for every rule in alerts.yml and promotion.yml.
+fn alert_runbooks() -> Vec<(String, Option<String>)> {
+    let text = alert_rules_text();
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            out.push((name.to_owned(), None));
+        } else if let Some(url) = line.strip_prefix("runbook_url: ") {
+            let last = out.last_mut().expect("runbook_url inside an alert");
+            last.1 = Some(url.trim_matches('"').to_owned());
+        }
+    }
+    out
+}
+
+/// Every alert links its runbook: a `runbook_url` (an absolute URL, which
+/// Alertmanager and Grafana render as a link; a relative path is not) under the
+/// documented placeholder base, whose anchor is that alert's own section in
+/// deploy/README.md.
+#[test]
+fn every_alert_has_a_runbook_url_into_its_readme_section() {
+    let readme = std::fs::read_to_string(deploy_path("README.md")).expect("deploy/README.md");
+    let anchors: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let base = "https://runbooks.example.com/actor-host/deploy/README.md#";
+    let runbooks = alert_runbooks();
+    assert!(runbooks.len() >= 18, "{runbooks:?}");
+    for (alert, url) in runbooks {
+        let url = url.unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+        let anchor = url
+            .strip_prefix(base)
+            .unwrap_or_else(|| panic!("{alert}: runbook_url {url} is not under {base}"));
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}: runbook_url {url}");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{alert}: deploy/README.md has no section '### {alert}'"
+        );
+    }
+}
+
+/// Every alert in alerts.yml fires in at least one promtool unit test
+/// (an `alert_rule_test` with a non-empty `exp_alerts`), so none ships with an
+/// expression that was never seen to fire.
+#[test]
+fn every_alert_fires_in_a_promtool_unit_test() {
+    let dir = deploy_path("prometheus/tests");
+    let mut fired = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/prometheus/tests") {
+        let text = std::fs::read_to_string(entry.expect("dir entry").path()).expect("test file");
+        let mut current = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("- alertname: ") {
+                current = Some(name.to_owned());
+            } else if line == "exp_alerts:" {
+                fired.extend(current.take());
+            }
+        }
+    }
+    let missing: Vec<String> = alert_severities()
+        .into_iter()
+        .map(|(a, _)| a)
+        .filter(|a| !fired.contains(a))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "alerts no promtool test sees firing: {missing:?}"
+    );
+}
+
+/// The Kubernetes PrometheusRule is generated from the shipped rule files and
+/// committed: it must equal what the script generates now (so Kubernetes runs
+/// the rules promtool tests), and its `spec.groups`, taken back out, must pass
+/// `promtool check rules` and hold every group of the rule files.
+#[test]
+fn prometheusrule_equals_the_rule_files() {
+    let script = deploy_path("kubernetes/generate-prometheusrule.sh");
+    let out = check(
+        Path::new("sh"),
+        &[script.display().to_string(), "--stdout".into()],
+    );
+    let generated = String::from_utf8(out.stdout).expect("UTF-8");
+    let committed = std::fs::read_to_string(deploy_path("kubernetes/prometheusrule.yaml"))
+        .expect("deploy/kubernetes/prometheusrule.yaml");
+    assert!(
+        generated == committed,
+        "deploy/kubernetes/prometheusrule.yaml is stale: run deploy/kubernetes/generate-prometheusrule.sh"
+    );
+    assert!(committed.contains("kind: PrometheusRule"), "{committed}");
+
+    let groups = committed
+        .split_once("\nspec:\n  groups:\n")
+        .expect("spec.groups")
+        .1;
+    let mut rules = String::from("groups:\n");
+    for line in groups.lines() {
+        rules.push_str(line.strip_prefix("  ").unwrap_or(line));
+        rules.push('\n');
+    }
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("- name: ").map(str::to_owned))
+            .collect()
+    };
+    let mut want: Vec<String> = ["recording.yml", "alerts.yml", "promotion.yml"]
+        .iter()
+        .flat_map(|f| {
+            names(&std::fs::read_to_string(deploy_path(&format!("prometheus/{f}"))).expect(f))
+        })
+        .collect();
+    want.sort();
+    let mut got = names(&rules);
+    got.sort();
+    assert_eq!(got, want, "rule groups in the PrometheusRule");
+    if !tools::require("prometheusrule_equals_the_rule_files", &[&PROMTOOL]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("prometheusrule-groups.yml");
+    std::fs::write(&file, rules).expect("write");
+    check(
+        &PROMTOOL.bin(),
+        &["check".into(), "rules".into(), file.display().to_string()],
+    );
 }

@@ -87,11 +87,15 @@ impl Fleet {
         let relay = WebhookRelay::start();
         // The shipped routing, delivering to the relay; group_wait shortened
         // from 30s/10s so the first notification goes out within seconds.
-        let relay_url = format!("http://{}", relay.addr);
+        let (page, ticket) = (
+            format!("http://{}/page", relay.addr),
+            format!("http://{}/ticket", relay.addr),
+        );
         let am_config = deploy_file_with(
             "alertmanager/alertmanager.yml",
             &[
-                ("http://127.0.0.1:5001", &relay_url),
+                ("https://pager.example.com/actor-host", &page),
+                ("https://tickets.example.com/actor-host", &ticket),
                 ("group_wait: 30s", "group_wait: 1s"),
                 ("group_wait: 10s", "group_wait: 1s"),
             ],
