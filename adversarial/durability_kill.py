@@ -109,3 +109,4 @@ for k in KEYS:
         problems.append("final: key %r read %s, acked %d, inflight %d" % (k, v, acked[k], inflight[k]))
 host.term()
 print("PROBLEMS:" if problems else "OK", *problems[:30], sep="\n")
+sys.exit(1 if problems else 0)

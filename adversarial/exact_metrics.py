@@ -4,6 +4,7 @@ series must vanish after --retention.
 
 python3 exact_metrics.py
 """
+import sys
 import time
 
 from ah import Host, pick, one
@@ -118,3 +119,4 @@ check("series removed", one(s, "actor_metrics_series_removed_total"), 3)
 
 h.term()
 print("PROBLEMS:" if problems else "OK", *problems, sep="\n")
+sys.exit(1 if problems else 0)

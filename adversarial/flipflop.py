@@ -2,11 +2,19 @@
 no counter (per actor or actor_type_*) may go down, and gauges of a stopped
 actor (actor_active 0) must be 0.
 
-python3 flipflop.py METRICS_ADDR [seconds] [query]
+python3 flipflop.py [METRICS_ADDR|-] [seconds] [query]
+(no address or `-`: starts its own host running the demo workload, with a
+short retention so series do go away)
 """
 import sys, time, urllib.request
-from ah import parse
-addr = sys.argv[1]; S = float(sys.argv[2]) if len(sys.argv) > 2 else 30
+from ah import Host, parse
+own = None
+if len(sys.argv) < 2 or sys.argv[1] == "-":
+    own = Host("--retention", "2s", "--sweep-interval", "500ms", "--idle-timeout", "1s", workload="demo")
+    addr = own.metrics
+else:
+    addr = sys.argv[1]
+S = float(sys.argv[2]) if len(sys.argv) > 2 else 30
 qs = sys.argv[3] if len(sys.argv) > 3 else ""
 last_seen = {}; gone = set(); last = {}; problems = []; n = 0
 GAUGES = ("actor_queue_depth", "actor_connections_active", "actor_inbox_depth", "actor_user_tasks_active")
@@ -37,4 +45,8 @@ while time.time() - t0 < S:
     last = s
     time.sleep(0.2)
 print("%d scrapes, %d series in the last" % (n, len(last)))
+if own:
+    if own.proc.poll() is not None: problems.append("host died: rc=%s" % own.proc.returncode)
+    own.term()
 print("PROBLEMS:" if problems else "OK", *problems[:30], sep="\n")
+sys.exit(1 if problems else 0)

@@ -1,8 +1,10 @@
 """--idle-timeout 100ms (the minimum; 1ms until a6da482): actors go to sleep between nearly every call, so calls
 race with the idle stop. Every increment must run exactly once (final value ==
-200 answers) and none may fail.
+200 answers). A 503 "all 3 live actors are busy" (--max-live-actors 3, 5 keys)
+is the documented answer when no slot can be freed, not a problem; any other
+failure is.
 """
-import threading, collections
+import sys, threading, collections
 from ah import Host
 h = Host("--idle-timeout", "100ms", "--max-live-actors", "3")  # 1ms until a6da482; 100ms is now the minimum
 keys = ["i%d" % i for i in range(5)]
@@ -19,5 +21,8 @@ ts = [threading.Thread(target=w, args=(i,)) for i in range(10)]
 vals = {k: h.call(k, "get")[1]["result"]["value"] for k in keys}
 print("acked:", dict(ok)); print("values:", vals); print("errors:", bad)
 print("generations:", {k: h.create(k)[1]["generation"] for k in keys})
-print("OK" if all(vals[k] == ok[k] for k in keys) and not bad else "PROBLEM")
+other = {k: n for k, n in bad.items() if not (k[0] == 503 and "busy" in k[1])}
+held = all(vals[k] == ok[k] for k in keys) and not other
+print("OK" if held else "PROBLEM", other or "")
 h.term()
+sys.exit(0 if held else 1)

@@ -129,3 +129,4 @@ if len(rows) > len(KEYS):
 if rc != 0:
     problems.append("exit code %s" % rc)
 print("PROBLEMS:" if problems else "OK", *problems[:40], sep="\n")
+sys.exit(1 if problems else 0)

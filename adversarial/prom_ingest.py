@@ -6,7 +6,7 @@ the call count; scrapes must be up.
 
 python3 prom_ingest.py
 """
-import json, os, subprocess, tempfile, time, urllib.parse, urllib.request, random
+import json, os, sys, subprocess, tempfile, time, urllib.parse, urllib.request, random
 from ah import Host, pick, one
 KEYS = ['plain', 'quo"te', 'back\\slash', 'new\nline', 'cr\rret', 'tab\tt', 'nul\x00byte', 'uni✓é', 'a/b', '{}=,', 'x' * 1000, ' lead', 'trail ']
 h = Host("--retention", "10m")
@@ -40,6 +40,8 @@ problems = []
 for name, port in ports.items():
     up = query(port, "up")
     print(name, "up:", [r["value"][1] for r in up], "samples scraped:", [r["value"][1] for r in query(port, "scrape_samples_scraped")])
+    if [r["value"][1] for r in up] != ["1"]:
+        problems.append("%s: up %s" % (name, up))
     for fam in ["actor_action_calls_total", "actor_action_errors_total", "actor_active", "actor_sqlite_commits_total"]:
         got = {}
         for r in query(port, fam):
@@ -63,3 +65,4 @@ for p in procs:
     p.terminate(); p.wait()
 h.term()
 print("PROBLEMS:" if problems else "OK", *problems, sep="\n")
+sys.exit(1 if problems else 0)

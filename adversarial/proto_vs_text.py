@@ -187,3 +187,4 @@ if __name__ == "__main__":
     if own:
         own.term()
     print("PROBLEMS:" if problems else "OK", *problems[:20], sep="\n")
+    sys.exit(1 if problems else 0)

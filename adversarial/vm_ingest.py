@@ -4,7 +4,7 @@ per-actor series stored with the right key and value, and is the scrape up?
 
 python3 vm_ingest.py
 """
-import json, os, random, subprocess, tempfile, time, urllib.parse, urllib.request
+import json, os, sys, random, subprocess, tempfile, time, urllib.parse, urllib.request
 from ah import Host, pick
 KEYS = ['plain', 'quo"te', 'back\\slash', 'new\nline', 'cr\rret', 'tab\tt', 'nul\x00byte', 'uni✓é', 'a/b', '{}=,', ' lead', 'trail ', 'hash#x', 'x' * 600]
 h = Host()
@@ -23,6 +23,7 @@ def q(expr):
     urllib.request.urlopen("http://127.0.0.1:%d/internal/force_flush" % vmp, timeout=5).read()
     u = "http://127.0.0.1:%d/api/v1/query?query=%s" % (vmp, urllib.parse.quote(expr))
     return json.load(urllib.request.urlopen(u, timeout=10))["data"]["result"]
+ok = False
 try:
     time.sleep(12)
     host = h.samples()
@@ -36,7 +37,9 @@ try:
             print("  MISMATCH key %r: host %s, VictoriaMetrics %s" % (k, want.get(k), got.get(k)))
     print("stored keys:", sorted(map(repr, got))[:20])
     print("OK" if want == got else "PROBLEM")
+    ok = want == got and all(r["value"][1] == "1" for r in q('up{job="ah"}'))
     errs = [l for l in open(d + "/ag.log") if "error" in l.lower() or "cannot" in l.lower()]
     print("vmagent errors:", errs[:3])
 finally:
     ag.terminate(); vm.terminate(); ag.wait(); vm.wait(); h.term()
+sys.exit(0 if ok else 1)
