@@ -1,6 +1,6 @@
 """40 clients x 6 scrapes at once, mixed text/protobuf/gzip, every other one cut
 after 20 KB: scrapes_total must grow by the completed ones exactly,
-aborted_total by the cut ones, and 503s count in neither.
+aborted_total by the cut ones, and 503s count in neither. Exits 1 otherwise.
 
 python3 metrics_port_concurrent.py
 """
@@ -41,3 +41,6 @@ time.sleep(1.5)
 c1, a1 = counters()
 print(res, "scrapes +%d (want %d), aborted +%d (want %d)" % (c1 - c0 - 1, res["done"], a1 - a0, res["abort"]), "RSS %d MB" % (h.rss_kb() // 1024))
 h.kill()
+ok = c1 - c0 - 1 == res["done"] and a1 - a0 == res["abort"] and not res["err"] and res["done"] > 0
+print("OK" if ok else "PROBLEM")
+sys.exit(0 if ok else 1)
