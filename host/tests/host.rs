@@ -209,8 +209,7 @@ impl actor_core::Behaviour for Writer {
 #[tokio::test(start_paused = true)]
 async fn shutdown_cancels_an_action_at_the_timeout_and_rolls_its_transaction_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.shutdown_timeout = Duration::from_secs(2);
+    let config = HostConfig::new(dir.path()).shutdown_timeout(Duration::from_secs(2));
     let host = build_with(config, Writer).await;
     let w = host.create("writer", "w").await.unwrap();
     host.call("writer", "w", "write", json!({"ms": 0}))

@@ -163,9 +163,11 @@ async fn starts_that_block_in_sqlite_do_not_stall_the_other_actors() {
 #[tokio::test(start_paused = true)]
 async fn the_queue_is_bounded_in_messages_and_bytes_and_names_its_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.queue_max_messages = 3;
-    config.queue_max_bytes = 100;
+    let config = HostConfig::new(dir.path())
+        .queue_max_messages(3)
+        .unwrap()
+        .queue_max_bytes(100)
+        .unwrap();
     let host = build(config).await;
     host.create("counter", "q").await.unwrap();
     let enqueue = |message: serde_json::Value| {

@@ -5,9 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use actor_core::{CallError, Host, HostConfig};
-use actor_host::counter::Counter;
-use actor_metrics::{Config, Metrics};
+use actor_core::{CallError, HostConfig};
 use serde_json::json;
 
 use common::*;
@@ -15,8 +13,9 @@ use common::*;
 #[tokio::test(start_paused = true)]
 async fn an_idle_actor_sleeps_at_the_timeout_and_never_while_held_awake() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.idle_timeout = Some(Duration::from_secs(10));
+    let config = HostConfig::new(dir.path())
+        .idle_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let host = build(config).await;
     let created = host.create("counter", "a").await.unwrap();
     host.call("counter", "a", "increment", json!({}))
@@ -72,9 +71,11 @@ async fn an_idle_actor_sleeps_at_the_timeout_and_never_while_held_awake() {
 #[tokio::test(start_paused = true)]
 async fn at_the_bound_a_wake_sleeps_the_least_recently_used_idle_actor() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.idle_timeout = None;
-    config.max_live_actors = 3;
+    let config = HostConfig::new(dir.path())
+        .idle_timeout(None)
+        .unwrap()
+        .max_live_actors(3)
+        .unwrap();
     let host = build(config).await;
     for key in ["a", "b", "c"] {
         host.create("counter", key).await.unwrap();
@@ -118,9 +119,11 @@ async fn at_the_bound_a_wake_sleeps_the_least_recently_used_idle_actor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_callers_over_more_keys_than_live_slots_lose_no_increment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.idle_timeout = None;
-    config.max_live_actors = 8;
+    let config = HostConfig::new(dir.path())
+        .idle_timeout(None)
+        .unwrap()
+        .max_live_actors(8)
+        .unwrap();
     let host = build(config).await;
     let keys = 40;
     let callers = 6;
@@ -161,9 +164,11 @@ async fn many_callers_over_more_keys_than_live_slots_lose_no_increment() {
 #[tokio::test(start_paused = true)]
 async fn a_queued_message_keeps_its_actor_awake_through_idle_and_lru() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.idle_timeout = Some(Duration::from_secs(10));
-    config.max_live_actors = 1;
+    let config = HostConfig::new(dir.path())
+        .idle_timeout(Some(Duration::from_secs(10)))
+        .unwrap()
+        .max_live_actors(1)
+        .unwrap();
     let host = build(config).await;
     host.create("counter", "q").await.unwrap();
     host.call("counter", "q", "enqueue", json!({"message": "kept"}))
@@ -192,16 +197,16 @@ async fn a_queued_message_keeps_its_actor_awake_through_idle_and_lru() {
 #[tokio::test]
 async fn an_idle_timeout_under_the_minimum_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.idle_timeout = Some(Duration::ZERO);
-    let err = Host::builder(Metrics::new(Config::default()).unwrap(), config)
-        .behaviour(Counter)
-        .build()
-        .await
+    let err = HostConfig::new(dir.path())
+        .idle_timeout(Some(Duration::ZERO))
         .unwrap_err();
     assert!(
-        matches!(err, actor_core::HostError::IdleTimeoutTooShort { .. }),
+        matches!(
+            err,
+            actor_core::config::HostConfigError::IdleTimeoutTooShort { .. }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains("100ms"), "{err}");
+    assert!(HostConfig::new(dir.path()).max_live_actors(0).is_err());
+    assert!(HostConfig::new(dir.path()).max_client_bytes(0).is_err());
 }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use actor_metrics::Metrics;
 use parking_lot::Mutex;
@@ -17,7 +16,7 @@ use crate::actor::{Exit, ExitReport};
 use crate::behaviour::Behaviour;
 use crate::budget::HostBudget;
 use crate::catalogue::{Catalogue, CatalogueError};
-use crate::config::{HostConfig, MIN_IDLE_TIMEOUT};
+use crate::config::HostConfig;
 use crate::context::ActorInfo;
 use crate::lru::Lru;
 use crate::throttle::LogThrottle;
@@ -39,24 +38,6 @@ pub enum HostError {
     /// No actor type was registered.
     #[error("no actor type registered; add one with HostBuilder::behaviour")]
     NoBehaviour,
-    /// `max_live_actors` is 0.
-    #[error("max_live_actors must be at least 1")]
-    NoLiveActors,
-    /// A bound on what clients can make the host hold is 0: nothing could
-    /// ever be accepted.
-    #[error("{0} must be at least 1")]
-    ZeroBound(&'static str),
-    /// `idle_timeout` is under [`MIN_IDLE_TIMEOUT`].
-    #[error(
-        "idle_timeout {given:?} is shorter than the minimum {MIN_IDLE_TIMEOUT:?} (None turns idle sleep off)"
-    )]
-    IdleTimeoutTooShort {
-        /// The timeout given.
-        given: Duration,
-    },
-    /// The SQLite options are refused (a bad page size).
-    #[error("actor database options: {0}")]
-    SqliteOptions(#[source] actor_sqlite_hooks::SqliteHooksError),
     /// The catalogue cannot be opened.
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
@@ -102,11 +83,10 @@ impl HostBuilder {
     ///
     /// ## Errors
     ///
-    /// [`HostError`]: a bad or repeated type name, no type at all, a zero bound,
-    /// an idle timeout under [`MIN_IDLE_TIMEOUT`],
-    /// bad SQLite options, a data directory that cannot be written, or a
-    /// catalogue that is locked, damaged or missing next to existing actor
-    /// databases.
+    /// [`HostError`]: a bad or repeated type name, no type at all, a data
+    /// directory that cannot be written, or a catalogue that is locked,
+    /// damaged or missing next to existing actor databases. (Settings out of
+    /// their bounds are refused by [`HostConfig`]'s setters.)
     pub async fn build(self) -> Result<Host, HostError> {
         let HostBuilder {
             metrics,
@@ -116,26 +96,6 @@ impl HostBuilder {
         if behaviours.is_empty() {
             return Err(HostError::NoBehaviour);
         }
-        if config.max_live_actors == 0 {
-            return Err(HostError::NoLiveActors);
-        }
-        for (name, bound) in [
-            ("inbox_capacity", config.inbox_capacity),
-            ("inbox_max_bytes", config.inbox_max_bytes),
-            ("queue_max_messages", config.queue_max_messages),
-            ("queue_max_bytes", config.queue_max_bytes),
-            ("max_client_bytes", config.max_client_bytes),
-            ("max_tasks_per_actor", config.max_tasks_per_actor),
-            ("max_tasks", config.max_tasks),
-        ] {
-            if bound == 0 {
-                return Err(HostError::ZeroBound(name));
-            }
-        }
-        if let Some(given) = config.idle_timeout.filter(|t| *t < MIN_IDLE_TIMEOUT) {
-            return Err(HostError::IdleTimeoutTooShort { given });
-        }
-        config.sqlite.check().map_err(HostError::SqliteOptions)?;
         let bulk = actor_sqlite_hooks::bulk_page_cache_pages();
         if bulk > 0 {
             tracing::warn!(

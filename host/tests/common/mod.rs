@@ -11,8 +11,7 @@ use actor_metrics::scrape::Scrape;
 use actor_metrics::{Config, DetailLevel, Metrics, ScrapeRequest};
 
 pub async fn host(dir: &std::path::Path, shutdown_timeout: Duration) -> Host {
-    let mut config = HostConfig::new(dir);
-    config.shutdown_timeout = shutdown_timeout;
+    let config = HostConfig::new(dir).shutdown_timeout(shutdown_timeout);
     build(config).await
 }
 

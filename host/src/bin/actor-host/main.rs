@@ -156,11 +156,12 @@ async fn run(args: Args) -> Result<(), String> {
         data_dir.display()
     ));
 
-    let host_config = host_config(&args, &data_dir);
+    let host_config = host_config(&args, &data_dir)?;
     tracing::info!(
-        max_live_actors = host_config.max_live_actors,
-        idle_timeout = %host_config
+        max_live_actors = max_live_actors(&args),
+        idle_timeout = %args
             .idle_timeout
+            .0
             .map_or_else(|| "never".to_owned(), |t| humantime::format_duration(t).to_string()),
         "loading the catalogue"
     );
@@ -214,23 +215,31 @@ fn metrics_config(args: &Args) -> Config {
     }
 }
 
-/// The host's settings from the flags.
-fn host_config(args: &Args, data_dir: &std::path::Path) -> HostConfig {
-    let mut config = HostConfig::new(data_dir);
-    config.shutdown_timeout = args.shutdown_timeout;
-    config.idle_timeout = args.idle_timeout.0;
-    config.max_live_actors = args.max_live_actors.unwrap_or_else(default_max_live);
-    config.queue_max_messages = args.queue_max_messages;
-    config.queue_max_bytes = args.queue_max_bytes;
-    config.inbox_capacity = args.inbox_capacity;
-    config.inbox_max_bytes = args.inbox_max_bytes;
-    config.max_client_bytes = args.max_client_bytes;
-    config.max_tasks_per_actor = args.max_tasks_per_actor;
-    config.max_tasks = args.max_tasks;
-    config.sqlite.cache_kib = Some(args.sqlite_cache_kib);
-    config.sqlite.page_size = Some(args.sqlite_page_size);
-    config.data_dir_lock_timeout = args.data_dir_lock_timeout;
-    config
+/// The host's settings from the flags (whose parsers already refused what
+/// the setters would).
+fn host_config(args: &Args, data_dir: &std::path::Path) -> Result<HostConfig, String> {
+    let mut sqlite = HostConfig::new(data_dir).sqlite_options().clone();
+    sqlite.cache_kib = Some(args.sqlite_cache_kib);
+    sqlite.page_size = Some(args.sqlite_page_size);
+    let config = HostConfig::new(data_dir)
+        .shutdown_timeout(args.shutdown_timeout)
+        .data_dir_lock_timeout(args.data_dir_lock_timeout)
+        .idle_timeout(args.idle_timeout.0)
+        .and_then(|c| c.max_live_actors(max_live_actors(args)))
+        .and_then(|c| c.queue_max_messages(args.queue_max_messages))
+        .and_then(|c| c.queue_max_bytes(args.queue_max_bytes))
+        .and_then(|c| c.inbox_capacity(args.inbox_capacity))
+        .and_then(|c| c.inbox_max_bytes(args.inbox_max_bytes))
+        .and_then(|c| c.max_client_bytes(args.max_client_bytes))
+        .and_then(|c| c.max_tasks_per_actor(args.max_tasks_per_actor))
+        .and_then(|c| c.max_tasks(args.max_tasks))
+        .and_then(|c| c.sqlite(sqlite));
+    config.map_err(|e| e.to_string())
+}
+
+/// `--max-live-actors`, or the default that fits the open-file limit.
+fn max_live_actors(args: &Args) -> usize {
+    args.max_live_actors.unwrap_or_else(default_max_live)
 }
 
 /// The metrics port on its own thread, with what `/healthz` watches (the
