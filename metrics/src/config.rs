@@ -110,6 +110,10 @@ pub struct Config {
     /// Identity of this host process, the `envoy_key` label of every per-actor
     /// series. Default: `"{hostname}:{pid}"` where available, else `"pid-{pid}"`.
     pub envoy_key: String,
+    /// Detail follows trouble: which actors are promoted to `full` detail in
+    /// default scrapes, and the windows [`Metrics::top`](crate::Metrics::top)
+    /// ranks over. See [`Promotion`](crate::Promotion) for every default.
+    pub promotion: crate::trouble::Promotion,
 }
 
 impl Default for Config {
@@ -123,6 +127,7 @@ impl Default for Config {
             per_actor_detail: DetailLevel::default(),
             native_histograms: true,
             envoy_key: default_envoy_key(),
+            promotion: crate::trouble::Promotion::default(),
         }
     }
 }

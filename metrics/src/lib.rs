@@ -45,9 +45,10 @@
 //! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
-//! | `sweeper.rs` | [`Metrics::sweep`] and the background task |
+//! | `sweeper.rs` | [`Metrics::sweep`] and the background task (which also runs the promotion tick) |
+//! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
-//! | `render/` | every byte of exposition: selection and chunking (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`) |
+//! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`), the promotion families (`promoted.rs`) |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.
@@ -90,6 +91,7 @@ mod store;
 mod sweeper;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod trouble;
 mod validate;
 
 use std::sync::{Arc, LazyLock};
@@ -111,6 +113,7 @@ pub use render::{
     TEXT_CONTENT_TYPE,
 };
 pub use sweeper::SweepReport;
+pub use trouble::{Promotion, Reason, TopBy, TopError, TopQuery, TopRow, WatchReport};
 pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES, MIN_SWEEP_INTERVAL};
 
 /// One metrics world: its own registry, retained-actor map, expiry queue, clock
@@ -162,8 +165,26 @@ impl Metrics {
         sweeper::sweep(&self.0, now)
     }
 
-    /// Spawns the background sweeper on the current tokio runtime: every
-    /// `sweep_interval` it runs [`Metrics::sweep`]. It ends when the instance is
+    /// Takes every actor's windowed figures and applies the promotion rules
+    /// at `now` (see [`Promotion`]). For hosts without a runtime, and for tests;
+    /// the background task runs it every [`Promotion::tick`].
+    pub fn watch(&self, now: tokio::time::Instant) -> WatchReport {
+        trouble::tick(&self.0, now)
+    }
+
+    /// The actors that stand out most by `query.by`, worst first, from the
+    /// figures of the last tick (queue and inbox depth read now). Reads every
+    /// retained actor once and holds no lock an update or a scrape takes.
+    ///
+    /// # Errors
+    /// [`TopError::UnknownWindow`] when `query.window` names no window kept.
+    pub fn top(&self, query: &TopQuery) -> Result<Vec<TopRow>, TopError> {
+        trouble::top(&self.0, query)
+    }
+
+    /// Spawns the background task on the current tokio runtime: every
+    /// `sweep_interval` it runs [`Metrics::sweep`], and every
+    /// [`Promotion::tick`] [`Metrics::watch`]. It ends when the instance is
     /// dropped; watch the handle (`is_finished`) to tell whether it still runs.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         sweeper::spawn(&self.0)

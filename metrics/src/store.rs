@@ -19,7 +19,7 @@
 //!
 //! The store knows neither the sweeper nor the renderer: they read it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
@@ -32,6 +32,7 @@ use crate::expiry::{Expiry, ExpiryQueue};
 use crate::families::{ActionCells, ActorSeries, OwnGauges, Totals};
 use crate::labels::ActorLabels;
 use crate::self_metrics::SelfMetrics;
+use crate::trouble::{Reason, Watch, Window};
 
 /// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
 #[derive(Debug)]
@@ -51,6 +52,10 @@ pub(crate) struct ActorEntry {
     /// The same for protobuf: the entry's label pairs as encoded `Metric.label`
     /// fields.
     pub(crate) proto_labels: OnceLock<Arc<[u8]>>,
+    /// Its windowed figures, taken by the promotion tick.
+    pub(crate) window: Window,
+    /// Why it is promoted to `full` detail ([`Reason::code`]), 0 when it is not.
+    pub(crate) promoted: AtomicU8,
 }
 
 impl ActorEntry {
@@ -67,6 +72,8 @@ impl ActorEntry {
             overflow,
             text_labels: OnceLock::new(),
             proto_labels: OnceLock::new(),
+            window: Window::default(),
+            promoted: AtomicU8::new(0),
         }
     }
 
@@ -85,6 +92,9 @@ pub(crate) struct TypeInner {
     /// Totals folded in from actors the sweeper removed, so aggregates never go back.
     pub(crate) retired: ActorSeries,
     pub(crate) actions: RwLock<Vec<(Box<str>, Arc<ActionCells>)>>,
+    /// Promotions of its actors to `full` detail, per [`Reason`]:
+    /// `actor_type_detail_promotions_total`.
+    pub(crate) promotions: [AtomicU64; Reason::ALL.len()],
 }
 
 impl std::fmt::Debug for TypeInner {
@@ -185,6 +195,8 @@ pub(crate) struct Store {
     fold: RwLock<()>,
     types: Mutex<Vec<Arc<TypeInner>>>,
     pub(crate) selfm: SelfMetrics,
+    /// The promotion tick's state.
+    pub(crate) watch: Watch,
 }
 
 impl std::fmt::Debug for Store {
@@ -219,6 +231,7 @@ impl Store {
             fold: RwLock::new(()),
             types: Mutex::new(Vec::new()),
             selfm,
+            watch: Watch::default(),
         })
     }
 
@@ -233,6 +246,7 @@ impl Store {
             name: name.into(),
             retired: ActorSeries::default(),
             actions: RwLock::new(Vec::new()),
+            promotions: Default::default(),
         });
         types.push(t.clone());
         t

@@ -67,25 +67,42 @@ pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
     report
 }
 
-/// Spawns the background sweeper: every `sweep_interval` it runs [`sweep`]. It
-/// holds the store weakly and ends when the instance is dropped.
+/// Spawns the background task: every `sweep_interval` it runs [`sweep`], and
+/// every promotion tick the promotion watch. It holds the store weakly and
+/// ends when the instance is dropped.
 pub(crate) fn spawn(store: &Arc<Store>) -> tokio::task::JoinHandle<()> {
     let weak: Weak<Store> = Arc::downgrade(store);
-    let period = store.config.sweep_interval;
+    let sweep_every = store.config.sweep_interval;
+    let watch_every = store.config.promotion.tick;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let start = Instant::now();
+        let (mut next_sweep, mut next_watch) = (start, start + watch_every);
         loop {
-            tick.tick().await;
+            tokio::time::sleep_until(next_sweep.min(next_watch)).await;
             let Some(store) = weak.upgrade() else { break };
-            let report = sweep(&store, store.clock.now());
-            if report.removed > 0 {
-                tracing::debug!(
-                    removed = report.removed,
-                    skipped = report.skipped,
-                    "swept expired actor label sets"
-                );
+            let now = Instant::now();
+            if now >= next_sweep {
+                let report = sweep(&store, store.clock.now());
+                if report.removed > 0 {
+                    tracing::debug!(
+                        removed = report.removed,
+                        skipped = report.skipped,
+                        "swept expired actor label sets"
+                    );
+                }
+                next_sweep = after(next_sweep, sweep_every, now);
+            }
+            if now >= next_watch {
+                crate::trouble::tick(&store, store.clock.now());
+                next_watch = after(next_watch, watch_every, now);
             }
         }
     })
+}
+
+/// The next deadline of a period: one period on, or one period from `now`
+/// when that is already past (a late tick delays, it does not burst).
+fn after(deadline: Instant, period: std::time::Duration, now: Instant) -> Instant {
+    let next = deadline + period;
+    if next <= now { now + period } else { next }
 }

@@ -45,6 +45,16 @@ pub enum ConfigError {
     /// `envoy_key` is empty: replicas' series would not be told apart.
     #[error("envoy_key is empty")]
     EmptyEnvoyKey,
+    /// A [`Promotion`](crate::Promotion) field is out of its range.
+    #[error("promotion.{field} is {given}; it must be {valid}")]
+    Promotion {
+        /// The field.
+        field: &'static str,
+        /// Its value, as written.
+        given: String,
+        /// Its range.
+        valid: &'static str,
+    },
     /// `envoy_key` is longer than `max_label_value_bytes`.
     #[error("envoy_key is {len} bytes; the label value limit is {max}")]
     EnvoyKeyTooLong {
@@ -91,6 +101,68 @@ impl Config {
                 len: self.envoy_key.len(),
                 max: self.max_label_value_bytes,
             });
+        }
+        self.promotion.validate()
+    }
+}
+
+impl crate::trouble::Promotion {
+    /// Checks every field; the first out of range is the error.
+    ///
+    /// # Errors
+    /// [`ConfigError::Promotion`] naming the field and its range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use std::time::Duration;
+        let bad = |field, given: String, valid| {
+            Err(ConfigError::Promotion {
+                field,
+                given,
+                valid,
+            })
+        };
+        if self.window < Duration::from_secs(1) || self.window > Duration::from_secs(24 * 3600) {
+            return bad("window", format!("{:?}", self.window), "from 1s to 24h");
+        }
+        if self.tick < Duration::from_millis(10) || self.tick > self.window {
+            return bad(
+                "tick",
+                format!("{:?}", self.tick),
+                "from 10ms to the window",
+            );
+        }
+        if self.hold < self.tick || self.hold > crate::config::MAX_RETENTION {
+            return bad(
+                "hold",
+                format!("{:?}", self.hold),
+                "from one tick to 365 days",
+            );
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !(positive(self.error_ratio_floor) && self.error_ratio_floor <= 1.0) {
+            return bad(
+                "error_ratio_floor",
+                self.error_ratio_floor.to_string(),
+                "in (0, 1]",
+            );
+        }
+        if !positive(self.error_ratio_factor) {
+            return bad(
+                "error_ratio_factor",
+                self.error_ratio_factor.to_string(),
+                "above 0",
+            );
+        }
+        if !positive(self.latency_factor) {
+            return bad("latency_factor", self.latency_factor.to_string(), "above 0");
+        }
+        if self.depth_threshold == 0 {
+            return bad("depth_threshold", "0".into(), "at least 1");
+        }
+        if self.depth_ticks == 0 {
+            return bad("depth_ticks", "0".into(), "at least 1");
+        }
+        if !(positive(self.release) && self.release <= 1.0) {
+            return bad("release", self.release.to_string(), "in (0, 1]");
         }
         Ok(())
     }

@@ -220,12 +220,16 @@ fn aggregate_children_exist_at_zero_once_their_labels_are_known() {
         s.get("actor_type_action_duration_seconds_count", &inc),
         Some(0.0)
     );
-    // Every family, every label value: 269 series per type, 17 per action.
+    // Every family, every label value: 269 series per type, 17 per action;
+    // and one promotion counter per reason.
+    let promotions = s.series("actor_type_detail_promotions_total").count();
+    assert_eq!(promotions, 4);
     let per_type = s
         .samples()
         .iter()
         .filter(|x| x.name.starts_with("actor_type_"))
-        .count();
+        .count()
+        - promotions;
     let expected: usize = FAMILIES
         .iter()
         .map(|f| f.series_per_value(DetailLevel::Full) * f.label_values.len().max(1))

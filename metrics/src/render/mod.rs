@@ -14,6 +14,7 @@
 //! (length-delimited `MetricFamily` messages, with native histograms).
 
 pub(crate) mod client_model;
+mod promoted;
 mod proto;
 pub(crate) mod text;
 
@@ -86,6 +87,37 @@ pub(crate) struct Style {
     pub(crate) summarise: bool,
     /// Protobuf only: send native buckets.
     pub(crate) native: bool,
+    /// The family is below the scrape's level: only promoted actors are written.
+    pub(crate) only_full: bool,
+    /// Some actors of this summarised histogram family are written with their
+    /// buckets (promoted): the family is typed a histogram, and the others
+    /// carry `_sum`/`_count` only.
+    pub(crate) mixed: bool,
+}
+
+impl Style {
+    /// The style one actor is written in (`full`: promoted), or `None` when
+    /// this family skips it.
+    pub(crate) fn entry(self, full: bool) -> Option<Style> {
+        if full {
+            Some(Style {
+                summarise: false,
+                ..self
+            })
+        } else if self.only_full {
+            None
+        } else {
+            Some(self)
+        }
+    }
+
+    /// The style of the family's header.
+    pub(crate) fn header(self) -> Style {
+        Style {
+            summarise: self.summarise && !self.mixed,
+            ..self
+        }
+    }
 }
 
 /// The actors a scrape writes: their entries and their label blocks in the
@@ -96,9 +128,17 @@ pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
     pub(crate) text_labels: &'a [Arc<str>],
     pub(crate) proto_labels: &'a [Arc<[u8]>],
+    /// Per entry: promoted, written at `full` (empty: none is).
+    pub(crate) full: &'a [bool],
 }
 
 impl Actors<'_> {
+    /// The style entry `i` is written in, or `None` when it is skipped.
+    #[inline]
+    pub(crate) fn style(&self, i: usize, style: Style) -> Option<Style> {
+        style.entry(self.full.get(i).copied().unwrap_or(false))
+    }
+
     /// Starts loading, for the entry [`PREFETCH_AHEAD`] places after `next`,
     /// the line of family `fi`'s cells and the entry's label block, so the walk
     /// does not wait on each entry's cache miss. One line of the entry, not the
@@ -191,6 +231,9 @@ pub struct Exposition {
     /// family; the other format's stays empty.
     text_labels: Vec<Arc<str>>,
     proto_labels: Vec<Arc<[u8]>>,
+    /// Per entry, whether it is promoted to `full` (default scrapes only;
+    /// empty when no entry is).
+    full: Vec<bool>,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -228,6 +271,23 @@ impl Exposition {
             let level = request.detail.unwrap_or(store.config.per_actor_detail);
             (store.snapshot(|_| true), level, true)
         };
+        // Detail follows trouble in the default scrape; an explicit `?detail=`
+        // or selection means exactly what it says.
+        let full: Vec<bool> = if request.detail.is_none() && aggregates && level < DetailLevel::Full
+        {
+            snapshot
+                .entries
+                .iter()
+                .map(|e| e.promoted.load(std::sync::atomic::Ordering::Relaxed) != 0)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let full = if full.contains(&true) {
+            full
+        } else {
+            Vec::new()
+        };
         Exposition {
             store,
             snapshot,
@@ -239,6 +299,7 @@ impl Exposition {
             totals: Vec::new(),
             text_labels: Vec::new(),
             proto_labels: Vec::new(),
+            full,
         }
     }
 
@@ -275,6 +336,7 @@ impl Exposition {
                 Stage::Actors { family, next } => self.write_actors(family, next, sink),
                 Stage::Aggregates { family } => self.write_aggregates(family, sink),
                 Stage::Registry => {
+                    sink.registry(&promoted::families(&self.snapshot, &self.full));
                     sink.registry(&self.store.registry.gather());
                     self.stage = Stage::Done;
                 }
@@ -296,13 +358,23 @@ impl Exposition {
             };
             return;
         }
-        if self.level < FAMILIES[family].level {
+        let f = &FAMILIES[family];
+        let below = self.level < f.level;
+        let summarise = self.level < DetailLevel::Full;
+        let histogram = f.kind == crate::cells::Kind::Histogram;
+        // Protobuf without native buckets types a summarised family a summary,
+        // which cannot hold a promoted actor's buckets: it stays summarised.
+        let promote = !self.full.is_empty()
+            && (below || !histogram || self.format == Format::Text || self.native());
+        if below && !promote {
             self.stage = after(family);
             return;
         }
         let style = Style {
-            summarise: self.level < DetailLevel::Full,
+            summarise,
             native: self.native(),
+            only_full: below,
+            mixed: promote && histogram && summarise && !below,
         };
         let entries = &self.snapshot.entries;
         if self.format == Format::Text && self.text_labels.len() != entries.len() {
@@ -315,6 +387,7 @@ impl Exposition {
             entries,
             text_labels: &self.text_labels,
             proto_labels: &self.proto_labels,
+            full: if promote { &self.full } else { &[] },
         };
         let next = sink.actors(family, style, &actors, next, self.chunk_bytes);
         self.stage = if next < entries.len() {
@@ -347,6 +420,8 @@ impl Exposition {
         let style = Style {
             summarise: false,
             native: self.native(),
+            only_full: false,
+            mixed: false,
         };
         sink.aggregates(family, style, &types);
         self.stage = Stage::Aggregates { family: family + 1 };

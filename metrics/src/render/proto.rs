@@ -307,14 +307,16 @@ impl Sink for ProtoSink {
         limit: usize,
     ) -> usize {
         let f = &FAMILIES[fi];
-        let t = metric_type(f, style);
+        let t = metric_type(f, style.header());
         let write = ACTOR_WRITERS[fi];
         let mut metric = Vec::new();
         while let (Some(e), Some(labels)) =
             (actors.entries.get(next), actors.proto_labels.get(next))
         {
             actors.prefetch_ahead(fi, next);
-            write(fi, &e.series, labels, style, &mut metric);
+            if let Some(style) = actors.style(next, style) {
+                write(fi, &e.series, labels, style, &mut metric);
+            }
             next += 1;
             if metric.len() >= BATCH {
                 self.emit_encoded(f, t, std::mem::take(&mut metric));

@@ -368,16 +368,23 @@ impl Sink for TextSink {
         mut next: usize,
         limit: usize,
     ) -> usize {
-        let shape = shape(fi, style.summarise);
+        let plain = shape(fi, style.summarise);
         if next == 0 {
-            family_header(&mut self.0, &FAMILIES[fi], false, shape);
+            let header = shape(fi, style.header().summarise);
+            family_header(&mut self.0, &FAMILIES[fi], false, header);
         }
         let write = ACTOR_WRITERS[fi];
         // At least one actor per call, so a header is never written twice.
         while let (Some(e), Some(block)) = (actors.entries.get(next), actors.text_labels.get(next))
         {
             actors.prefetch_ahead(fi, next);
-            write(&e.series, block, shape, &mut self.0);
+            match actors.style(next, style) {
+                Some(s) if s.summarise == style.summarise => {
+                    write(&e.series, block, plain, &mut self.0)
+                }
+                Some(s) => write(&e.series, block, shape(fi, s.summarise), &mut self.0),
+                None => {}
+            }
             next += 1;
             if self.0.len() >= limit {
                 break;
