@@ -1,4 +1,5 @@
-//! Routing one request: `/metrics`, `/healthz`, `/readyz`, 404 and 405.
+//! Routing one request: `/metrics`, `/healthz`, `/readyz`, `/actors/top` and
+//! `/actors` (`actors.rs`), 404 and 405.
 //!
 //! Every request's body is read (bounded, with a deadline) and discarded
 //! before the answer, so a kept-alive connection stays usable whatever the
@@ -39,6 +40,7 @@ enum Route {
     Metrics,
     Health,
     Ready,
+    Actors(fn(&Shared, Option<&str>) -> crate::actors::Answer),
 }
 
 /// Answers one request. `probes_only`: the connection came in on a probe slot
@@ -53,7 +55,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Health,
         "/readyz" => Route::Ready,
-        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+        path => match crate::actors::route(path) {
+            Some(f) => Route::Actors(f),
+            None => return text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     };
     if parts.method != Method::GET && parts.method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -62,7 +67,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
         return r;
     }
     match route {
-        Route::Metrics if probes_only => closing(text(
+        Route::Metrics | Route::Actors(_) if probes_only => closing(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "every connection slot is taken; this one serves /healthz and /readyz only\n",
         )),
@@ -88,7 +93,69 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
             }
         }
         Route::Metrics => metrics(shared, &parts, started),
+        Route::Actors(f) => actors(shared, &parts, f).await,
     }
+}
+
+/// `/actors/top` and `/actors`: the token and a scrape slot, like `/metrics`.
+async fn actors(
+    shared: Arc<Shared>,
+    parts: &hyper::http::request::Parts,
+    f: fn(&Shared, Option<&str>) -> crate::actors::Answer,
+) -> Resp {
+    if let Some(refused) = unauthorized(&shared, parts) {
+        return refused;
+    }
+    let Ok(_permit) = shared.scrapes.clone().try_acquire_owned() else {
+        return busy();
+    };
+    let (status, content_type, body) =
+        crate::actors::answer(shared.clone(), f, parts.uri.query().map(str::to_owned)).await;
+    let mut r = text(status, body);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if parts.method == Method::HEAD {
+        *r.body_mut() = scrape::full("");
+    }
+    r
+}
+
+/// The 401 answer when a token is required and the request lacks it.
+fn unauthorized(shared: &Shared, parts: &hyper::http::request::Parts) -> Option<Resp> {
+    let expected = shared.expected_token.as_ref()?;
+    // `Bearer {token}`: the scheme is case-insensitive (RFC 7235), the
+    // token is compared in constant time.
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map_or(&[][..], |v| v.as_bytes());
+    let token = match given.split_at_checked(7) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => token,
+        _ => &[][..],
+    };
+    if bool::from(token.ct_eq(expected)) {
+        return None;
+    }
+    let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"metrics\""),
+    );
+    Some(r)
+}
+
+/// Every scrape slot is taken.
+fn busy() -> Resp {
+    // Closing: a refused scraper that keeps its connection idle would hold a
+    // connection slot for the header timeout, and enough of them leave none
+    // for the probes.
+    let mut r = closing(text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many scrapes in flight; retry shortly\n",
+    ));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// Reads the request body to its end and drops it; `Err` is the answer when
@@ -124,25 +191,8 @@ async fn drain(shared: &Shared, headers: &hyper::HeaderMap, body: Incoming) -> R
 }
 
 fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: Instant) -> Resp {
-    if let Some(expected) = &shared.expected_token {
-        // `Bearer {token}`: the scheme is case-insensitive (RFC 7235), the
-        // token is compared in constant time.
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map_or(&[][..], |v| v.as_bytes());
-        let token = match given.split_at_checked(7) {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => token,
-            _ => &[][..],
-        };
-        if !bool::from(token.ct_eq(expected)) {
-            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"metrics\""),
-            );
-            return r;
-        }
+    if let Some(refused) = unauthorized(&shared, parts) {
+        return refused;
     }
     let mut request = match scrape::parse_query(parts.uri.query()) {
         Ok(r) => r,
@@ -156,16 +206,7 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
     } else {
         // Held by the body until it is done (or dropped with the connection).
         let Ok(permit) = shared.scrapes.clone().try_acquire_owned() else {
-            // Closing: a refused scraper that keeps its connection idle would
-            // hold a connection slot for the header timeout, and enough of them
-            // leave none for the probes.
-            let mut r = closing(text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many scrapes in flight; retry shortly\n",
-            ));
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
+            return busy();
         };
         let render = Render::new(
             shared.source.clone(),

@@ -22,6 +22,12 @@ pub trait MetricsSource: Send + Sync + 'static {
     fn registry(&self) -> Option<prometheus::Registry> {
         None
     }
+
+    /// The metrics instance behind this source, if it is one: `/actors/top`
+    /// and `/actors` rank its actors (404 without one).
+    fn metrics(&self) -> Option<actor_metrics::Metrics> {
+        None
+    }
 }
 
 impl MetricsSource for actor_metrics::Metrics {
@@ -30,6 +36,9 @@ impl MetricsSource for actor_metrics::Metrics {
     }
     fn registry(&self) -> Option<prometheus::Registry> {
         Some(actor_metrics::Metrics::registry(self).clone())
+    }
+    fn metrics(&self) -> Option<actor_metrics::Metrics> {
+        Some(self.clone())
     }
 }
 

@@ -121,6 +121,46 @@ pub(crate) struct Args {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+    /// Most actors promoted to full detail at once (the worst kept); each
+    /// costs a full actor's series in every default scrape. 0 turns promotion
+    /// off (`/actors/top` still answers).
+    #[arg(long, default_value_t = 64, help_heading = "Detail follows trouble")]
+    pub(crate) max_promoted: usize,
+    /// The window the promotion rules read (at least 1s); `/actors/top` also
+    /// offers five times it.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_window: Duration,
+    /// How often every actor's figures are taken and the rules applied (10ms
+    /// to the window).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_tick: Duration,
+    /// How long an actor stays promoted after it last stood out.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_hold: Duration,
+    /// Fewest calls in the window before an error ratio or latency counts.
+    #[arg(long, default_value_t = 20, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_min_calls: u64,
+    /// Error ratio that promotes, at least (and at least
+    /// --promotion-error-factor × the rest of its type's).
+    #[arg(long, default_value_t = 0.05, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_error_ratio: f64,
+    /// See --promotion-error-ratio.
+    #[arg(long, default_value_t = 10.0, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_error_factor: f64,
+    /// Mean latency that promotes, as a multiple of its type's p99.
+    #[arg(long, default_value_t = 5.0, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_latency_factor: f64,
+    /// Queue or inbox depth that promotes when held for
+    /// --promotion-depth-ticks ticks.
+    #[arg(long, default_value_t = 100, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_depth: u64,
+    /// See --promotion-depth.
+    #[arg(long, default_value_t = 2, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_depth_ticks: u8,
+    /// A promoted actor still stands out while its figure is at least this
+    /// share of the threshold (hysteresis), in (0, 1].
+    #[arg(long, default_value_t = 0.5, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_release: f64,
 }
 
 /// An idle timeout, or none.

@@ -211,6 +211,19 @@ fn metrics_config(args: &Args) -> Config {
             .envoy_key
             .clone()
             .unwrap_or_else(actor_metrics::default_envoy_key),
+        promotion: actor_metrics::Promotion {
+            max_promoted: args.max_promoted,
+            window: args.promotion_window,
+            tick: args.promotion_tick,
+            hold: args.promotion_hold,
+            min_calls: args.promotion_min_calls,
+            error_ratio_floor: args.promotion_error_ratio,
+            error_ratio_factor: args.promotion_error_factor,
+            latency_factor: args.promotion_latency_factor,
+            depth_threshold: args.promotion_depth,
+            depth_ticks: args.promotion_depth_ticks,
+            release: args.promotion_release,
+        },
         ..Config::default()
     }
 }
