@@ -45,7 +45,8 @@
 //! | `probes.rs` | [`Readiness`] and [`Health`] |
 //! | `source.rs` | [`MetricsSource`]: what a scrape renders |
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
-//! | `scrape.rs` | one scrape: query, format and encoding negotiation, the streamed body |
+//! | `negotiate.rs` | the format from `Accept` and gzip from `Accept-Encoding`: one q-value list parser |
+//! | `scrape.rs` | one scrape: the query string, the streamed body |
 //! | `serve.rs`, `io.rs` | binding, the accept loop, shutdown; writes that may stall only so long |
 //! | `thread.rs` | [`MetricsServer::spawn_thread`]: a server on its own thread and runtime |
 //! | `self_metrics.rs`, `error.rs` | `actor_metrics_http_*`; [`ServerError`] |
@@ -54,6 +55,7 @@
 
 mod error;
 mod io;
+mod negotiate;
 mod options;
 mod probes;
 mod routes;
