@@ -6,6 +6,7 @@
 
 use actor_metrics::Kind;
 use actor_metrics::families::{FAMILIES, FamilyInfo};
+use actor_metrics::testing::Op;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::TypedMetric;
 use prometheus_client::metrics::counter::Counter;
@@ -14,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::{Op, PeerActor};
+use crate::populate::PeerActor;
 
 /// The three per-actor labels, as a `prometheus-client` label set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,7 +163,7 @@ impl ClientMirror {
         ClientMirror { registry, families }
     }
 
-    /// Bench actor `labels` in this peer, for [`crate::populate`].
+    /// Bench actor `labels` in this peer, for [`populate`](fn@crate::populate).
     pub fn actor(&self, labels: ActorLabels) -> ClientActor<'_> {
         ClientActor {
             client: self,

@@ -48,16 +48,19 @@
 //! | `source.rs` | [`MetricsSource`]: what a scrape renders |
 //! | `actors.rs` | `/actors/top` and `/actors`: ranking and the page |
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
-//! | `scrape.rs` | one scrape: query, format and encoding negotiation, the streamed body |
-//! | `serve.rs`, `io.rs` | binding, the accept loop, shutdown; writes that may stall only so long |
-//! | `thread.rs` | [`MetricsServer::spawn_thread`]: a server on its own thread and runtime |
+//! | `negotiate.rs` | the format from `Accept` and gzip from `Accept-Encoding`: one q-value list parser |
+//! | `scrape.rs` | one scrape: the query string, the streamed body |
+//! | `serve.rs` | [`MetricsServer`]: binding on this runtime ([`ServerHandle`]) or on a thread and runtime of its own ([`ServerThread`]); shutdown |
+//! | `accept.rs`, `io.rs` | the accept loop: connection and probe slots, accept back-off, graceful close; writes that may stall only so long |
 //! | `self_metrics.rs`, `error.rs` | `actor_metrics_http_*`; [`ServerError`] |
 
 #![deny(missing_docs)]
 
+mod accept;
 mod actors;
 mod error;
 mod io;
+mod negotiate;
 mod options;
 mod probes;
 mod routes;
@@ -65,15 +68,13 @@ mod scrape;
 mod self_metrics;
 mod serve;
 mod source;
-mod thread;
 mod validate;
 
 pub use error::ServerError;
 pub use options::{MAX_REQUEST_BODY, ServerOptions};
 pub use probes::{Health, Readiness};
-pub use serve::{MetricsServer, ServerHandle};
+pub use serve::{MetricsServer, ServerHandle, ServerThread};
 pub use source::{Chunks, FnSource, MetricsSource};
-pub use thread::ServerThread;
 pub use validate::OptionsError;
 
 /// The default metrics address: loopback only, port 9091.

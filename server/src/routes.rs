@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use crate::negotiate;
 use crate::options::ServerOptions;
 use crate::scrape::{self, Body, Render};
 use crate::self_metrics::SelfMetrics;
@@ -198,9 +199,9 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
         Ok(r) => r,
         Err(why) => return text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
-    request.format = scrape::negotiate(parts.headers.get_all(header::ACCEPT));
+    request.format = negotiate::format(parts.headers.get_all(header::ACCEPT));
     let content_type = request.format.content_type();
-    let gzip = scrape::accepts_gzip(parts.headers.get_all(header::ACCEPT_ENCODING));
+    let gzip = negotiate::accepts_gzip(parts.headers.get_all(header::ACCEPT_ENCODING));
     let body = if parts.method == Method::HEAD {
         scrape::full("")
     } else {

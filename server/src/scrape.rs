@@ -1,5 +1,5 @@
-//! One scrape of `/metrics`: what the request asks for (query string and
-//! `Accept-Encoding`), and the streamed body.
+//! One scrape of `/metrics`: what the query string asks for, and the streamed
+//! body (the headers' part is `negotiate.rs`).
 //!
 //! The body is rendered one chunk at a time, each on the blocking pool, only when
 //! hyper asks for the next frame: nothing is rendered ahead of the socket, no
@@ -12,12 +12,11 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actor_metrics::{DetailLevel, Format, ScrapeRequest};
+use actor_metrics::{DetailLevel, ScrapeRequest};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::header::HeaderValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::self_metrics::SelfMetrics;
@@ -49,81 +48,6 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
         }
     }
     Ok(request)
-}
-
-/// The format the `Accept` values ask for: protobuf when
-/// `application/vnd.google.protobuf` (with `proto=io.prometheus.client.MetricFamily`
-/// and `encoding=delimited`, or without them) has a q above zero and above every
-/// text type the client takes (`text/plain`, `text/*`, `*/*`); otherwise text,
-/// also when nothing is said.
-pub(crate) fn negotiate<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Format {
-    let (mut proto, mut text) = (0f32, 0f32);
-    let mut said = false;
-    for value in values {
-        let Ok(value) = value.to_str() else { continue };
-        for item in value.split(',') {
-            let mut parts = item.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("").to_ascii_lowercase();
-            let (mut q, mut proto_ok) = (1.0f32, true);
-            for p in parts {
-                let Some((k, v)) = p.split_once('=') else {
-                    continue;
-                };
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"'));
-                match k.as_str() {
-                    "q" => {
-                        q = v
-                            .parse()
-                            .ok()
-                            .filter(|q: &f32| q.is_finite())
-                            .unwrap_or(0.0)
-                    }
-                    "proto" => proto_ok &= v == "io.prometheus.client.MetricFamily",
-                    "encoding" => proto_ok &= v == "delimited",
-                    _ => {}
-                }
-            }
-            said = true;
-            match media.as_str() {
-                "application/vnd.google.protobuf" if proto_ok => proto = proto.max(q),
-                "text/plain" | "text/*" | "*/*" => text = text.max(q),
-                _ => {}
-            }
-        }
-    }
-    if said && proto > 0.0 && proto > text {
-        Format::Protobuf
-    } else {
-        Format::Text
-    }
-}
-
-/// Whether the `Accept-Encoding` values allow gzip: an explicit `gzip` (or
-/// `x-gzip`) with a non-zero q, or else `*` with a non-zero q.
-pub(crate) fn accepts_gzip<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
-    let (mut gzip, mut star) = (None, None);
-    for value in values {
-        let Ok(value) = value.to_str() else { continue };
-        for item in value.split(',') {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q = parts
-                .filter_map(|p| {
-                    let (k, v) = p.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
-                })
-                .next_back()
-                .map_or(Some(1.0), |v| v.parse::<f32>().ok());
-            // A malformed q makes the item unusable, not acceptable.
-            let q = q.filter(|q| q.is_finite()).unwrap_or(0.0);
-            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-                gzip = Some(q);
-            } else if coding == "*" {
-                star = Some(q);
-            }
-        }
-    }
-    gzip.or(star).is_some_and(|q| q > 0.0)
 }
 
 /// Compressed bytes gathered before a gzip body sends a frame.
@@ -275,66 +199,6 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn gz(values: &[&'static str]) -> bool {
-        let v: Vec<HeaderValue> = values.iter().map(|s| HeaderValue::from_static(s)).collect();
-        accepts_gzip(&v)
-    }
-
-    #[test]
-    fn accept_encoding_q_values() {
-        assert!(gz(&["gzip"]));
-        assert!(gz(&["identity, GZIP;q=0.5"]));
-        assert!(gz(&["deflate", "gzip"]));
-        assert!(gz(&["*"]));
-        assert!(gz(&["x-gzip"]));
-        assert!(!gz(&[]));
-        assert!(!gz(&["identity"]));
-        assert!(!gz(&["gzip;q=0"]));
-        assert!(!gz(&["gzip;q=0.0, *;q=1"]), "explicit gzip wins over *");
-        assert!(!gz(&["*;q=0"]));
-        assert!(!gz(&["gzip;q=abc"]));
-        assert!(gz(&["gzip ; q=0.001"]));
-    }
-
-    fn fmt(values: &[&'static str]) -> Format {
-        let v: Vec<HeaderValue> = values.iter().map(|s| HeaderValue::from_static(s)).collect();
-        negotiate(&v)
-    }
-
-    #[test]
-    fn accept_picks_the_format() {
-        // What Prometheus sends with native histograms on.
-        let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(fmt(&[prometheus]), Format::Protobuf);
-        assert_eq!(fmt(&["application/vnd.google.protobuf"]), Format::Protobuf);
-        // Without the feature, Prometheus asks for text.
-        assert_eq!(
-            fmt(&[
-                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-            ]),
-            Format::Text
-        );
-        assert_eq!(fmt(&[]), Format::Text);
-        assert_eq!(fmt(&["*/*"]), Format::Text);
-        assert_eq!(
-            fmt(&["application/vnd.google.protobuf;encoding=text"]),
-            Format::Text
-        );
-        assert_eq!(
-            fmt(&["application/vnd.google.protobuf;proto=other.Message"]),
-            Format::Text
-        );
-        assert_eq!(
-            fmt(&["application/vnd.google.protobuf;q=0.5, text/plain"]),
-            Format::Text
-        );
-        assert_eq!(fmt(&["application/vnd.google.protobuf;q=0"]), Format::Text);
-        assert_eq!(
-            fmt(&["text/plain;q=0.2", "application/vnd.google.protobuf;q=0.3"]),
-            Format::Protobuf
-        );
-    }
 
     #[test]
     fn query_strings() {

@@ -1,20 +1,20 @@
-//! Serving: binding, the accept loop with its connection slots, and shutdown.
+//! Starting and stopping a server: [`MetricsServer`] binds and serves on the
+//! current runtime ([`ServerHandle`]) or on its own OS thread and
+//! single-threaded runtime ([`ServerThread`]), so that an application whose
+//! runtime is busy or wedged still answers scrapes and health probes (and
+//! `/healthz` can say the application runtime is stuck).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
-use tokio::task::JoinSet;
 
+use crate::accept::accept_loop;
 use crate::error::ServerError;
-use crate::io::TimedWrites;
 use crate::options::ServerOptions;
 use crate::probes::Readiness;
-use crate::routes::{self, Shared};
+use crate::routes::Shared;
 use crate::self_metrics::SelfMetrics;
 use crate::source::MetricsSource;
 
@@ -66,6 +66,64 @@ impl MetricsServer {
             task: Some(task),
         })
     }
+
+    /// Binds `addr` and serves `source` on a new thread named `metrics-server`
+    /// with its own tokio runtime. Returns once the port is bound.
+    ///
+    /// # Errors
+    /// What [`MetricsServer::bind`] returns, and [`ServerError::Io`] when the
+    /// thread or its runtime cannot be started.
+    pub fn spawn_thread(
+        addr: SocketAddr,
+        source: impl MetricsSource,
+        options: ServerOptions,
+    ) -> Result<ServerThread, ServerError> {
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("metrics-server".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(ServerError::Io(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let server = match MetricsServer::bind(addr, source, options).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = bound_tx.send(Ok((server.local_addr(), server.readiness().clone())));
+                    // A dropped handle stops as a send would.
+                    let _ = stopped.await;
+                    server.shutdown().await;
+                });
+            })?;
+        match bound_rx.recv() {
+            Ok(Ok((local_addr, readiness))) => Ok(ServerThread {
+                local_addr,
+                readiness,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            // The thread ended without a word: it panicked.
+            Err(_) => Err(ServerError::Io(std::io::Error::other(
+                "the metrics server thread ended while starting",
+            ))),
+        }
+    }
 }
 
 /// A running server. Dropping it stops the server without waiting; call
@@ -111,100 +169,44 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Connections accepted beyond `max_connections` to serve the probes: one
-/// request each, `/healthz` or `/readyz` only, headers within
-/// [`PROBE_HEADER_TIMEOUT`]. So clients holding every ordinary slot (scrapers
-/// that never read, idle kept-alive connections) cannot make a probe wait.
-const PROBE_SLOTS: usize = 16;
-const PROBE_HEADER_TIMEOUT: Duration = Duration::from_millis(500);
+/// A running server on its own thread. Dropping it stops the server without
+/// waiting; [`ServerThread::shutdown`] lets in-flight scrapes finish.
+#[derive(Debug)]
+#[must_use = "the server stops when its handle is dropped"]
+pub struct ServerThread {
+    local_addr: SocketAddr,
+    readiness: Readiness,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let options = shared.options.clone();
-    let slots = Arc::new(Semaphore::new(options.max_connections));
-    let probe_slots = Arc::new(Semaphore::new(PROBE_SLOTS));
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        while connections.try_join_next().is_some() {}
-        // An ordinary slot if one is free, else a probe slot.
-        let (slot, probes_only) = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => (slot, false),
-                Err(_) => break,
-            },
-            slot = probe_slots.clone().acquire_owned() => match slot {
-                Ok(slot) => (slot, true),
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => {
-                    backoff = ACCEPT_BACKOFF_MIN;
-                    a
-                }
-                Err(e) => {
-                    // Out of descriptors or a connection reset before accept:
-                    // wait a little instead of spinning, and keep serving.
-                    tracing::warn!(error = %e, retry_in = ?backoff, "metrics server accept failed");
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(routes::handle(shared, req, probes_only).await)
-            }
-        });
-        let header_timeout = if probes_only {
-            options.header_read_timeout.min(PROBE_HEADER_TIMEOUT)
-        } else {
-            options.header_read_timeout
-        };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .keep_alive(!probes_only)
-            .header_read_timeout(header_timeout)
-            .serve_connection(
-                TokioIo::new(TimedWrites::new(stream, options.write_timeout)),
-                service,
-            );
-        let conn = graceful.watch(conn);
-        connections.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "metrics connection ended with an error");
-            }
-            drop(slot);
-        });
+impl ServerThread {
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(options.shutdown_grace) => {
-            tracing::warn!(
-                open = connections.len(),
-                "metrics connections still open after the shutdown grace; closing them"
-            );
+
+    /// The readiness this server reports on `/readyz`.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the shutdown
+    /// grace, and joins the thread. Blocks the calling thread: from async code,
+    /// call it through `spawn_blocking`.
+    pub fn shutdown(mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the metrics server thread panicked");
         }
     }
-    connections.shutdown().await;
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        // Dropping the sender ends the server's wait; the thread is not joined.
+        self.stop.take();
+    }
 }
