@@ -202,6 +202,11 @@ impl HistogramCell {
 }
 
 impl HistogramCell {
+    /// The sum of observed values alone: one load.
+    pub(crate) fn sum(&self) -> f64 {
+        f64::from_bits(self.sum_bits.load(Ordering::Relaxed))
+    }
+
     /// `(count, sum)` alone, for a histogram written without its buckets: no
     /// bucket is collected (with native buckets on, the count is theirs).
     pub(crate) fn count_and_sum(&self) -> (u64, f64) {

@@ -111,6 +111,9 @@ fn the_bad_actors_are_promoted_and_scraped_in_full_and_the_healthy_are_not() {
         "present at 0 from the type's registration"
     );
     assert!(before.series("actor_detail_promoted").next().is_none());
+    queued
+        .sqlite_statement_duration_seconds(actor_metrics::labels::StatementKind::Read)
+        .observe(0.002);
     for _ in 0..3 {
         w.healthy_traffic(20);
         w.calls(&failing, 20, Duration::from_millis(1), 10);
@@ -158,6 +161,16 @@ fn the_bad_actors_are_promoted_and_scraped_in_full_and_the_healthy_are_not() {
     assert_eq!(
         s.type_of("actor_action_duration_seconds"),
         Some("histogram")
+    );
+    // A full-only histogram family holds promoted actors only, with buckets:
+    // typed a histogram too (promtool would flag buckets under a summary).
+    assert_eq!(
+        s.type_of("actor_sqlite_statement_duration_seconds"),
+        Some("histogram")
+    );
+    assert!(
+        s.series("actor_sqlite_statement_duration_seconds_bucket")
+            .any(|x| x.labels["actor_key"] == "queued")
     );
     assert_eq!(
         s.get(

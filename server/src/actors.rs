@@ -143,10 +143,11 @@ fn render_page(
     ));
     let _ = writeln!(
         out,
-        "<p>Window <b>{}</b> (also: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in every default scrape. Each key links to that actor's full scrape.</p>",
+        "<p>Window <b>{}</b> (other: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in every default scrape. Each key links to that actor's full scrape.</p>",
         esc(window),
         windows
             .iter()
+            .filter(|w| w.as_str() != window)
             .map(|w| {
                 let mut href = String::from("?window=");
                 href.push_str(&url(w));

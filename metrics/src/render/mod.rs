@@ -374,7 +374,7 @@ impl Exposition {
             summarise,
             native: self.native(),
             only_full: below,
-            mixed: promote && histogram && summarise && !below,
+            mixed: promote && histogram && summarise,
         };
         let entries = &self.snapshot.entries;
         if self.format == Format::Text && self.text_labels.len() != entries.len() {

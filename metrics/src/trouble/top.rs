@@ -244,8 +244,8 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
                     quantile(0.99, &counts, ACTION_BUCKETS.bounds())
                 })
                 .flatten(),
-            TopBy::QueueDepth => Some(Reading::of(e).queue as f64),
-            TopBy::InboxDepth => Some(Reading::of(e).inbox as f64),
+            TopBy::QueueDepth => Some(Reading::queue(e) as f64),
+            TopBy::InboxDepth => Some(Reading::inbox(e) as f64),
             TopBy::SqliteBusy => Some(per_window(BUSY)),
         };
         if let Some(figure) = figure.filter(|v| *v > 0.0 && v.is_finite()) {

@@ -69,15 +69,28 @@ pub(super) struct Reading {
 impl Reading {
     pub(super) fn of(e: &ActorEntry) -> Reading {
         let s = &e.series;
-        let clamp = |v: i64| u64::try_from(v).unwrap_or(0);
         Reading {
             calls: s.action_calls_total.get(),
             errors: s.action_errors_total.get(),
-            seconds: s.action_duration_seconds.count_and_sum().1,
+            seconds: s.action_duration_seconds.sum(),
             busy: s.sqlite_busy_total.get(),
-            queue: clamp(s.queue_depth.get()),
-            inbox: s.inbox_depth.used().map(|(_, c)| clamp(c.get())).sum(),
+            queue: Reading::queue(e),
+            inbox: Reading::inbox(e),
         }
+    }
+
+    /// Messages in the actor's queue now.
+    pub(super) fn queue(e: &ActorEntry) -> u64 {
+        u64::try_from(e.series.queue_depth.get()).unwrap_or(0)
+    }
+
+    /// Items in the actor's inboxes now.
+    pub(super) fn inbox(e: &ActorEntry) -> u64 {
+        e.series
+            .inbox_depth
+            .used()
+            .map(|(_, c)| u64::try_from(c.get()).unwrap_or(0))
+            .sum()
     }
 }
 
