@@ -118,6 +118,8 @@ impl CallError {
             CallError::Action(ActionError::Failed(_)) => 422,
             CallError::Action(ActionError::Queue(e)) => e.http_status(),
             CallError::Action(ActionError::Limit(e)) | CallError::Limit(e) => e.http_status(),
+            // Out of ids is out of storage, not a fault: say so, as 507.
+            CallError::Catalogue(crate::catalogue::CatalogueError::IdsExhausted { .. }) => 507,
             CallError::Action(ActionError::Sqlite(_))
             | CallError::Panicked { .. }
             | CallError::StartFailed(_)

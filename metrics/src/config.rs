@@ -95,8 +95,9 @@ pub struct Config {
     /// Most label sets one sweep tick removes; the rest wait for the next tick.
     /// Bounds the work (and latency) of a tick. Default 100,000.
     pub max_sweep_per_tick: usize,
-    /// Longest `actor_key` label value in bytes; a longer key is cut and ends in a
-    /// hash of the whole key, counted in `actor_metrics_label_values_truncated_total`.
+    /// Longest `actor_key` label value in bytes; a longer key (its `~` doubled
+    /// first) is cut and ends in `~` and a hash of the whole key, counted in
+    /// `actor_metrics_label_values_truncated_total`.
     /// `actor_id_gen` and `envoy_key` are never cut. Default 256, at least 32.
     pub max_label_value_bytes: usize,
     /// Per-actor detail a scrape exports unless it asks for another level

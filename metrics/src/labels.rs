@@ -1,6 +1,31 @@
 //! Typed label sets, and the closed enums that extra labels take values from.
 //!
 //! Nothing here writes exposition text: escaping belongs to the renderer.
+//!
+//! # `actor_key` values: one value, one actor
+//!
+//! A label value has a length limit, and the overflow label set needs an
+//! `actor_key` of its own, so some values are generated. `~` marks them, and a
+//! real key's own `~` is doubled, so a generated value can never be spelt by a
+//! real key:
+//!
+//! | key | `actor_key` value |
+//! |---|---|
+//! | no `~`, fits the limit | the key, byte for byte |
+//! | has `~`, fits the limit once escaped | the key with each `~` doubled (`a~b` → `a~~b`) |
+//! | too long once escaped | its escaped form cut at a char boundary (never between the two `~` of a pair), then `~` and 16 hex digits of FNV-1a 64 of the whole key |
+//! | overflow set of type `T` | `T` escaped, then `~overflow` |
+//!
+//! Read from the left, every `~~` is one `~` of the key; the first `~` that is
+//! not followed by another says the value is generated, and what follows it
+//! (16 hex digits, or `overflow`) which kind. So a key's value equals neither
+//! another key's cut form nor an overflow value, and two keys that both fit
+//! never share a value. Two cut keys could share one only if they share the
+//! escaped prefix and the 64-bit hash of the whole key. The property test
+//! below proves it over generated keys, cut forms and overflow values.
+//!
+//! `?actor_key=` takes the key as the user knows it (unescaped, whole), and
+//! maps it the same way.
 
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -15,7 +40,8 @@ use std::sync::Arc;
 /// Length limits never merge two actors: `actor_id_gen` is kept whole (it tells
 /// generations apart), and an `actor_key` longer than the limit is cut at a char
 /// boundary and ends in `~` and 16 hex digits of a hash of the whole key, so two
-/// long keys that share a prefix stay two values.
+/// long keys that share a prefix stay two values; a key's own `~` is doubled,
+/// so no key spells another's cut form (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct ActorLabels {
     actor_id_gen: Box<str>,
@@ -27,11 +53,15 @@ pub struct ActorLabels {
 /// Bytes the hash suffix of a cut key takes: `~` and 16 hex digits.
 pub const KEY_HASH_SUFFIX_BYTES: usize = 17;
 
+/// What ends the overflow label set's `actor_key`, after the escaped type name.
+pub const OVERFLOW_KEY_SUFFIX: &str = "~overflow";
+
 impl ActorLabels {
     /// Builds the label set; `generation: None` formats `actor_id_gen` as `"{id}:"`.
     ///
-    /// An `actor_key` longer than `max_key_bytes` is cut and made unique (see the
-    /// type's docs); [`ActorLabels::key_truncated`] then says so.
+    /// An `actor_key` longer than `max_key_bytes` is cut and made unique, and
+    /// a `~` in it doubled (see the [module docs](self));
+    /// [`ActorLabels::key_truncated`] says whether it was cut.
     pub fn new(
         actor_id: &str,
         generation: Option<u64>,
@@ -46,10 +76,7 @@ impl ActorLabels {
             // Writing to a String cannot fail.
             let _ = write!(id_gen, "{g}");
         }
-        let (actor_key, truncated) = match cut_key(actor_key, max_key_bytes) {
-            Some(cut) => (cut, true),
-            None => (actor_key.to_owned(), false),
-        };
+        let (actor_key, truncated) = key_value(actor_key, max_key_bytes);
         ActorLabels {
             actor_id_gen: id_gen.into_boxed_str(),
             actor_key: actor_key.into_boxed_str(),
@@ -59,12 +86,16 @@ impl ActorLabels {
     }
 
     /// The label set every overflow registration of actor type `actor_name`
-    /// shares: `actor_id_gen="overflow"`. A real actor's `actor_id_gen` always
-    /// holds a `:`, so no actor can land here by its id and key.
+    /// shares: `actor_id_gen="overflow"`, `actor_key="{actor_name}~overflow"`.
+    /// A real actor's `actor_id_gen` always holds a `:`, and no real key's
+    /// `actor_key` ends in an unpaired `~overflow`, so no actor shares either
+    /// value.
     pub(crate) fn overflow(actor_name: &str, envoy_key: Arc<str>) -> Self {
+        let mut actor_key = escape_key(actor_name).into_owned();
+        actor_key.push_str(OVERFLOW_KEY_SUFFIX);
         ActorLabels {
             actor_id_gen: "overflow".into(),
-            actor_key: actor_name.into(),
+            actor_key: actor_key.into(),
             envoy_key,
             truncated: false,
         }
@@ -75,7 +106,8 @@ impl ActorLabels {
         &self.actor_id_gen
     }
 
-    /// The actor's user key (cut and suffixed with a hash when it was too long).
+    /// The actor's `actor_key` value: the user key, with `~` doubled, cut and
+    /// suffixed with a hash when too long (see the [module docs](self)).
     pub fn actor_key(&self) -> &str {
         &self.actor_key
     }
@@ -119,21 +151,43 @@ impl Hash for ActorLabels {
     }
 }
 
-/// `None` when `key` fits; else the key cut at a char boundary to leave room for
-/// `~{16 hex digits of FNV-1a 64 of the whole key}`, `max_bytes` long at most.
-fn cut_key(key: &str, max_bytes: usize) -> Option<String> {
-    if key.len() <= max_bytes {
-        return None;
+/// A key with each `~` doubled; borrowed (no copy) when it has none.
+fn escape_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains('~') {
+        std::borrow::Cow::Owned(key.replace('~', "~~"))
+    } else {
+        std::borrow::Cow::Borrowed(key)
+    }
+}
+
+/// The `actor_key` value of `key`, and whether it was cut: the key escaped
+/// ([`escape_key`]), and when that is longer than `max_bytes`, cut at a char
+/// boundary that splits no `~~` pair, to leave room for `~{16 hex digits of
+/// FNV-1a 64 of the whole key}`.
+fn key_value(key: &str, max_bytes: usize) -> (String, bool) {
+    let escaped = escape_key(key);
+    if escaped.len() <= max_bytes {
+        return (escaped.into_owned(), false);
     }
     let mut cut = max_bytes.saturating_sub(KEY_HASH_SUFFIX_BYTES);
-    while !key.is_char_boundary(cut) {
+    while !escaped.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // The escaped key's `~` come in pairs: an odd run at the end of the
+    // prefix means the cut split one.
+    let tildes = escaped.as_bytes()[..cut]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'~')
+        .count();
+    if tildes % 2 == 1 {
         cut -= 1;
     }
     let mut out = String::with_capacity(cut + KEY_HASH_SUFFIX_BYTES);
-    out.push_str(&key[..cut]);
+    out.push_str(&escaped[..cut]);
     // Writing to a String cannot fail.
     let _ = write!(out, "~{:016x}", fnv1a64(key.as_bytes()));
-    Some(out)
+    (out, true)
 }
 
 /// FNV-1a, 64 bit: stable across Rust versions and processes (the std hasher is
@@ -340,9 +394,156 @@ mod tests {
     #[test]
     fn no_real_actor_shares_the_overflow_label_set() {
         let overflow = ActorLabels::overflow("counter", Arc::from("e"));
+        assert_eq!(overflow.actor_key(), "counter~overflow");
         for generation in [None, Some(0), Some(1)] {
-            let real = ActorLabels::new("overflow", generation, "counter", Arc::from("e"), 256);
-            assert_ne!(real, overflow);
+            for key in ["counter", "counter~overflow", "counter~~overflow"] {
+                let real = ActorLabels::new("overflow", generation, key, Arc::from("e"), 256);
+                assert_ne!(real, overflow);
+                assert_ne!(real.actor_key(), overflow.actor_key(), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_without_a_tilde_keep_their_value_and_a_tilde_is_doubled() {
+        assert_eq!(
+            labels("a", Some(1), "plain key/é").actor_key(),
+            "plain key/é"
+        );
+        assert_eq!(labels("a", Some(1), "").actor_key(), "");
+        assert_eq!(labels("a", Some(1), "a~b~~").actor_key(), "a~~b~~~~");
+        // A short key spelt as a long key's cut form is not that cut form.
+        let long = labels("a", Some(1), &"x".repeat(300));
+        let spelt = labels("a", Some(1), long.actor_key());
+        assert!(long.key_truncated());
+        assert_ne!(spelt.actor_key(), long.actor_key());
+        let shorter = labels("a", Some(1), &long.actor_key()[200..]);
+        assert_eq!(
+            shorter.actor_key(),
+            format!(
+                "{}~{}",
+                &long.actor_key()[200..239],
+                &long.actor_key()[239..]
+            )
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_escaped_tilde() {
+        // 20 bytes of room before the suffix: `a` then `~~` pairs; the cut
+        // lands between the two `~` of a pair and steps back one.
+        let key = format!("a{}", "~".repeat(40));
+        let (value, cut) = key_value(&key, 38);
+        assert!(cut);
+        assert_eq!(
+            value,
+            format!("a{}~{:016x}", "~".repeat(20), fnv1a64(key.as_bytes()))
+        );
+        assert!(matches!(decode(&value), Decoded::Cut { .. }), "{value}");
+    }
+
+    /// What an `actor_key` value says it is, read by the module docs' rule.
+    #[derive(Debug, PartialEq)]
+    enum Decoded {
+        /// A whole key.
+        Key(String),
+        /// A key cut to this (unescaped) prefix, with this hash.
+        Cut { prefix: String, hash: u64 },
+        /// The overflow set of this type.
+        Overflow(String),
+    }
+
+    fn decode(value: &str) -> Decoded {
+        let mut text = String::new();
+        let mut chars = value.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '~' {
+                text.push(c);
+                continue;
+            }
+            if chars.next_if(|&(_, c)| c == '~').is_some() {
+                text.push('~');
+                continue;
+            }
+            let rest = &value[i + 1..];
+            if rest == "overflow" {
+                return Decoded::Overflow(text);
+            }
+            assert!(
+                rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{value:?} is no value the mapping makes"
+            );
+            let hash = u64::from_str_radix(rest, 16).unwrap();
+            return Decoded::Cut { prefix: text, hash };
+        }
+        Decoded::Key(text)
+    }
+
+    use proptest::prelude::*;
+
+    /// Keys over a small alphabet (so keys share prefixes and `~` often),
+    /// with a multi-byte char to test char boundaries.
+    fn key() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec!['a', 'b', '~', 'é', '0', 'f']),
+            0..48,
+        )
+        .prop_map(String::from_iter)
+    }
+
+    /// A key, and another made to look like it: its value spelt as a key
+    /// (a cut form when it was cut), an overflow value, a variant, or any key.
+    fn key_pair(max: usize) -> impl Strategy<Value = (String, String)> {
+        (key(), key(), 0..5u8).prop_map(move |(a, other, how)| {
+            let b = match how {
+                0 => key_value(&a, max).0,
+                1 => ActorLabels::overflow(&other, Arc::from("e"))
+                    .actor_key()
+                    .to_owned(),
+                2 => format!("{other}~{:016x}", fnv1a64(a.as_bytes())),
+                3 => format!("{a}~"),
+                _ => other,
+            };
+            (a, b)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Each value decodes back to its key (whole, or its prefix and hash):
+        /// the mapping loses nothing but what the cut drops.
+        #[test]
+        fn every_value_reads_back_as_its_key(k in key(), max in 18usize..40) {
+            let (value, cut) = key_value(&k, max);
+            match decode(&value) {
+                Decoded::Key(whole) => {
+                    prop_assert!(!cut && value.len() <= max, "{value:?}");
+                    prop_assert_eq!(whole, k);
+                }
+                Decoded::Cut { prefix, hash } => {
+                    prop_assert!(cut && value.len() <= max, "{value:?}");
+                    prop_assert!(k.starts_with(&prefix), "{prefix:?} of {k:?}");
+                    prop_assert_eq!(hash, fnv1a64(k.as_bytes()));
+                }
+                Decoded::Overflow(_) => prop_assert!(false, "{k:?} took an overflow value"),
+            }
+        }
+
+        /// Two keys never share a value, nor does a key share one with any
+        /// type's overflow set, however the second key was crafted.
+        #[test]
+        fn one_value_one_key((a, b) in key_pair(30), t in key(), max in 18usize..40) {
+            let va = key_value(&a, max).0;
+            let vb = key_value(&b, max).0;
+            prop_assert!(a == b || va != vb, "{a:?} and {b:?} both {va:?}");
+            let overflow = ActorLabels::overflow(&t, Arc::from("e"));
+            prop_assert_ne!(&va, overflow.actor_key());
+            prop_assert_ne!(&vb, overflow.actor_key());
+            // Not even the type's own name, nor its overflow value, as a key.
+            prop_assert_ne!(&key_value(&t, max).0, overflow.actor_key());
+            prop_assert_ne!(&key_value(overflow.actor_key(), max).0, overflow.actor_key());
+            prop_assert_eq!(decode(overflow.actor_key()), Decoded::Overflow(t));
         }
     }
 

@@ -351,7 +351,7 @@ async fn overflow_registrations_keep_gauges_and_aggregates_exact() {
     a.connections_active().set(1);
     b.connections_active().set(4);
     c.connections_active().set(6);
-    let overflow = actor_labels("overflow", "t");
+    let overflow = actor_labels("overflow", "t~overflow");
     let s = scrape(&m);
     assert_eq!(s.get("actor_connections_active", &overflow), Some(10.0));
     assert_eq!(s.get("actor_type_connections_active", &agg), Some(11.0));
@@ -419,7 +419,7 @@ async fn cap_evicts_oldest_expiring_then_overflows() {
     g.queue_messages_sent_total().inc();
     assert_eq!(m.retained_len(), 3, "the map never exceeds the cap");
     let s = scrape(&m);
-    let overflow = actor_labels("overflow", "t");
+    let overflow = actor_labels("overflow", "t~overflow");
     assert_eq!(
         s.get("actor_queue_messages_sent_total", &overflow),
         Some(2.0)

@@ -69,6 +69,15 @@ pub enum CatalogueError {
         /// What SQLite reported.
         detail: String,
     },
+    /// Every id a new key could get is taken: the id sequence has reached
+    /// [`MAX_FILE_ID`](super::MAX_FILE_ID). Keys that exist go on working; only creates fail.
+    #[error(
+        "ids exhausted: the catalogue has handed out (or reserved for files found at start-up) every actor id up to {max}, the largest kept exact in JSON; no new key can be created, existing keys still work"
+    )]
+    IdsExhausted {
+        /// The largest id ([`MAX_FILE_ID`](super::MAX_FILE_ID)).
+        max: u64,
+    },
     /// The catalogue's thread has ended (the host is going away).
     #[error("the catalogue is closed")]
     Closed,

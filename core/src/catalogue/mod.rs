@@ -10,6 +10,9 @@
 //!   created, so a file never exists without an owner on record;
 //! * ids come from `AUTOINCREMENT`, which never hands out an id twice, not even
 //!   the id of a deleted row, so a destroyed key's data cannot resurface;
+//! * ids stay within `1..=`[`MAX_FILE_ID`] (2^53, so an id is exact as a JSON
+//!   number read into an `f64`); once the sequence reaches it, a create of a
+//!   new key answers [`CatalogueError::IdsExhausted`] (existing keys go on);
 //! * every wake bumps the generation in the same durable write, so the label
 //!   sets of two process lifetimes never coincide;
 //! * destroy deletes the row and records the id as destroyed in one
@@ -21,8 +24,10 @@
 //! removes the files of recorded destroys, and moves any other `{id}.db` no key
 //! owns (a catalogue restored from an older backup does not list actors created
 //! after it) to `{data_dir}/orphaned/{timestamp}/{type}/`, with a warning per
-//! file. Ids are then handed out above every id found, so a quarantined file's
-//! id is never given to another key.
+//! file. Before the first file moves, the id sequence is raised above every id
+//! found and committed, so a quarantined file's id is never given to another
+//! key, even when the host is killed halfway through the moves. A file whose
+//! id is beyond [`MAX_FILE_ID`] is quarantined without raising the sequence.
 //!
 //! One process at a time: a lock file (`catalogue.lock`, holding the owner's
 //! pid) is taken before the catalogue is opened; a second host on the same
@@ -31,14 +36,16 @@
 //! SQLite work runs on tokio's blocking pool, one transaction at a time, so a
 //! sync to disk never stalls the runtime; requests that arrive while one
 //! transaction syncs are committed together in the next (one sync for many
-//! creates).
+//! creates). Each request of such a batch runs in its own `SAVEPOINT`, so one
+//! that fails is undone alone and answered with its own error, and every other
+//! is answered with its own outcome.
 
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 mod error;
@@ -60,6 +67,10 @@ pub const QUARANTINE_DIR_NAME: &str = "orphaned";
 const SCHEMA_VERSION: i64 = 2;
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
+/// The largest id the catalogue hands out, and the largest a file's id may be
+/// to raise the id sequence at start-up: 2^53, the largest integer an `f64`
+/// (a JSON number, as most clients read it) holds exactly with all below it.
+pub const MAX_FILE_ID: u64 = 1 << 53;
 /// How often a host waiting for the lock tries again.
 const LOCK_POLL: Duration = Duration::from_millis(100);
 
@@ -90,6 +101,33 @@ struct Job {
     name: &'static str,
     key: String,
     reply: oneshot::Sender<Result<Option<Entry>, CatalogueError>>,
+}
+
+/// Why one job of a batch failed.
+#[derive(Debug, Clone)]
+enum JobFailure {
+    /// A new key, and the sequence has reached [`MAX_FILE_ID`].
+    IdsExhausted,
+    /// What SQLite reported.
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for JobFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        JobFailure::Sqlite(e.to_string())
+    }
+}
+
+impl JobFailure {
+    fn into_error(self, path: &Path) -> CatalogueError {
+        match self {
+            JobFailure::IdsExhausted => CatalogueError::IdsExhausted { max: MAX_FILE_ID },
+            JobFailure::Sqlite(detail) => CatalogueError::Sqlite {
+                path: path.to_owned(),
+                detail,
+            },
+        }
+    }
 }
 
 /// A handle on the open catalogue. Dropping it ends the catalogue's task and
@@ -331,7 +369,7 @@ async fn serve(mut conn: Connection, path: PathBuf, mut jobs: mpsc::UnboundedRec
             }
         }
         let done = tokio::task::spawn_blocking(move || {
-            let answers = run_batch(&mut conn, &batch).map_err(|e| e.to_string());
+            let answers = run_batch(&mut conn, &batch);
             (conn, batch, answers)
         })
         .await;
@@ -340,34 +378,100 @@ async fn serve(mut conn: Connection, path: PathBuf, mut jobs: mpsc::UnboundedRec
             return;
         };
         conn = returned;
-        for (i, job) in batch.into_iter().enumerate() {
-            let answer = match &answers {
-                Ok(answers) => answers[i].clone().map_err(|detail| CatalogueError::Sqlite {
-                    path: path.clone(),
-                    detail,
-                }),
-                Err(detail) => Err(CatalogueError::Sqlite {
-                    path: path.clone(),
-                    detail: detail.clone(),
-                }),
-            };
-            let _ = job.reply.send(answer);
+        for (job, answer) in batch.into_iter().zip(answers) {
+            let _ = job.reply.send(answer.map_err(|f| f.into_error(&path)));
         }
     }
 }
 
-type Answer = Result<Option<Entry>, String>;
+type Answer = Result<Option<Entry>, JobFailure>;
 
-/// Runs every job of `batch` in one transaction; an error of the transaction
-/// fails them all, an error of one statement fails that job only.
-fn run_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<Answer>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let answers = batch
-        .iter()
-        .map(|job| apply(&tx, job).map_err(|e| e.to_string()))
-        .collect();
-    tx.commit()?;
-    Ok(answers)
+/// Runs the jobs of `batch` in one transaction, each in its own savepoint, and
+/// returns each job's own outcome, in order:
+///
+/// * a job that fails is rolled back to its savepoint, alone, and answered
+///   with its error; the others go on;
+/// * a failure SQLite answers by rolling back the whole transaction (it does
+///   so for some errors, such as a full disk) fails that job, and the batch is
+///   run again without it, so the jobs before it are not answered with a
+///   result that was undone;
+/// * a failure of the transaction itself (begin, commit) fails every job not
+///   already failed: none of them took effect.
+fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Answer> {
+    let mut failed: Vec<Option<JobFailure>> = vec![None; batch.len()];
+    loop {
+        match try_batch(conn, batch, &mut failed) {
+            Attempt::Committed(mut answers) => {
+                for (answer, failure) in answers.iter_mut().zip(&mut failed) {
+                    if let Some(f) = failure.take() {
+                        *answer = Err(f);
+                    }
+                }
+                return answers;
+            }
+            // One more job is marked failed: at most one retry per job.
+            Attempt::Again => continue,
+            Attempt::Failed(e) => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                return failed
+                    .into_iter()
+                    .map(|f| Err(f.unwrap_or_else(|| e.clone())))
+                    .collect();
+            }
+        }
+    }
+}
+
+/// How one pass over a batch ended.
+enum Attempt {
+    /// Committed; the answers of the jobs not failed before.
+    Committed(Vec<Answer>),
+    /// A job's failure rolled back the whole transaction; it is marked failed.
+    Again,
+    /// The transaction itself failed; nothing of this pass took effect.
+    Failed(JobFailure),
+}
+
+/// One pass of [`run_batch`] over the jobs not yet `failed`.
+fn try_batch(conn: &Connection, batch: &[Job], failed: &mut [Option<JobFailure>]) -> Attempt {
+    let run = |sql: &str| conn.execute_batch(sql).map_err(JobFailure::from);
+    if let Err(e) = run("BEGIN IMMEDIATE") {
+        return Attempt::Failed(e);
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    for (job, failure) in batch.iter().zip(failed.iter_mut()) {
+        if failure.is_some() {
+            answers.push(Ok(None));
+            continue;
+        }
+        if let Err(e) = run("SAVEPOINT job") {
+            return Attempt::Failed(e);
+        }
+        match apply(conn, job) {
+            Ok(entry) => {
+                if let Err(e) = run("RELEASE job") {
+                    return Attempt::Failed(e);
+                }
+                answers.push(Ok(entry));
+            }
+            Err(e) => {
+                *failure = Some(e);
+                if conn.is_autocommit() {
+                    return Attempt::Again;
+                }
+                if let Err(e) = run("ROLLBACK TO job; RELEASE job") {
+                    return Attempt::Failed(e);
+                }
+                answers.push(Ok(None));
+            }
+        }
+    }
+    match run("COMMIT") {
+        Ok(()) => Attempt::Committed(answers),
+        Err(e) => Attempt::Failed(e),
+    }
 }
 
 /// Column `i` as the non-negative integer the schema only ever stores there.
@@ -378,7 +482,7 @@ fn unsigned(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
     })
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, job: &Job) -> rusqlite::Result<Option<Entry>> {
+fn apply(tx: &Connection, job: &Job) -> Result<Option<Entry>, JobFailure> {
     let params = rusqlite::params![job.name, job.key];
     let entry = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Entry> {
         Ok(Entry {
@@ -388,19 +492,34 @@ fn apply(tx: &rusqlite::Transaction<'_>, job: &Job) -> rusqlite::Result<Option<E
     };
     match job.op {
         Op::Wake { create } => {
-            if create {
-                tx.prepare_cached(
-                    "INSERT INTO actors (actor_name, actor_key, generation) VALUES (?1, ?2, 0)
-                     ON CONFLICT (actor_name, actor_key) DO NOTHING",
+            let woken = tx
+                .prepare_cached(
+                    "UPDATE actors SET generation = generation + 1
+                     WHERE actor_name = ?1 AND actor_key = ?2 RETURNING id, generation",
                 )?
-                .execute(params)?;
+                .query_row(params, entry)
+                .optional()?;
+            if woken.is_some() || !create {
+                return Ok(woken);
             }
-            tx.prepare_cached(
-                "UPDATE actors SET generation = generation + 1
-                 WHERE actor_name = ?1 AND actor_key = ?2 RETURNING id, generation",
-            )?
-            .query_row(params, entry)
-            .optional()
+            // Checked before the insert: at the end of the id space SQLite
+            // answers the insert with SQLITE_FULL, which rolls back the whole
+            // transaction, and the id would be past what JSON holds exactly.
+            let seq: i64 = tx
+                .prepare_cached(
+                    "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'actors'",
+                )?
+                .query_row([], |r| r.get(0))?;
+            if u64::try_from(seq).map_or(true, |s| s >= MAX_FILE_ID) {
+                return Err(JobFailure::IdsExhausted);
+            }
+            Ok(Some(
+                tx.prepare_cached(
+                    "INSERT INTO actors (actor_name, actor_key, generation) VALUES (?1, ?2, 1)
+                     RETURNING id, generation",
+                )?
+                .query_row(params, entry)?,
+            ))
         }
         Op::Forget => {
             let forgotten = tx
@@ -423,12 +542,12 @@ fn apply(tx: &rusqlite::Transaction<'_>, job: &Job) -> rusqlite::Result<Option<E
                 .execute([i64::try_from(id).unwrap_or(i64::MAX)])?;
             Ok(None)
         }
-        Op::Lookup => tx
+        Op::Lookup => Ok(tx
             .prepare_cached(
                 "SELECT id, generation FROM actors WHERE actor_name = ?1 AND actor_key = ?2",
             )?
             .query_row(params, entry)
-            .optional(),
+            .optional()?),
     }
 }
 

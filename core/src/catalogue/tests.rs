@@ -240,3 +240,199 @@ async fn a_catalogue_locked_by_another_process_is_busy_not_corrupt() {
         Some(1)
     );
 }
+
+/// Every `{id}.db` under `root`, at any depth.
+fn db_ids_under(root: &Path) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return ids;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            ids.extend(db_ids_under(&path));
+        } else if let Some(id) = crate::database::id_of(&e.file_name().to_string_lossy()) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Finding 18.4: a kill while start-up moves unowned files to quarantine.
+/// The ids are reserved (committed) before the first move, so whatever
+/// point the kill hits, the next key's id is above every file's.
+#[tokio::test]
+async fn a_crash_halfway_through_the_quarantine_never_hands_out_a_quarantined_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let owned = {
+        let c = open(dir.path()).await;
+        c.wake("t", "owned", true).await.unwrap().unwrap()
+    };
+    std::fs::create_dir_all(dir.path().join("t")).unwrap();
+    let unowned: Vec<u64> = (owned.id + 1..=owned.id + 200).collect();
+    for id in &unowned {
+        std::fs::write(dir.path().join(format!("t/{id}.db")), b"").unwrap();
+    }
+    {
+        // Start-up up to the moves, then the first 100 moves, then the kill
+        // (the connection dropped with nothing more committed).
+        let _lock = lock(&dir.path().join(LOCK_FILE_NAME), Duration::ZERO)
+            .await
+            .unwrap();
+        let path = dir.path().to_owned();
+        let files = tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&path);
+            let files = settle::reserve_ids(&path, TYPES, &mut conn).unwrap();
+            let mut quarantine = settle::Quarantine::new(&path);
+            for file in &files[..100] {
+                quarantine.take(file);
+            }
+            files.len()
+        })
+        .await
+        .unwrap();
+        assert_eq!(files, unowned.len());
+    }
+    let quarantined = db_ids_under(&dir.path().join(QUARANTINE_DIR_NAME));
+    assert_eq!(quarantined.len(), 100, "killed halfway");
+    // The next start moves the rest; a new key gets none of their ids.
+    let c = open(dir.path()).await;
+    let mut all = db_ids_under(&dir.path().join(QUARANTINE_DIR_NAME));
+    all.sort_unstable();
+    assert_eq!(all, unowned);
+    let fresh = c.wake("t", "fresh", true).await.unwrap().unwrap();
+    assert_eq!(fresh.id, owned.id + 201);
+}
+
+/// Finding 18.5: one stray file with an id past [`MAX_FILE_ID`] is
+/// quarantined and leaves the id sequence where it was.
+#[tokio::test]
+async fn a_file_id_beyond_the_usable_range_is_quarantined_without_raising_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = {
+        let c = open(dir.path()).await;
+        c.wake("t", "a", true).await.unwrap().unwrap()
+    };
+    std::fs::create_dir_all(dir.path().join("t")).unwrap();
+    for id in [i64::MAX as u64, u64::MAX, MAX_FILE_ID + 1] {
+        std::fs::write(dir.path().join(format!("t/{id}.db")), b"").unwrap();
+    }
+    for restart in 0..2 {
+        let c = open(dir.path()).await;
+        assert_eq!(names(&dir.path().join("t")), Vec::<String>::new());
+        let e = c
+            .wake("t", &format!("k{restart}"), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.id, a.id + 1 + restart);
+    }
+    let mut moved = db_ids_under(&dir.path().join(QUARANTINE_DIR_NAME));
+    moved.sort_unstable();
+    assert_eq!(moved, [MAX_FILE_ID + 1, i64::MAX as u64, u64::MAX]);
+}
+
+/// Finding 18.5: a file holding the last usable id takes the id space up;
+/// a create then fails with the typed error, and nothing else does.
+#[tokio::test]
+async fn at_the_end_of_the_id_space_a_create_is_ids_exhausted_and_the_rest_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let c = open(dir.path()).await;
+        let a = c.wake("t", "a", true).await.unwrap().unwrap();
+        let b = c.wake("t", "b", true).await.unwrap().unwrap();
+        (a, b)
+    };
+    std::fs::create_dir_all(dir.path().join("t")).unwrap();
+    std::fs::write(dir.path().join(format!("t/{MAX_FILE_ID}.db")), b"").unwrap();
+    let c = open(dir.path()).await;
+    // One batch: a destroy, a create, a wake, a destroy.
+    let (forget_a, create, wake_b, forget_none) = tokio::join!(
+        c.forget("t", "a"),
+        c.wake("t", "new", true),
+        c.wake("t", "b", true),
+        c.forget("t", "none"),
+    );
+    assert_eq!(forget_a.unwrap().map(|e| e.id), Some(a.id));
+    let err = create.unwrap_err();
+    assert!(
+        matches!(err, CatalogueError::IdsExhausted { max: MAX_FILE_ID }),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("ids exhausted"), "{err}");
+    assert_eq!(
+        wake_b.unwrap().map(|e| (e.id, e.generation)),
+        Some((b.id, 2))
+    );
+    assert_eq!(forget_none.unwrap(), None);
+    assert_eq!(c.lookup("t", "a").await.unwrap(), None);
+    assert_eq!(c.lookup("t", "new").await.unwrap(), None);
+}
+
+/// Adds a trigger that fails an insert of the key `boom` with `action`
+/// (`ABORT`: the statement is undone; `ROLLBACK`: SQLite rolls back the
+/// whole transaction, as it does for a full disk).
+async fn fail_inserts_of_boom(dir: &Path, action: &'static str) {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        connect(&dir)
+            .execute_batch(&format!(
+                "CREATE TRIGGER boom BEFORE INSERT ON actors WHEN NEW.actor_key = 'boom'
+                 BEGIN SELECT RAISE({action}, 'boom refused'); END;"
+            ))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// A connection of its own on the catalogue of `dir`, for a test to change
+/// it behind the host's back. Called on the blocking pool: a catalogue just
+/// dropped lets go of the file when its task ends, which this waits for.
+fn connect(dir: &Path) -> Connection {
+    let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
+}
+
+/// Finding 18.5: a batch answers each job with that job's own outcome, and
+/// the catalogue then holds exactly what the answers say, whether the failing
+/// job's error undoes its statement or the whole transaction.
+#[tokio::test]
+async fn a_batch_answers_each_job_with_its_own_outcome() {
+    for action in ["ABORT", "ROLLBACK"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = {
+            let c = open(dir.path()).await;
+            let a = c.wake("t", "a", true).await.unwrap().unwrap();
+            let b = c.wake("t", "b", true).await.unwrap().unwrap();
+            (a, b)
+        };
+        fail_inserts_of_boom(dir.path(), action).await;
+        let c = open(dir.path()).await;
+        let (forget_a, create_x, boom, forget_b, create_y) = tokio::join!(
+            c.forget("t", "a"),
+            c.wake("t", "x", true),
+            c.wake("t", "boom", true),
+            c.forget("t", "b"),
+            c.wake("t", "y", true),
+        );
+        assert_eq!(forget_a.unwrap().map(|e| e.id), Some(a.id), "{action}");
+        let x = create_x.unwrap().unwrap();
+        let err = boom.unwrap_err();
+        assert!(err.to_string().contains("boom refused"), "{action}: {err}");
+        assert_eq!(forget_b.unwrap().map(|e| e.id), Some(b.id), "{action}");
+        let y = create_y.unwrap().unwrap();
+        // What was answered is what the catalogue holds.
+        assert_eq!(c.lookup("t", "a").await.unwrap(), None, "{action}");
+        assert_eq!(c.lookup("t", "b").await.unwrap(), None, "{action}");
+        assert_eq!(c.lookup("t", "boom").await.unwrap(), None, "{action}");
+        assert_eq!(c.lookup("t", "x").await.unwrap(), Some(x), "{action}");
+        assert_eq!(c.lookup("t", "y").await.unwrap(), Some(y), "{action}");
+        // And it stays so after a restart.
+        drop(c);
+        let c = open(dir.path()).await;
+        assert_eq!(c.lookup("t", "a").await.unwrap(), None, "{action}");
+        assert_eq!(c.lookup("t", "x").await.unwrap(), Some(x), "{action}");
+    }
+}

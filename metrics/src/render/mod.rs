@@ -61,8 +61,9 @@ pub struct ScrapeRequest {
     /// Per-actor detail; `None` means the instance's configured level, or
     /// `full` when actors are selected.
     pub detail: Option<DetailLevel>,
-    /// Select the actors with one of these `actor_key` values (as the user knows
-    /// the key: a key cut for length matches its whole form).
+    /// Select the actors with one of these keys (as the user knows the key: a
+    /// key cut for length or with `~` escaped in its `actor_key` value matches
+    /// its whole, unescaped form).
     pub actor_keys: Vec<String>,
     /// Select the actors with one of these `actor_id_gen` values.
     pub actor_id_gens: Vec<String>,
