@@ -384,6 +384,18 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
         );
         assert_eq!(status, 200, "{body}");
     }
+    // Its calls go on while Prometheus scrapes: a rate over a window with no
+    // calls has no quantile.
+    let _promoted_traffic = Driver::start(
+        host.app,
+        "promoted",
+        &[
+            ("increment", "{}"),
+            ("slow", "{\"ms\":5}"),
+            ("spawn_task", "{\"kind\":\"background\",\"ms\":1}"),
+        ],
+        Duration::from_millis(50),
+    );
     poll(Duration::from_secs(30), "the queued actor promoted", || {
         let promoted = host.promoted();
         match promoted.get("promoted").map(String::as_str) {
