@@ -5,8 +5,10 @@
 #![deny(missing_docs)]
 
 pub mod daemon;
+pub mod driver;
 pub mod fleet;
 pub mod promql;
+pub mod shipped;
 pub mod tools;
 
 use std::io::{BufRead, BufReader};
@@ -263,6 +265,19 @@ impl Host {
     /// read any family.
     pub fn scrape(&self) -> Scrape {
         Scrape::parse(&self.scrape_text_with("detail=full")).expect("scrape parses")
+    }
+
+    /// The actors promoted to `full` detail now (the default scrape's
+    /// `actor_detail_promoted`), by `actor_key`, with their `reason`.
+    pub fn promoted(&self) -> std::collections::BTreeMap<String, String> {
+        let scrape = Scrape::parse(&self.scrape_text()).expect("scrape parses");
+        scrape
+            .series("actor_detail_promoted")
+            .map(|s| {
+                let label = |name: &str| s.labels.get(name).cloned().unwrap_or_default();
+                (label("actor_key"), label("reason"))
+            })
+            .collect()
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -50,6 +50,12 @@ pub const AMTOOL: Tool = Tool {
     package: "prometheus-alertmanager",
 };
 
+/// Debian's `chromium`, run headless (the `/actors` page in a real browser).
+pub const CHROMIUM: Tool = Tool {
+    names: &["chromium"],
+    package: "chromium",
+};
+
 impl Tool {
     /// The first of `names` found as a file on `PATH`.
     pub fn find(&self) -> Option<PathBuf> {

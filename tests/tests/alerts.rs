@@ -8,191 +8,27 @@
 //! must return data with native histograms on and off, and the debug job must
 //! hold no series the main job has.
 //!
-//! Time is compressed in the test only: every range and `for:` of the rule
-//! files is divided by [`SCALE`] (`[5m]` → `[20s]`, `for: 5m` → `for: 20s`),
-//! scrapes and evaluations run every second, and Alertmanager's `group_wait`
-//! is 1 s. The shipped files keep their production values.
+//! The host promotes each bad actor to full detail long before its page fires
+//! (`ActorPromoted`, a ticket): the shipped Alertmanager config holds that
+//! ticket back until the page comes and inhibits it, so the page stays the
+//! only notification; the test checks both in Alertmanager itself.
+//!
+//! Time is compressed in the test only ([`shipped`]): every range and `for:`
+//! of the rule files and every `group_wait` is divided by [`shipped::SCALE`]
+//! (`[5m]` → `[20s]`, `for: 5m` → `for: 20s`, the ticket's `group_wait: 10m` →
+//! 40 s), and scrapes and evaluations run every second. The host keeps its
+//! default promotion flags. The shipped files keep their production values.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use actor_e2e_tests::driver::{Driver, create_counter as create};
 use actor_e2e_tests::fleet::{Alertmanager, Notification, WebhookRelay};
 use actor_e2e_tests::promql::{PromApi, sample_value, unix_now};
+use actor_e2e_tests::shipped::{self, alertmanager_config, compressed_rule_files};
 use actor_e2e_tests::tools::{self, ALERTMANAGER, PROMETHEUS, PROMTOOL};
-use actor_e2e_tests::{Host, Prometheus, Role, deploy_file_with, deploy_path, poll};
+use actor_e2e_tests::{Host, Prometheus, Role, deploy_path, poll};
 use serde_json::Value;
-
-/// How much faster than production the rules' windows and `for:` run.
-const SCALE: u64 = 15;
-
-/// `{number}{unit}` as seconds, for a Prometheus duration such as `5m`.
-fn seconds(duration: &str) -> Option<u64> {
-    let unit = duration.chars().last()?;
-    let n: u64 = duration[..duration.len() - 1].parse().ok()?;
-    let factor = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return None,
-    };
-    Some(n * factor)
-}
-
-/// A rule file's text with every range selector `[d]` and every `for: d`
-/// divided by [`SCALE`] (at least 1 s).
-fn compressed(text: &str) -> String {
-    let scaled = |d: &str| seconds(d).map(|s| format!("{}s", (s / SCALE).max(1)));
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if let Some(d) = trimmed.strip_prefix("for: ")
-            && let Some(s) = scaled(d.trim())
-        {
-            out.push_str(&line[..line.len() - trimmed.len()]);
-            out.push_str(&format!("for: {s}\n"));
-            continue;
-        }
-        let mut rest = line;
-        while let Some(open) = rest.find('[') {
-            let Some(close) = rest[open..].find(']').map(|c| open + c) else {
-                break;
-            };
-            out.push_str(&rest[..open]);
-            match scaled(&rest[open + 1..close]) {
-                Some(s) => out.push_str(&format!("[{s}]")),
-                None => out.push_str(&rest[open..=close]),
-            }
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        out.push('\n');
-    }
-    out
-}
-
-#[test]
-fn compressed_divides_ranges_and_for_only() {
-    let text = "        expr: rate(x[5m]) > 1 and y[1h] > 0 and z{a=\"[b]\"}\n        for: 10m\n        labels:\n";
-    assert_eq!(
-        compressed(text),
-        "        expr: rate(x[20s]) > 1 and y[240s] > 0 and z{a=\"[b]\"}\n        for: 40s\n        labels:\n"
-    );
-}
-
-/// The three rule files, compressed, written into `dir`; returns their paths.
-fn compressed_rule_files(dir: &Path) -> Vec<PathBuf> {
-    ["alerts.yml", "recording.yml", "promotion.yml"]
-        .iter()
-        .map(|f| {
-            let text = std::fs::read_to_string(deploy_path(&format!("prometheus/{f}")))
-                .unwrap_or_else(|e| panic!("{f}: {e}"));
-            let path = dir.join(f);
-            std::fs::write(&path, compressed(&text)).expect("write rule file");
-            path
-        })
-        .collect()
-}
-
-/// The shipped `prometheus.yml` scraping `target` every second with the rule
-/// files `rules`, the debug job reading `debug_key`, alerts to `alertmanager`.
-fn shipped_prometheus_config(
-    target: SocketAddr,
-    rules: &[PathBuf],
-    debug_key: &str,
-    alertmanager: &str,
-) -> String {
-    let rule_files: String = rules
-        .iter()
-        .map(|r| format!("  - {}\n", r.display()))
-        .collect();
-    deploy_file_with(
-        "prometheus/prometheus.yml",
-        &[
-            ("scrape_interval: 15s", "scrape_interval: 1s"),
-            ("scrape_timeout: 10s", "scrape_timeout: 900ms"),
-            ("evaluation_interval: 15s", "evaluation_interval: 1s"),
-            (
-                "  - alerts.yml\n  - recording.yml\n  - promotion.yml\n",
-                &rule_files,
-            ),
-            (
-                "targets: ['localhost:9091']",
-                &format!("targets: ['{target}']"),
-            ),
-            (
-                "targets: ['localhost:9093']",
-                &format!("targets: ['{alertmanager}']"),
-            ),
-            (
-                "actor_key: ['user-42']",
-                &format!("actor_key: ['{debug_key}']"),
-            ),
-        ],
-    )
-}
-
-/// Calls `action` with `body` on the counter actor `key` every `every` until
-/// stopped: a bad actor's steady traffic.
-struct Driver {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u32>>,
-}
-
-impl Driver {
-    fn start(
-        app: SocketAddr,
-        key: &str,
-        calls: &'static [(&'static str, &'static str)],
-        every: Duration,
-    ) -> Driver {
-        let stop = Arc::new(AtomicBool::new(false));
-        let url = format!("http://{app}/actors/counter/{key}/actions/");
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut n = 0u32;
-                while !stop.load(Ordering::Acquire) {
-                    let (action, body) = calls[n as usize % calls.len()];
-                    // Errors are the point for `fail`; the status is not checked.
-                    let _ = ureq::post(&format!("{url}{action}"))
-                        .set("content-type", "application/json")
-                        .send_string(body);
-                    n += 1;
-                    // Pacing a load generator, not waiting for a condition.
-                    std::thread::sleep(every);
-                }
-                n
-            })
-        };
-        Driver {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn create(host: &Host, key: &str) {
-    let (status, body) = host.post(&format!("/actors/counter/{key}"), "{}");
-    assert!(
-        status == 200 || status == 201,
-        "create {key}: {status} {body}"
-    );
-}
 
 /// Every label set `ALERTS` had in `api` since `start`.
 fn alerts_seen(api: &PromApi, start: f64) -> Vec<BTreeMap<String, String>> {
@@ -258,15 +94,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         format!("http://{}/page", relay.addr),
         format!("http://{}/ticket", relay.addr),
     );
-    let am_config = deploy_file_with(
-        "alertmanager/alertmanager.yml",
-        &[
-            ("https://pager.example.com/actor-host", &page),
-            ("https://tickets.example.com/actor-host", &ticket),
-            ("group_wait: 30s", "group_wait: 1s"),
-            ("group_wait: 10s", "group_wait: 1s"),
-        ],
-    );
+    let am_config = alertmanager_config(&page, &ticket);
     let alertmanager = Alertmanager::start(dir.path(), &am_config);
     // 400 calls/s of demo traffic: the bad actors' calls stay ~0.5% of the
     // type's, as one bad actor among many would be.
@@ -283,7 +111,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         "1s",
     ]);
     let rules = compressed_rule_files(dir.path());
-    let config = shipped_prometheus_config(
+    let config = shipped::prometheus_config(
         host.metrics,
         &rules,
         "user-42",
@@ -320,7 +148,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         create(&host, bad.key);
     }
     let t0 = Instant::now();
-    let _drivers: Vec<Driver> = BAD
+    let drivers: Vec<Driver> = BAD
         .iter()
         .map(|b| Driver::start(host.app, b.key, b.calls, Duration::from_millis(b.every_ms)))
         .collect();
@@ -375,12 +203,64 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
     }
     eprintln!("time from the bad actors' first call to their page: {arrived:?}");
 
+    // The host promoted each bad actor too: its ActorPromoted ticket is held
+    // in Alertmanager (the per-actor ticket's group_wait) and inhibited by
+    // the page, and the group_wait passes without a ticket. Seen from the
+    // time Alertmanager first shows the alert, so its group_wait is surely
+    // over when the wait here is.
+    let bad_keys: BTreeSet<&str> = BAD.iter().map(|b| b.key).collect();
+    let ticket_wait = Duration::from_secs(600 / shipped::SCALE + 2);
+    let mut first_seen: BTreeMap<String, Instant> = BTreeMap::new();
+    poll(
+        Duration::from_secs(150),
+        "each bad actor's ActorPromoted inhibited past its ticket's group_wait",
+        || {
+            let tickets: Vec<_> = relay
+                .received()
+                .into_iter()
+                .filter(|n| n.path != "/page")
+                .collect();
+            assert!(tickets.is_empty(), "a ticket got through: {tickets:#?}");
+            for a in alertmanager.alerts() {
+                if a["labels"]["alertname"] != "ActorPromoted" {
+                    continue;
+                }
+                let key = a["labels"]["actor_key"].as_str().unwrap_or("");
+                assert!(bad_keys.contains(key), "a demo actor promoted: {a}");
+                let inhibited = a["status"]["state"] == "suppressed"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|by| !by.is_empty());
+                if !inhibited {
+                    return Err(format!("{key}'s ActorPromoted is not inhibited: {a}"));
+                }
+                first_seen
+                    .entry(key.to_owned())
+                    .or_insert_with(Instant::now);
+            }
+            let waiting: Vec<_> = bad_keys
+                .iter()
+                .filter(|k| {
+                    first_seen
+                        .get(**k)
+                        .is_none_or(|t| t.elapsed() < ticket_wait)
+                })
+                .collect();
+            if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still in their ticket's group_wait: {waiting:?}"))
+            }
+        },
+    );
+
     let received: Vec<Notification> = relay.received();
     assert_eq!(
         received.len(),
         BAD.len(),
         "exactly one notification per bad actor: {received:#?}"
     );
+    drop(drivers);
     for BadActor {
         key,
         alert: alertname,
@@ -418,7 +298,6 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
 
     // Nothing else was ever pending or firing in either server: no alert on
     // the demo's actors, no per-type alert, nothing about the host.
-    let bad_keys: BTreeSet<&str> = BAD.iter().map(|b| b.key).collect();
     for (name, p) in [("classic", &classic), ("native", &native)] {
         let others: Vec<_> = alerts_seen(&p.api, start)
             .into_iter()
@@ -472,7 +351,58 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let host = Host::start(&["--workload", "demo", "--sweep-interval", "1s"]);
+    // A queue deeper than 50 for one tick promotes (the demo's own queues
+    // stay far below): the dashboard's promoted-actor panels need one.
+    let host = Host::start(&[
+        "--workload",
+        "demo",
+        "--sweep-interval",
+        "1s",
+        "--promotion-tick",
+        "1s",
+        "--promotion-depth",
+        "50",
+        "--promotion-depth-ticks",
+        "1",
+    ]);
+    // The promoted actor: SQLite commits and statements, a slow call, a user
+    // task, then a queue of 60 that nothing reads. Not the watched one, which
+    // the debug job reads: a promoted actor's buckets are in the main job.
+    create(&host, "promoted");
+    for (action, body) in [
+        ("increment", "{}"),
+        ("slow", "{\"ms\":5}"),
+        ("spawn_task", "{\"kind\":\"background\",\"ms\":1}"),
+    ] {
+        let (status, body) = host.post(&format!("/actors/counter/promoted/actions/{action}"), body);
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    for n in 0..60 {
+        let (status, body) = host.post(
+            "/actors/counter/promoted/actions/enqueue",
+            &format!("{{\"message\":{n}}}"),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // Its calls go on while Prometheus scrapes: a rate over a window with no
+    // calls has no quantile.
+    let _promoted_traffic = Driver::start(
+        host.app,
+        "promoted",
+        &[
+            ("increment", "{}"),
+            ("slow", "{\"ms\":5}"),
+            ("spawn_task", "{\"kind\":\"background\",\"ms\":1}"),
+        ],
+        Duration::from_millis(50),
+    );
+    poll(Duration::from_secs(30), "the queued actor promoted", || {
+        let promoted = host.promoted();
+        match promoted.get("promoted").map(String::as_str) {
+            Some("queue_depth") => Ok(()),
+            _ => Err(format!("{promoted:?}")),
+        }
+    });
     // The watched actor: 25 increments, then one slow call, all before the
     // scrapes start, so both jobs see final counts.
     create(&host, "watched");
@@ -488,7 +418,7 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
     assert!(calls >= 26.0, "the watched actor's calls: {calls}");
 
     let rules = compressed_rule_files(dir.path());
-    let config = shipped_prometheus_config(host.metrics, &rules, "watched", "127.0.0.1:9");
+    let config = shipped::prometheus_config(host.metrics, &rules, "watched", "127.0.0.1:9");
     let servers = [
         ("classic", Prometheus::start_with(&config, Role::Server)),
         (

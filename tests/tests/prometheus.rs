@@ -161,6 +161,91 @@ fn names_used_in(text: &str) -> Vec<String> {
     names
 }
 
+/// Makes the counter actor `key` commit, answer a slow call and run a user
+/// task, then queues 60 messages nobody reads, so a host run with
+/// `--promotion-depth 50 --promotion-depth-ticks 1` promotes it; returns the
+/// default scrape once it is promoted with those families at `full`.
+fn promote_one(host: &Host, key: &str) -> String {
+    assert_eq!(host.post(&format!("/actors/counter/{key}"), "").0, 200);
+    for (action, body) in [
+        ("increment", "{}"),
+        ("slow", "{\"ms\":5}"),
+        ("spawn_task", "{\"kind\":\"background\",\"ms\":1}"),
+    ]
+    .into_iter()
+    .chain((0..60).map(|_| ("enqueue", "{\"message\":1}")))
+    {
+        let url = format!("/actors/counter/{key}/actions/{action}");
+        assert_eq!(host.post(&url, body).0, 200, "{action}");
+    }
+    wait_for(T, "the queued actor promoted", || {
+        let text = host.scrape_text();
+        let s = actor_metrics::scrape::Scrape::parse(&text).ok()?;
+        let promoted = s.sum("actor_detail_promoted", &[("actor_key", key)]) == 1.0
+            && s.sum(
+                "actor_user_task_duration_seconds_count",
+                &[("actor_key", key)],
+            ) >= 1.0;
+        promoted.then_some(text)
+    })
+}
+
+/// `promtool check metrics` on `body`: what it found, empty when clean.
+fn promtool_findings(body: &str) -> (bool, String) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), findings)
+}
+
+/// A promoted actor's full-only histograms (SQLite statement times, user
+/// task and startup durations) in the default scrape are written as
+/// `_bucket` lines under a `# TYPE … summary` header, which promtool refuses
+/// ("no help text") and Prometheus ingests as untyped series. The header is
+/// chosen in metrics/src/render/mod.rs (`Renderer::write_actors`: `mixed` is
+/// false for a family below the scrape's level, so `Style::header` keeps it
+/// summarised, while every actor written in it is promoted and gets
+/// buckets). Ignored until that is fixed there.
+#[test]
+#[ignore = "metrics/src/render/mod.rs types a below-level family's header as a summary while a promoted actor writes its buckets"]
+fn promtool_lints_a_default_scrape_with_a_promoted_actor() {
+    if !prometheus_available("promtool_lints_a_default_scrape_with_a_promoted_actor") {
+        return;
+    }
+    let host = Host::start(&[
+        "--workload",
+        "none",
+        "--promotion-tick",
+        "1s",
+        "--promotion-depth",
+        "50",
+        "--promotion-depth-ticks",
+        "1",
+    ]);
+    let text = promote_one(&host, "promoted");
+    let (ok, findings) = promtool_findings(&text);
+    assert!(
+        ok && findings.trim().is_empty(),
+        "promtool check metrics (default, one actor promoted): {findings}"
+    );
+}
+
 #[test]
 fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
     if !prometheus_available("promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names") {
@@ -175,6 +260,12 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
         "30s",
         "--sweep-interval",
         "1s",
+        "--promotion-tick",
+        "1s",
+        "--promotion-depth",
+        "50",
+        "--promotion-depth-ticks",
+        "1",
     ]);
     // Busy: actions ran, some actors stopped and are retained, user tasks and SQLite commits happened.
     let text = wait_for(T, "a busy scrape", || {
@@ -190,6 +281,7 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
                 > 0.0;
         busy.then_some(text)
     });
+    assert!(host.promoted().is_empty(), "{:?}", host.promoted());
 
     // Clean at every level, and for one actor in full.
     let key = host
@@ -207,32 +299,16 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
             host.scrape_text_with(&format!("actor_key={key}")),
         ),
     ] {
-        let mut promtool = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool");
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let out = promtool.wait_with_output().unwrap();
-        let findings = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (ok, findings) = promtool_findings(&body);
         assert!(
-            out.status.success() && findings.trim().is_empty(),
+            ok && findings.trim().is_empty(),
             "promtool check metrics ({query}): {findings}"
         );
     }
 
-    // The shipped rules pass promtool and name only metrics that a real scrape has.
+    // The shipped rules pass promtool and name only metrics that a real
+    // scrape has: the default scrape, with one actor promoted.
+    let text = promote_one(&host, "promoted");
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
     let rules = [
         format!("{root}/prometheus/alerts.yml"),
@@ -253,8 +329,13 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
 
     // Against the default scrape: what a user's Prometheus ingests.
     let scrape = actor_metrics::scrape::Scrape::parse(&text).unwrap();
+    // A sample of that name counts too: a promoted actor's full-only
+    // `_bucket` series sit under a summary header for now (see
+    // promtool_lints_a_default_scrape_with_a_promoted_actor), and Prometheus
+    // stores them under that name all the same.
     let exists = |name: &str| {
         scrape.type_of(name).is_some()
+            || scrape.series(name).next().is_some()
             || ["_bucket", "_sum", "_count"].iter().any(|s| {
                 name.strip_suffix(s).is_some_and(|b| {
                     scrape.type_of(b) == Some("histogram")
