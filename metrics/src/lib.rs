@@ -44,6 +44,8 @@
 //! | `config.rs`, `validate.rs` | [`Config`], [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
+//! | `label_cache.rs` | the renderer's per-entry cache of each format's label block, held by the store's entries, read only by `render/` |
+//! | `prefetch.rs` | the CPU prefetch hint that walks over scattered entries (totals, scrapes) use |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
@@ -78,9 +80,11 @@ mod config;
 mod error;
 mod expiry;
 pub mod families;
+mod label_cache;
 pub mod labels;
 mod lazy;
 mod native;
+mod prefetch;
 mod record;
 mod render;
 #[cfg(feature = "test-util")]

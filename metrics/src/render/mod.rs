@@ -22,7 +22,8 @@ use std::sync::Arc;
 use crate::config::DetailLevel;
 use crate::families::{FAMILIES, FAMILY_COUNT, SERIES_OFFSETS, Totals};
 use crate::labels::ActorLabels;
-use crate::store::{ActorEntry, PREFETCH_AHEAD, Snapshot, Store, TypeSnapshot, prefetch};
+use crate::prefetch::{PREFETCH_AHEAD, prefetch};
+use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
 
 /// Default size a chunk of [`Exposition`] grows to before it is handed out: 64 KiB.
 pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;

@@ -42,9 +42,8 @@ fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
 /// An entry's label pairs as encoded `Metric.label` fields, encoded on the
 /// entry's first protobuf scrape and kept with it (like the text label block).
 pub(crate) fn label_block(e: &ActorEntry) -> Arc<[u8]> {
-    e.proto_labels
-        .get_or_init(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
-        .clone()
+    e.label_cache
+        .proto(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
 }
 
 /// One `Metric` message's bytes: the actor's encoded label pairs, then `m`

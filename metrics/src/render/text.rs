@@ -347,9 +347,7 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
 
 /// The entry's escaped label block, built on the first scrape that needs it.
 pub(crate) fn label_block(e: &ActorEntry) -> Arc<str> {
-    e.text_labels
-        .get_or_init(|| actor_label_block(&e.labels))
-        .clone()
+    e.label_cache.text(|| actor_label_block(&e.labels))
 }
 
 /// A chunk of text.
