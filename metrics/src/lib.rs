@@ -49,7 +49,7 @@
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
-//! | `render/` | every byte of exposition: selection and chunking (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`) |
+//! | `render/` | every byte of exposition: selection and chunking (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`) and the registry's families converted to it (`registry.rs`) |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.

@@ -11,10 +11,12 @@
 //!
 //! Which families and actors a scrape holds is decided here, once; how they are
 //! written is a [`Sink`]: `text.rs` (format 0.0.4) or `proto.rs`
-//! (length-delimited `MetricFamily` messages, with native histograms).
+//! (length-delimited `MetricFamily` messages, with native histograms; the
+//! registry's own families converted by `registry.rs`).
 
 pub(crate) mod client_model;
 mod proto;
+mod registry;
 pub(crate) mod text;
 
 use std::sync::Arc;
