@@ -186,13 +186,18 @@ impl TextValue for HistogramTotal {
             }
             Shape::Summary | Shape::Plain => self.count(),
         };
-        sample(out, name, "_sum", labels, None);
-        push_f64(out, self.sum);
-        out.push('\n');
-        sample(out, name, "_count", labels, None);
-        push_u64(out, count);
-        out.push('\n');
+        sum_and_count(out, name, labels, self.sum, count);
     }
+}
+
+/// The `_sum` and `_count` lines every histogram and summary ends with.
+fn sum_and_count(out: &mut String, name: &str, labels: &str, sum: f64, count: u64) {
+    sample(out, name, "_sum", labels, None);
+    push_f64(out, sum);
+    out.push('\n');
+    sample(out, name, "_count", labels, None);
+    push_u64(out, count);
+    out.push('\n');
 }
 
 /// `le` label values of each family's buckets, as `TextEncoder` formats them
@@ -260,12 +265,7 @@ impl WriteCell for HistogramCell {
         if let Shape::Summary = shape {
             // `_sum` and `_count` need no bucket: skip collecting them.
             let (count, sum) = self.count_and_sum();
-            sample(out, name, "_sum", labels, None);
-            push_f64(out, sum);
-            out.push('\n');
-            sample(out, name, "_count", labels, None);
-            push_u64(out, count);
-            out.push('\n');
+            sum_and_count(out, name, labels, sum, count);
             return;
         }
         let mut t = HistogramTotal::default();
