@@ -19,7 +19,7 @@ use super::client_model::{
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
 use crate::cells::{Cell, HistogramTotal, Kind};
-use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
 use crate::render::{Actors, Sink, Style, TypeView, registry};
@@ -202,12 +202,10 @@ fn read<C: Cell>(cell: &C) -> C::Total {
     t
 }
 
-macro_rules! declare_proto_writers {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|fi, s, labels, style, out| {
@@ -253,10 +251,8 @@ macro_rules! declare_proto_writers {
                 }
             },)*
         ];
-    };
+    }
 }
-
-with_families!(declare_proto_writers);
 
 /// A chunk of length-delimited messages.
 pub(crate) struct ProtoSink {

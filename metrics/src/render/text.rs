@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::buckets::Buckets;
 use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Kind};
-use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 use crate::labels::{ActorLabels, LabelEnum};
 use crate::render::{Actors, Sink, Style, TypeView};
 use crate::store::ActorEntry;
@@ -289,12 +289,10 @@ pub(crate) struct TypeText<'a> {
     pub(crate) action_blocks: &'a [String],
 }
 
-macro_rules! declare_text_writers {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         pub(crate) static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|s, block, shape, out| {
@@ -334,10 +332,8 @@ macro_rules! declare_text_writers {
                 }
             },)*
         ];
-    };
+    }
 }
-
-with_families!(declare_text_writers);
 
 /// The HELP/TYPE header of family `f`, per actor or aggregate.
 fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape<'_>) {
