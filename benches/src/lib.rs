@@ -21,10 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use actor_metrics::clock::Clock;
+use actor_metrics::families::Kind;
 use actor_metrics::families::{FAMILIES, FamilyInfo};
 use actor_metrics::scrape::Scrape;
 pub use actor_metrics::testing::Op;
-use actor_metrics::{ActionMetrics, ActorMetrics, Clock, Config, DetailLevel, Kind, Metrics};
+use actor_metrics::{ActionMetrics, ActorMetrics, Config, DetailLevel, Metrics};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };

@@ -52,6 +52,9 @@
 //! row counts, WAL pages) stays exact on the `actor_type_*` aggregates and is
 //! one `?actor_key=` scrape away for a single actor.
 
+pub use crate::cells::{HistogramTotal, Kind};
+pub use crate::native::NativeTotal;
+
 use crate::buckets::*;
 use crate::cells::*;
 use crate::config::DetailLevel;

@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use prometheus::Registry;
 
 use crate::clock::Clock;
-use crate::config::{Config, MAX_RETENTION};
+use crate::config::Config;
 use crate::error::MetricsError;
 use crate::expiry::{Expiry, ExpiryQueue};
 use crate::families::{ActionCells, ActorSeries, OwnGauges, Totals};
@@ -303,7 +303,7 @@ impl Store {
                     // Validation bounds the retention; never panic on overflow anyway.
                     deadline: now
                         .checked_add(self.config.retention)
-                        .or_else(|| now.checked_add(MAX_RETENTION))
+                        .or_else(|| now.checked_add(Config::MAX_RETENTION))
                         .unwrap_or(now),
                     item: e.clone(),
                     epoch,
