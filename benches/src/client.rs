@@ -4,7 +4,7 @@
 //! struct, registered in a [`Registry`] and scraped with
 //! [`prometheus_client::encoding::text::encode`] (OpenMetrics text).
 
-use actor_metrics::Kind;
+use actor_metrics::families::Kind;
 use actor_metrics::families::{FAMILIES, FamilyInfo};
 use actor_metrics::testing::Op;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};

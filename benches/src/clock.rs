@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actor_metrics::Clock;
+use actor_metrics::clock::Clock;
 
 /// A clock the bench moves by hand: a fixed base plus an offset in nanoseconds.
 #[derive(Debug)]

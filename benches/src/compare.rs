@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use actor_metrics::Kind;
+use actor_metrics::families::Kind;
 use actor_metrics::families::{FAMILIES, FamilyInfo};
 use actor_metrics::scrape::Scrape;
 

@@ -1,8 +1,8 @@
 //! The first peer: the per-actor families as `prometheus` `MetricVec`s
 //! ([`Mirror`]), one bench actor's children of them ([`MirrorActor`]).
 
-use actor_metrics::Kind;
 use actor_metrics::families::FAMILIES;
+use actor_metrics::families::Kind;
 use actor_metrics::testing::Op;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use actor_metrics::families::FAMILIES;
+use actor_metrics::families::Kind;
 use actor_metrics::testing::Op;
-use actor_metrics::{ActionMetrics, ActorMetrics, Kind, Metrics};
+use actor_metrics::{ActionMetrics, ActorMetrics, Metrics};
 
 use crate::actors::{ENVOY, actor_id, actor_id_gen, actor_key, client_labels};
 use crate::client::ClientMirror;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::buckets::ACTION_BUCKETS;
-use crate::families::{ActionCells, OwnGauges, Totals, opt_buckets, with_families};
+use crate::families::{ActionCells, OwnGauges, Totals, for_families, opt_buckets};
 use crate::labels::*;
 use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record, Recording};
 use crate::store::{ActorEntry, Store, TypeInner};
@@ -206,12 +206,10 @@ macro_rules! ref_of {
     (ActiveCell) => { ActiveRef<'_> };
 }
 
-macro_rules! declare_accessors {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         impl ActorMetrics {
             $(
                 #[doc = concat!("`actor_", $sname, "`: ", $shelp)]
@@ -231,7 +229,5 @@ macro_rules! declare_accessors {
                 }
             )*
         }
-    };
+    }
 }
-
-with_families!(declare_accessors);

@@ -1,9 +1,9 @@
 //! The one declaration of every per-actor family.
 //!
-//! Each line of `with_families!` names a family once: its field, cell kind,
+//! Each line of `for_families!` names a family once: its field, cell kind,
 //! bucket set, enum label, detail level, name and help. Everything else is
-//! generated from it where it is used, by handing a generator macro to
-//! `with_families!`:
+//! generated from it where it is used, by one `for_families!` block per site
+//! that names the parts of a line and writes what each group generates:
 //!
 //! | generated | where |
 //! |---|---|
@@ -52,6 +52,9 @@
 //! row counts, WAL pages) stays exact on the `actor_type_*` aggregates and is
 //! one `?actor_key=` scrape away for a single actor.
 
+pub use crate::cells::{HistogramTotal, Kind};
+pub use crate::native::NativeTotal;
+
 use crate::buckets::*;
 use crate::cells::*;
 use crate::config::DetailLevel;
@@ -82,13 +85,44 @@ pub struct FamilyInfo {
     pub accessor: &'static str,
 }
 
-/// The catalogue, handed to a generator macro `$callback`. See the module docs.
+/// The catalogue, expanded once into `body`. See the module docs.
 ///
 /// Form of a line: `field: Cell[BUCKETS] by LabelEnum, level => "name", "help";`
 /// (`[BUCKETS]` for histograms only, `by` for the `labelled` group only).
-macro_rules! with_families {
-    ($callback:ident) => {
-        $callback! {
+///
+/// A site writes `$`, then the names it binds to the parts of each group's
+/// lines, then its body, which repeats over the lines with those names:
+///
+/// ```text
+/// for_families! {
+///     $ scalar(sf, scell, sb, slevel, sname, shelp)
+///     labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+///     action(af, acell, ab, alevel, aname, ahelp) => {
+///         $(/* one scalar family: $sf, $scell, opt_buckets!($($sb)?), … */)*
+///     }
+/// }
+/// ```
+///
+/// The line grammar is written here once. The site gives the names because
+/// `macro_rules!` metavariables are hygienic: a name this macro wrote into the
+/// generated matcher would not bind the same name written in the site's body.
+/// The `$` comes from the site because a transcriber cannot write a bare `$`.
+macro_rules! for_families {
+    (
+        $d:tt
+        scalar($sf:ident, $scell:ident, $sb:ident, $slevel:ident, $sname:ident, $shelp:ident)
+        labelled($lf:ident, $lcell:ident, $lb:ident, $le:ident, $llevel:ident, $lname:ident, $lhelp:ident)
+        action($af:ident, $acell:ident, $ab:ident, $alevel:ident, $aname:ident, $ahelp:ident)
+        => { $($body:tt)* }
+    ) => {
+        macro_rules! generate {
+            (
+                scalar { $d( $d $sf:ident : $d $scell:ident $d([$d $sb:expr])?, $d $slevel:ident => $d $sname:literal, $d $shelp:literal; )* }
+                labelled { $d( $d $lf:ident : $d $lcell:ident $d([$d $lb:expr])? by $d $le:ty, $d $llevel:ident => $d $lname:literal, $d $lhelp:literal; )* }
+                action { $d( $d $af:ident : $d $acell:ident $d([$d $ab:expr])?, $d $alevel:ident => $d $aname:literal, $d $ahelp:literal; )* }
+            ) => { $($body)* };
+        }
+        generate! {
             scalar {
                 active: ActiveCell, core => "active", "Live registrations of the actor's label set: 1 while the actor runs, 0 after it stops.";
                 queue_depth: GaugeCell, core => "queue_depth", "Messages waiting in the actor's queue.";
@@ -121,7 +155,7 @@ macro_rules! with_families {
         }
     };
 }
-pub(crate) use with_families;
+pub(crate) use for_families;
 
 /// `Some(&BUCKETS)` for a histogram line, `None` otherwise.
 macro_rules! opt_buckets {
@@ -160,12 +194,10 @@ macro_rules! total_of {
     };
 }
 
-macro_rules! declare_storage {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Every series of one actor, in one allocation.
         #[derive(Debug, Default)]
         pub(crate) struct ActorSeries {
@@ -278,10 +310,8 @@ macro_rules! declare_storage {
                 $(self.$af.add_to(&mut t.$af);)*
             }
         }
-    };
+    }
 }
-
-with_families!(declare_storage);
 
 impl FamilyInfo {
     /// The family declared under `name` (per-actor or aggregate name).

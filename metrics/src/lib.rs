@@ -37,18 +37,20 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`] and the catalogue are generated from it |
+//! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`](families::Totals) and the catalogue are generated from it |
 //! | `cells.rs` | the atomics one series is stored in |
 //! | `labels.rs` | typed label sets and the closed label enums ([`labels`]) |
 //! | `buckets.rs`, `native.rs`, `lazy.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms (their spans allocated on first use through `lazy.rs`) |
-//! | `config.rs`, `validate.rs` | [`Config`], [`DetailLevel`], and [`ConfigError`] |
-//! | `clock.rs`, `error.rs` | the injected [`Clock`]; [`MetricsError`] |
+//! | `config.rs`, `validate.rs` | [`Config`] (its defaults and bounds as associated consts, documented on its setters), [`DetailLevel`], and [`ConfigError`] |
+//! | `clock.rs`, `error.rs` | the injected [`Clock`](clock::Clock); [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
+//! | `label_cache.rs` | the renderer's per-entry cache of each format's label block, held by the store's entries, read only by `render/` |
+//! | `prefetch.rs` | the CPU prefetch hint that walks over scattered entries (totals, scrapes) use |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task (which also runs the promotion tick) |
 //! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
-//! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store |
-//! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`), the promotion families (`promoted.rs`) |
+//! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
+//! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`), the registry's families converted to it (`registry.rs`), and the promotion families (`promoted.rs`) |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.
@@ -74,15 +76,17 @@
 mod actor;
 pub mod buckets;
 mod cells;
-mod clock;
+pub mod clock;
 mod config;
 mod error;
 mod expiry;
 pub mod families;
+mod label_cache;
 pub mod labels;
 mod lazy;
 mod native;
-mod record;
+mod prefetch;
+pub mod record;
 mod render;
 #[cfg(feature = "test-util")]
 pub mod scrape;
@@ -96,25 +100,17 @@ mod validate;
 
 use std::sync::{Arc, LazyLock};
 
+// The root holds what a host uses: the instance, its configuration and errors,
+// the handles, and a scrape. The recorders an accessor returns are in
+// [`record`], the clock a host may inject in [`clock`], and the catalogue with
+// its totals in [`families`].
 pub use actor::{ActionMetrics, ActorMetrics, ActorType};
-pub use cells::{HistogramTotal, Kind};
-pub use clock::{Clock, TokioClock};
-pub use config::{
-    Config, DEFAULT_MAX_LABEL_VALUE_BYTES, DEFAULT_MAX_RETAINED, DEFAULT_MAX_SWEEP_PER_TICK,
-    DEFAULT_RETENTION, DEFAULT_SWEEP_INTERVAL, DetailLevel, MAX_RETENTION, UnknownDetailLevel,
-    default_envoy_key,
-};
+pub use config::{Config, DetailLevel, UnknownDetailLevel};
 pub use error::MetricsError;
-pub use families::Totals;
-pub use native::NativeTotal;
-pub use record::{ActiveRef, CounterRef, GaugeRef, HistogramRef};
-pub use render::{
-    DEFAULT_CHUNK_BYTES, Exposition, Format, PROTOBUF_CONTENT_TYPE, ScrapeRequest,
-    TEXT_CONTENT_TYPE,
-};
+pub use render::{Exposition, Format, ScrapeRequest};
 pub use sweeper::SweepReport;
 pub use trouble::{Promotion, Reason, TopBy, TopError, TopQuery, TopRow, WatchReport};
-pub use validate::{ConfigError, MIN_LABEL_VALUE_BYTES, MIN_SWEEP_INTERVAL};
+pub use validate::ConfigError;
 
 /// One metrics world: its own registry, retained-actor map, expiry queue, clock
 /// and configuration. [`METRICS`] is the process default; tests build their own.
@@ -134,7 +130,11 @@ impl Metrics {
     /// # Errors
     /// [`MetricsError::Config`] when [`Config::validate`] refuses the configuration.
     pub fn new(config: Config) -> Result<Self, MetricsError> {
-        Self::with_parts(config, Arc::new(TokioClock), prometheus::Registry::new())
+        Self::with_parts(
+            config,
+            Arc::new(clock::TokioClock),
+            prometheus::Registry::new(),
+        )
     }
 
     /// A new instance with an injected clock and registry (the registry gets the
@@ -145,7 +145,7 @@ impl Metrics {
     /// [`MetricsError::Prometheus`] when the registry already holds a self-metric's name.
     pub fn with_parts(
         config: Config,
-        clock: Arc<dyn Clock>,
+        clock: Arc<dyn clock::Clock>,
         registry: prometheus::Registry,
     ) -> Result<Self, MetricsError> {
         Ok(Metrics(Arc::new(store::Store::new(
@@ -214,10 +214,10 @@ impl Metrics {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
-    /// Every actor type's [`Totals`] (what its `actor_type_*` aggregates
+    /// Every actor type's [`Totals`](families::Totals) (what its `actor_type_*` aggregates
     /// export), by `actor_name`. Reads every retained actor once: for progress
     /// lines and tools, not for a hot path, and far cheaper than a scrape.
-    pub fn totals(&self) -> Vec<(String, Totals)> {
+    pub fn totals(&self) -> Vec<(String, families::Totals)> {
         let snapshot = self.0.snapshot(|_| true);
         let totals = snapshot.type_totals();
         snapshot
@@ -239,6 +239,7 @@ impl Metrics {
     }
 
     /// The clock this instance reads deadlines from.
+    #[cfg(feature = "test-util")]
     pub fn now(&self) -> tokio::time::Instant {
         self.0.clock.now()
     }

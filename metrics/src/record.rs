@@ -69,7 +69,7 @@ impl fmt::Debug for GaugeRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GaugeRef")
             .field("value", &self.get())
-            .field("own", &self.own())
+            .field("own", &self.own.load(Ordering::SeqCst))
             .finish()
     }
 }
@@ -109,7 +109,8 @@ impl GaugeRef<'_> {
     pub fn get(self) -> i64 {
         self.cell.get()
     }
-    /// This registration's own contribution.
+    /// This registration's own contribution. For tests (`test-util`).
+    #[cfg(feature = "test-util")]
     pub fn own(self) -> i64 {
         self.own.load(Ordering::SeqCst)
     }
@@ -150,11 +151,6 @@ impl HistogramRef<'_> {
         let mut t = HistogramTotal::default();
         self.cell.add_to(&mut t);
         t
-    }
-
-    /// The current classic counts: non-cumulative per bucket, `+Inf` last.
-    pub fn classic_counts(self) -> [u64; crate::buckets::MAX_BUCKETS + 1] {
-        self.get().classic_counts(self.buckets)
     }
 }
 

@@ -6,7 +6,7 @@
 //! appears twice, a bad escape or an unparsable value is an error, because any
 //! of those would be a bug in the renderer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::render::client_model::{self, MetricType};
 
@@ -65,7 +65,7 @@ impl Scrape {
     /// Parses the text format 0.0.4.
     pub fn parse(text: &str) -> Result<Scrape, ScrapeError> {
         let mut s = Scrape::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for (i, line) in text.lines().enumerate() {
             let err = |what: String| ScrapeError { line: i + 1, what };
             if line.is_empty() {
@@ -111,123 +111,129 @@ impl Scrape {
     pub fn parse_protobuf(mut bytes: &[u8]) -> Result<Scrape, ScrapeError> {
         use prost::Message as _;
         let mut s = Scrape::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut n = 0;
         while !bytes.is_empty() {
             n += 1;
             let err = |what: String| ScrapeError { line: n, what };
             let f = client_model::MetricFamily::decode_length_delimited(&mut bytes)
                 .map_err(|e| err(format!("not a MetricFamily: {e}")))?;
-            let name = f.name.clone().unwrap_or_default();
-            let t = MetricType::try_from(f.r#type.unwrap_or(0))
-                .map_err(|_| err(format!("{name}: unknown type")))?;
-            let word = match t {
-                MetricType::Counter => "counter",
-                MetricType::Gauge => "gauge",
-                MetricType::Summary => "summary",
-                MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
-                MetricType::Untyped => "untyped",
-            };
-            if let Some(prev) = s.types.insert(name.clone(), word.to_owned())
-                && prev != word
-            {
-                return Err(err(format!("{name}: type {prev} then {word}")));
+            s.read_family(f, &mut seen).map_err(err)?;
+        }
+        Ok(s)
+    }
+
+    /// One `MetricFamily` message: its `TYPE` and `HELP`, then each metric's
+    /// samples. `seen` holds the series of the messages read so far.
+    fn read_family(
+        &mut self,
+        f: client_model::MetricFamily,
+        seen: &mut HashSet<(String, BTreeMap<String, String>)>,
+    ) -> Result<(), String> {
+        let name = f.name.clone().unwrap_or_default();
+        let t = MetricType::try_from(f.r#type.unwrap_or(0))
+            .map_err(|_| format!("{name}: unknown type"))?;
+        self.declare(&name, t, f.help.clone().unwrap_or_default())?;
+        for m in f.metric {
+            let labels: BTreeMap<String, String> = m
+                .label
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.clone().unwrap_or_default(),
+                        l.value.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            if !seen.insert((name.clone(), labels.clone())) {
+                return Err(format!("duplicate series {name}{labels:?}"));
             }
-            s.helps
-                .insert(name.clone(), f.help.clone().unwrap_or_default());
-            for m in f.metric {
-                let labels: BTreeMap<String, String> = m
-                    .label
-                    .iter()
-                    .map(|l| {
-                        (
-                            l.name.clone().unwrap_or_default(),
-                            l.value.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                if !seen.insert((name.clone(), labels.clone())) {
-                    return Err(err(format!("duplicate series {name}{labels:?}")));
+            self.read_metric(&name, t, labels, m)?;
+        }
+        Ok(())
+    }
+
+    /// Records family `name`'s type and help; a family that spans several
+    /// messages must keep its type.
+    fn declare(&mut self, name: &str, t: MetricType, help: String) -> Result<(), String> {
+        let word = match t {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Summary => "summary",
+            MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
+            MetricType::Untyped => "untyped",
+        };
+        if let Some(prev) = self.types.insert(name.to_owned(), word.to_owned())
+            && prev != word
+        {
+            return Err(format!("{name}: type {prev} then {word}"));
+        }
+        self.helps.insert(name.to_owned(), help);
+        Ok(())
+    }
+
+    /// One metric of family `name`: the samples the text format would have,
+    /// and its native buckets, if it has any.
+    fn read_metric(
+        &mut self,
+        name: &str,
+        t: MetricType,
+        labels: BTreeMap<String, String>,
+        m: client_model::Metric,
+    ) -> Result<(), String> {
+        let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+            let mut labels = labels.clone();
+            if let Some((k, v)) = extra {
+                labels.insert(k.to_owned(), v);
+            }
+            self.samples.push(Sample {
+                name: format!("{name}{suffix}"),
+                labels,
+                value,
+            });
+        };
+        match t {
+            MetricType::Counter => push("", None, m.counter.and_then(|c| c.value).unwrap_or(0.0)),
+            MetricType::Gauge => push("", None, m.gauge.and_then(|g| g.value).unwrap_or(0.0)),
+            MetricType::Untyped => push("", None, m.untyped.and_then(|u| u.value).unwrap_or(0.0)),
+            MetricType::Summary => {
+                let sm = m.summary.unwrap_or_default();
+                push("_sum", None, sm.sample_sum.unwrap_or(0.0));
+                push("_count", None, sm.sample_count.unwrap_or(0) as f64);
+            }
+            MetricType::Histogram | MetricType::GaugeHistogram => {
+                let h = m.histogram.unwrap_or_default();
+                let count = h.sample_count.unwrap_or(0);
+                let sum = h.sample_sum.unwrap_or(0.0);
+                if !h.bucket.is_empty() {
+                    for b in &h.bucket {
+                        let le = b.upper_bound.unwrap_or(f64::INFINITY);
+                        push(
+                            "_bucket",
+                            Some(("le", fmt_le(le))),
+                            b.cumulative_count.unwrap_or(0) as f64,
+                        );
+                    }
+                    push("_bucket", Some(("le", "+Inf".into())), count as f64);
+                    push("_sum", None, sum);
+                    push("_count", None, count as f64);
                 }
-                let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
-                    let mut labels = labels.clone();
-                    if let Some((k, v)) = extra {
-                        labels.insert(k.to_owned(), v);
-                    }
-                    s.samples.push(Sample {
-                        name: format!("{name}{suffix}"),
+                if let Some(schema) = h.schema {
+                    let buckets = native_buckets(&h).map_err(|what| format!("{name}: {what}"))?;
+                    self.natives.push(NativeSample {
+                        name: name.to_owned(),
                         labels,
-                        value,
+                        schema,
+                        zero_threshold: h.zero_threshold.unwrap_or(0.0),
+                        zero_count: h.zero_count.unwrap_or(0),
+                        count,
+                        sum,
+                        buckets,
                     });
-                };
-                match t {
-                    MetricType::Counter => {
-                        push("", None, m.counter.and_then(|c| c.value).unwrap_or(0.0))
-                    }
-                    MetricType::Gauge => {
-                        push("", None, m.gauge.and_then(|g| g.value).unwrap_or(0.0))
-                    }
-                    MetricType::Untyped => {
-                        push("", None, m.untyped.and_then(|u| u.value).unwrap_or(0.0))
-                    }
-                    MetricType::Summary => {
-                        let sm = m.summary.unwrap_or_default();
-                        push("_sum", None, sm.sample_sum.unwrap_or(0.0));
-                        push("_count", None, sm.sample_count.unwrap_or(0) as f64);
-                    }
-                    MetricType::Histogram | MetricType::GaugeHistogram => {
-                        let h = m.histogram.unwrap_or_default();
-                        let count = h.sample_count.unwrap_or(0);
-                        let sum = h.sample_sum.unwrap_or(0.0);
-                        if !h.bucket.is_empty() {
-                            for b in &h.bucket {
-                                let le = b.upper_bound.unwrap_or(f64::INFINITY);
-                                push(
-                                    "_bucket",
-                                    Some(("le", fmt_le(le))),
-                                    b.cumulative_count.unwrap_or(0) as f64,
-                                );
-                            }
-                            push("_bucket", Some(("le", "+Inf".into())), count as f64);
-                            push("_sum", None, sum);
-                            push("_count", None, count as f64);
-                        }
-                        if let Some(schema) = h.schema {
-                            let mut buckets = Vec::new();
-                            let (mut key, mut value) = (0i32, 0i64);
-                            let mut deltas = h.positive_delta.iter();
-                            for (i, span) in h.positive_span.iter().enumerate() {
-                                let offset = span.offset.unwrap_or(0);
-                                key = if i == 0 { offset } else { key + offset };
-                                for _ in 0..span.length.unwrap_or(0) {
-                                    value += deltas.next().copied().ok_or_else(|| {
-                                        err(format!("{name}: fewer deltas than spans say"))
-                                    })?;
-                                    buckets.push((
-                                        key,
-                                        u64::try_from(value).map_err(|_| {
-                                            err(format!("{name}: negative bucket count"))
-                                        })?,
-                                    ));
-                                    key += 1;
-                                }
-                            }
-                            s.natives.push(NativeSample {
-                                name: name.clone(),
-                                labels: labels.clone(),
-                                schema,
-                                zero_threshold: h.zero_threshold.unwrap_or(0.0),
-                                zero_count: h.zero_count.unwrap_or(0),
-                                count,
-                                sum,
-                                buckets,
-                            });
-                        }
-                    }
                 }
             }
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Every sample.
@@ -314,6 +320,30 @@ impl Scrape {
             .iter()
             .any(|s| s.labels.get(label).map(String::as_str) == Some(value))
     }
+}
+
+/// A native histogram's `(bucket key, count)` pairs, read from its positive
+/// spans (key offsets) and deltas (count differences).
+fn native_buckets(h: &client_model::Histogram) -> Result<Vec<(i32, u64)>, &'static str> {
+    let mut buckets = Vec::new();
+    let (mut key, mut value) = (0i32, 0i64);
+    let mut deltas = h.positive_delta.iter();
+    for (i, span) in h.positive_span.iter().enumerate() {
+        let offset = span.offset.unwrap_or(0);
+        key = if i == 0 { offset } else { key + offset };
+        for _ in 0..span.length.unwrap_or(0) {
+            value += deltas
+                .next()
+                .copied()
+                .ok_or("fewer deltas than spans say")?;
+            buckets.push((
+                key,
+                u64::try_from(value).map_err(|_| "negative bucket count")?,
+            ));
+            key += 1;
+        }
+    }
+    Ok(buckets)
 }
 
 /// An `le` value as the text format writes it.

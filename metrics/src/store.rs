@@ -19,18 +19,20 @@
 //!
 //! The store knows neither the sweeper nor the renderer: they read it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use prometheus::Registry;
 
 use crate::clock::Clock;
-use crate::config::{Config, MAX_RETENTION};
+use crate::config::Config;
 use crate::error::MetricsError;
 use crate::expiry::{Expiry, ExpiryQueue};
 use crate::families::{ActionCells, ActorSeries, OwnGauges, Totals};
+use crate::label_cache::LabelCache;
 use crate::labels::ActorLabels;
+use crate::prefetch::{PREFETCH_AHEAD, prefetch};
 use crate::self_metrics::SelfMetrics;
 use crate::trouble::{Reason, Watch, Window};
 
@@ -46,12 +48,8 @@ pub(crate) struct ActorEntry {
     pub(crate) epoch: AtomicU64,
     /// The shared overflow label set of its type (not counted against the cap).
     pub(crate) overflow: bool,
-    /// The renderer's cache of this entry's escaped text label block, filled on
-    /// the first scrape that writes it.
-    pub(crate) text_labels: OnceLock<Arc<str>>,
-    /// The same for protobuf: the entry's label pairs as encoded `Metric.label`
-    /// fields.
-    pub(crate) proto_labels: OnceLock<Arc<[u8]>>,
+    /// The renderer's written forms of `labels`; the store never reads them.
+    pub(crate) label_cache: LabelCache,
     /// Its windowed figures, taken by the promotion tick.
     pub(crate) window: Window,
     /// Why it is promoted to `full` detail ([`Reason::code`]), 0 when it is not.
@@ -70,8 +68,7 @@ impl ActorEntry {
             series,
             epoch: AtomicU64::new(0),
             overflow,
-            text_labels: OnceLock::new(),
-            proto_labels: OnceLock::new(),
+            label_cache: LabelCache::default(),
             window: Window::default(),
             promoted: AtomicU8::new(0),
         }
@@ -126,29 +123,6 @@ impl TypeInner {
 pub(crate) struct Snapshot {
     pub(crate) entries: Vec<Arc<ActorEntry>>,
     pub(crate) types: Vec<TypeSnapshot>,
-}
-
-/// How many entries ahead a walk over a snapshot asks for memory.
-pub(crate) const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the CPU to start loading the cache lines of `bytes` bytes at `p`, so a
-/// walk over entries scattered in the heap overlaps its misses instead of
-/// waiting on each one. A hint: no effect on what the program computes.
-#[inline(always)]
-pub(crate) fn prefetch(p: *const u8, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let mut off = 0;
-        while off < bytes {
-            // SAFETY: `prefetch` never faults, whatever the address (it is a
-            // hint), and SSE, its target feature, is part of the x86_64 baseline.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, bytes);
 }
 
 /// One type in a [`Snapshot`].
@@ -343,7 +317,7 @@ impl Store {
                     // Validation bounds the retention; never panic on overflow anyway.
                     deadline: now
                         .checked_add(self.config.retention)
-                        .or_else(|| now.checked_add(MAX_RETENTION))
+                        .or_else(|| now.checked_add(Config::MAX_RETENTION))
                         .unwrap_or(now),
                     item: e.clone(),
                     epoch,

@@ -4,7 +4,7 @@
 
 use crate::actor::ActorMetrics;
 use crate::cells::Kind;
-use crate::families::{FamilyInfo, with_families};
+use crate::families::{FamilyInfo, for_families};
 use crate::labels::*;
 use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef};
 
@@ -91,12 +91,10 @@ impl ApplyOp for ActiveRef<'_> {
     }
 }
 
-macro_rules! declare_dispatch {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Records `op` into `family` of `actor`; `label` is the index of the
         /// extra label's value (in [`FamilyInfo::label_values`]) for labelled families.
         pub fn apply(
@@ -121,7 +119,5 @@ macro_rules! declare_dispatch {
             )*
             Err(ApplyError::ActionFamily(family.name))
         }
-    };
+    }
 }
-
-with_families!(declare_dispatch);

@@ -1,13 +1,12 @@
 //! What a [`Config`] may not be: one error variant per cause.
+//!
+//! Each field's check is one function, used by its setter on [`Config`] and by
+//! [`Config::validate`].
 
-use crate::config::{Config, MAX_RETENTION};
+use std::time::Duration;
+
+use crate::config::Config;
 use crate::labels::KEY_HASH_SUFFIX_BYTES;
-
-/// Smallest `max_label_value_bytes`: room for a readable prefix and the hash suffix.
-pub const MIN_LABEL_VALUE_BYTES: usize = 32;
-/// Shortest `sweep_interval`: 1 ms (an interval of nanoseconds keeps a core busy
-/// sweeping an empty queue).
-pub const MIN_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Why a [`Config`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,7 +14,7 @@ pub enum ConfigError {
     /// `max_retained` is 0: not even one actor could be retained.
     #[error("max_retained must be at least 1")]
     ZeroMaxRetained,
-    /// `sweep_interval` is under [`MIN_SWEEP_INTERVAL`]: the sweeper would spin.
+    /// `sweep_interval` is under [`Config::MIN_SWEEP_INTERVAL`]: the sweeper would spin.
     #[error("sweep_interval {given:?} is shorter than the minimum {min:?}")]
     SweepIntervalTooShort {
         /// The configured interval.
@@ -26,7 +25,7 @@ pub enum ConfigError {
     /// `max_sweep_per_tick` is 0: nothing would ever be removed.
     #[error("max_sweep_per_tick must be at least 1")]
     ZeroMaxSweepPerTick,
-    /// `retention` is past [`MAX_RETENTION`].
+    /// `retention` is past [`Config::MAX_RETENTION`].
     #[error("retention {given:?} is longer than the maximum {max:?}")]
     RetentionTooLong {
         /// The configured retention.
@@ -67,41 +66,17 @@ pub enum ConfigError {
 
 impl Config {
     /// Checks every field; the first field out of range is the error.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of the first field out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        const { assert!(MIN_LABEL_VALUE_BYTES > KEY_HASH_SUFFIX_BYTES) };
-        if self.max_retained == 0 {
-            return Err(ConfigError::ZeroMaxRetained);
-        }
-        if self.sweep_interval < MIN_SWEEP_INTERVAL {
-            return Err(ConfigError::SweepIntervalTooShort {
-                given: self.sweep_interval,
-                min: MIN_SWEEP_INTERVAL,
-            });
-        }
-        if self.max_sweep_per_tick == 0 {
-            return Err(ConfigError::ZeroMaxSweepPerTick);
-        }
-        if self.retention > MAX_RETENTION {
-            return Err(ConfigError::RetentionTooLong {
-                given: self.retention,
-                max: MAX_RETENTION,
-            });
-        }
-        if self.max_label_value_bytes < MIN_LABEL_VALUE_BYTES {
-            return Err(ConfigError::LabelValueLimitTooSmall {
-                given: self.max_label_value_bytes,
-                min: MIN_LABEL_VALUE_BYTES,
-            });
-        }
-        if self.envoy_key.is_empty() {
-            return Err(ConfigError::EmptyEnvoyKey);
-        }
-        if self.envoy_key.len() > self.max_label_value_bytes {
-            return Err(ConfigError::EnvoyKeyTooLong {
-                len: self.envoy_key.len(),
-                max: self.max_label_value_bytes,
-            });
-        }
+        max_retained(self.max_retained)?;
+        sweep_interval(self.sweep_interval)?;
+        max_sweep_per_tick(self.max_sweep_per_tick)?;
+        retention(self.retention)?;
+        max_label_value_bytes(self.max_label_value_bytes)?;
+        envoy_key(&self.envoy_key, self.max_label_value_bytes)?;
         self.promotion.validate()
     }
 }
@@ -130,7 +105,7 @@ impl crate::trouble::Promotion {
                 "from 10ms to the window",
             );
         }
-        if self.hold < self.tick || self.hold > crate::config::MAX_RETENTION {
+        if self.hold < self.tick || self.hold > Config::MAX_RETENTION {
             return bad(
                 "hold",
                 format!("{:?}", self.hold),
@@ -168,10 +143,72 @@ impl crate::trouble::Promotion {
     }
 }
 
+/// `sets` if at least one label set can be retained.
+pub(crate) fn max_retained(sets: usize) -> Result<usize, ConfigError> {
+    if sets == 0 {
+        return Err(ConfigError::ZeroMaxRetained);
+    }
+    Ok(sets)
+}
+
+/// `interval` if it is at least [`Config::MIN_SWEEP_INTERVAL`].
+pub(crate) fn sweep_interval(interval: Duration) -> Result<Duration, ConfigError> {
+    if interval < Config::MIN_SWEEP_INTERVAL {
+        return Err(ConfigError::SweepIntervalTooShort {
+            given: interval,
+            min: Config::MIN_SWEEP_INTERVAL,
+        });
+    }
+    Ok(interval)
+}
+
+/// `sets` if a tick can remove at least one label set.
+pub(crate) fn max_sweep_per_tick(sets: usize) -> Result<usize, ConfigError> {
+    if sets == 0 {
+        return Err(ConfigError::ZeroMaxSweepPerTick);
+    }
+    Ok(sets)
+}
+
+/// `retention` if it is at most [`Config::MAX_RETENTION`].
+pub(crate) fn retention(retention: Duration) -> Result<Duration, ConfigError> {
+    if retention > Config::MAX_RETENTION {
+        return Err(ConfigError::RetentionTooLong {
+            given: retention,
+            max: Config::MAX_RETENTION,
+        });
+    }
+    Ok(retention)
+}
+
+/// `bytes` if a cut key still has room for its hash suffix.
+pub(crate) fn max_label_value_bytes(bytes: usize) -> Result<usize, ConfigError> {
+    const { assert!(Config::MIN_LABEL_VALUE_BYTES > KEY_HASH_SUFFIX_BYTES) };
+    if bytes < Config::MIN_LABEL_VALUE_BYTES {
+        return Err(ConfigError::LabelValueLimitTooSmall {
+            given: bytes,
+            min: Config::MIN_LABEL_VALUE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Whether `key` is a usable `envoy_key` under the label value limit `max`.
+pub(crate) fn envoy_key(key: &str, max: usize) -> Result<(), ConfigError> {
+    if key.is_empty() {
+        return Err(ConfigError::EmptyEnvoyKey);
+    }
+    if key.len() > max {
+        return Err(ConfigError::EnvoyKeyTooLong {
+            len: key.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -196,7 +233,7 @@ mod tests {
                 },
                 ConfigError::SweepIntervalTooShort {
                     given: Duration::from_nanos(1),
-                    min: MIN_SWEEP_INTERVAL,
+                    min: Config::MIN_SWEEP_INTERVAL,
                 },
             ),
             (
@@ -213,7 +250,7 @@ mod tests {
                 },
                 ConfigError::RetentionTooLong {
                     given: Duration::MAX,
-                    max: MAX_RETENTION,
+                    max: Config::MAX_RETENTION,
                 },
             ),
             (
@@ -223,7 +260,7 @@ mod tests {
                 },
                 ConfigError::LabelValueLimitTooSmall {
                     given: 8,
-                    min: MIN_LABEL_VALUE_BYTES,
+                    min: Config::MIN_LABEL_VALUE_BYTES,
                 },
             ),
             (

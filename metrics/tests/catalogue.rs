@@ -2,8 +2,9 @@
 //! family has a row with its type, level and series counts, and the stated
 //! bound per actor is what the declaration adds up to.
 
+use actor_metrics::families::Kind;
 use actor_metrics::families::{FAMILIES, FamilyInfo};
-use actor_metrics::{Config, DetailLevel, Kind, Metrics, ScrapeRequest};
+use actor_metrics::{Config, DetailLevel, Metrics, ScrapeRequest};
 
 fn doc() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../METRICS.md")).unwrap()

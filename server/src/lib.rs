@@ -81,6 +81,6 @@ pub use validate::OptionsError;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9091";
 
 /// The `Content-Type` of the Prometheus text format.
-pub const TEXT_FORMAT: &str = actor_metrics::TEXT_CONTENT_TYPE;
+pub const TEXT_FORMAT: &str = actor_metrics::Format::TEXT_CONTENT_TYPE;
 /// The `Content-Type` of the protobuf format, served when a scrape's `Accept` prefers it.
-pub const PROTOBUF_FORMAT: &str = actor_metrics::PROTOBUF_CONTENT_TYPE;
+pub const PROTOBUF_FORMAT: &str = actor_metrics::Format::PROTOBUF_CONTENT_TYPE;

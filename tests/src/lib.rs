@@ -254,7 +254,7 @@ impl Host {
             .expect("scrape");
         assert_eq!(
             resp.header("content-type"),
-            Some(actor_metrics::PROTOBUF_CONTENT_TYPE)
+            Some(actor_metrics::Format::PROTOBUF_CONTENT_TYPE)
         );
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("scrape body");

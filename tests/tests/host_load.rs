@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use actor_e2e_tests::{Host, wait_for};
 use actor_metrics::families::FAMILIES;
+use actor_metrics::families::Kind;
 use actor_metrics::scrape::{NativeSample, Scrape};
 use actor_metrics::testing::{Op, apply};
-use actor_metrics::{Config, DetailLevel, Kind, Metrics};
+use actor_metrics::{Config, DetailLevel, Metrics};
 use serde_json::json;
 
 fn fds(pid: u32) -> usize {

@@ -215,15 +215,11 @@ fn promtool_findings(body: &str) -> (bool, String) {
 }
 
 /// A promoted actor's full-only histograms (SQLite statement times, user
-/// task and startup durations) in the default scrape are written as
-/// `_bucket` lines under a `# TYPE … summary` header, which promtool refuses
-/// ("no help text") and Prometheus ingests as untyped series. The header is
-/// chosen in metrics/src/render/mod.rs (`Renderer::write_actors`: `mixed` is
-/// false for a family below the scrape's level, so `Style::header` keeps it
-/// summarised, while every actor written in it is promoted and gets
-/// buckets). Ignored until that is fixed there.
+/// task and startup durations) in the default scrape: the family holds only
+/// promoted actors, with buckets, so it must be typed a histogram, and
+/// promtool must report nothing (it refused `_bucket` lines under a summary
+/// header before the fix in metrics/src/render/mod.rs).
 #[test]
-#[ignore = "metrics/src/render/mod.rs types a below-level family's header as a summary while a promoted actor writes its buckets"]
 fn promtool_lints_a_default_scrape_with_a_promoted_actor() {
     if !prometheus_available("promtool_lints_a_default_scrape_with_a_promoted_actor") {
         return;

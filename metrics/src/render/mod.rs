@@ -6,16 +6,18 @@
 //! family by family: per-actor families at the requested [`DetailLevel`], the
 //! `actor_type_*` aggregates, then whatever else is registered in the
 //! instance's `prometheus::Registry`. [`Exposition`] yields the bytes in chunks
-//! of about [`DEFAULT_CHUNK_BYTES`], so a scrape's memory does not grow with the
+//! of about [`Exposition::DEFAULT_CHUNK_BYTES`], so a scrape's memory does not grow with the
 //! number of actors and a server can stop writing when its client goes away.
 //!
 //! Which families and actors a scrape holds is decided here, once; how they are
 //! written is a [`Sink`]: `text.rs` (format 0.0.4) or `proto.rs`
-//! (length-delimited `MetricFamily` messages, with native histograms).
+//! (length-delimited `MetricFamily` messages, with native histograms; the
+//! registry's own families converted by `registry.rs`).
 
 pub(crate) mod client_model;
 mod promoted;
 mod proto;
+mod registry;
 pub(crate) mod text;
 
 use std::sync::Arc;
@@ -23,16 +25,8 @@ use std::sync::Arc;
 use crate::config::DetailLevel;
 use crate::families::{FAMILIES, FAMILY_COUNT, SERIES_OFFSETS, Totals};
 use crate::labels::ActorLabels;
-use crate::store::{ActorEntry, PREFETCH_AHEAD, Snapshot, Store, TypeSnapshot, prefetch};
-
-/// Default size a chunk of [`Exposition`] grows to before it is handed out: 64 KiB.
-pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
-
-/// The `Content-Type` of the text format.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// The `Content-Type` of the protobuf format (and what a scrape's `Accept` names to get it).
-pub const PROTOBUF_CONTENT_TYPE: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+use crate::prefetch::{PREFETCH_AHEAD, prefetch};
+use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
 
 /// The exposition format of a scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,11 +40,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// The `Content-Type` of the text format.
+    pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+    /// The `Content-Type` of the protobuf format (and what a scrape's `Accept` names to get it).
+    pub const PROTOBUF_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
     /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Text => TEXT_CONTENT_TYPE,
-            Format::Protobuf => PROTOBUF_CONTENT_TYPE,
+            Format::Text => Self::TEXT_CONTENT_TYPE,
+            Format::Protobuf => Self::PROTOBUF_CONTENT_TYPE,
         }
     }
 }
@@ -249,6 +248,9 @@ impl std::fmt::Debug for Exposition {
 }
 
 impl Exposition {
+    /// Default size a chunk grows to before it is handed out: 64 KiB.
+    pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
+
     /// Takes the snapshot the scrape will write.
     pub(crate) fn new(store: Arc<Store>, request: &ScrapeRequest) -> Self {
         let (snapshot, level, aggregates) = if request.selects_actors() {
@@ -295,7 +297,7 @@ impl Exposition {
             level,
             format: request.format,
             aggregates,
-            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            chunk_bytes: Self::DEFAULT_CHUNK_BYTES,
             stage: Stage::Actors { family: 0, next: 0 },
             totals: Vec::new(),
             text_labels: Vec::new(),
@@ -304,8 +306,9 @@ impl Exposition {
         }
     }
 
-    /// Sets the size a chunk grows to before it is handed out (at least 1 byte;
-    /// one actor's samples of one family are never split).
+    /// Sets the size a chunk grows to before it is handed out. Default
+    /// [`Exposition::DEFAULT_CHUNK_BYTES`] (64 KiB); 0 counts as 1 byte; one
+    /// actor's samples of one family are never split.
     pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes.max(1);
         self

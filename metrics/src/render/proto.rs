@@ -15,20 +15,20 @@ use prost::Message as _;
 
 use super::client_model::{
     Bucket, BucketSpan, Counter, EncodedFamily, Gauge, Histogram, LabelPair, Metric, MetricFamily,
-    MetricType, Summary, Untyped,
+    MetricType, Summary,
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
 use crate::cells::{Cell, HistogramTotal, Kind};
-use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::render::{Actors, Sink, Style, TypeView};
+use crate::render::{Actors, Sink, Style, TypeView, registry};
 use crate::store::ActorEntry;
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
 
-fn pair(name: &str, value: &str) -> LabelPair {
+pub(super) fn pair(name: &str, value: &str) -> LabelPair {
     LabelPair {
         name: Some(name.to_owned()),
         value: Some(value.to_owned()),
@@ -42,9 +42,8 @@ fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
 /// An entry's label pairs as encoded `Metric.label` fields, encoded on the
 /// entry's first protobuf scrape and kept with it (like the text label block).
 pub(crate) fn label_block(e: &ActorEntry) -> Arc<[u8]> {
-    e.proto_labels
-        .get_or_init(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
-        .clone()
+    e.label_cache
+        .proto(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
 }
 
 /// One `Metric` message's bytes: the actor's encoded label pairs, then `m`
@@ -62,7 +61,7 @@ trait AsMetric {
     fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric;
 }
 
-fn empty(label: Vec<LabelPair>) -> Metric {
+pub(super) fn empty(label: Vec<LabelPair>) -> Metric {
     Metric {
         label,
         gauge: None,
@@ -142,7 +141,7 @@ impl AsMetric for HistogramTotal {
 }
 
 /// A classic histogram.
-fn classic(sample_count: u64, sample_sum: f64, bucket: Vec<Bucket>) -> Histogram {
+pub(super) fn classic(sample_count: u64, sample_sum: f64, bucket: Vec<Bucket>) -> Histogram {
     Histogram {
         sample_count: Some(sample_count),
         sample_sum: Some(sample_sum),
@@ -181,7 +180,7 @@ fn metric_type(f: &FamilyInfo, style: Style) -> MetricType {
     }
 }
 
-fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
+pub(super) fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
     MetricFamily {
         name: Some(name.to_owned()),
         help: Some(help.to_owned()),
@@ -203,12 +202,10 @@ fn read<C: Cell>(cell: &C) -> C::Total {
     t
 }
 
-macro_rules! declare_proto_writers {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|fi, s, labels, style, out| {
@@ -254,10 +251,8 @@ macro_rules! declare_proto_writers {
                 }
             },)*
         ];
-    };
+    }
 }
-
-with_families!(declare_proto_writers);
 
 /// A chunk of length-delimited messages.
 pub(crate) struct ProtoSink {
@@ -350,108 +345,7 @@ impl Sink for ProtoSink {
 
     fn registry(&mut self, families: &[prometheus::proto::MetricFamily]) {
         for f in families {
-            self.emit(from_registry(f));
+            self.emit(registry::from_registry(f));
         }
     }
-}
-
-/// A family gathered from a `prometheus::Registry`, as a message.
-fn from_registry(f: &prometheus::proto::MetricFamily) -> MetricFamily {
-    use prometheus::proto::MetricType as T;
-    let (t, metric) = match f.get_field_type() {
-        T::COUNTER => (
-            MetricType::Counter,
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let mut out = empty(labels_of(m));
-                    out.counter = Some(Counter {
-                        value: Some(m.get_counter().get_value()),
-                    });
-                    out
-                })
-                .collect(),
-        ),
-        T::GAUGE => (
-            MetricType::Gauge,
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let mut out = empty(labels_of(m));
-                    out.gauge = Some(Gauge {
-                        value: Some(m.get_gauge().get_value()),
-                    });
-                    out
-                })
-                .collect(),
-        ),
-        T::HISTOGRAM => (
-            MetricType::Histogram,
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let h = m.get_histogram();
-                    let mut out = empty(labels_of(m));
-                    out.histogram = Some(classic(
-                        h.get_sample_count(),
-                        h.get_sample_sum(),
-                        h.get_bucket()
-                            .iter()
-                            .map(|b| Bucket {
-                                cumulative_count: Some(b.cumulative_count()),
-                                upper_bound: Some(b.upper_bound()),
-                            })
-                            .collect(),
-                    ));
-                    out
-                })
-                .collect(),
-        ),
-        T::SUMMARY => (
-            MetricType::Summary,
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let s = m.get_summary();
-                    let mut out = empty(labels_of(m));
-                    out.summary = Some(Summary {
-                        sample_count: Some(s.sample_count()),
-                        sample_sum: Some(s.sample_sum()),
-                        quantile: s
-                            .get_quantile()
-                            .iter()
-                            .map(|q| super::client_model::Quantile {
-                                quantile: Some(q.quantile()),
-                                value: Some(q.value()),
-                            })
-                            .collect(),
-                    });
-                    out
-                })
-                .collect(),
-        ),
-        // The only reader of an untyped value is the deprecated protobuf accessor.
-        #[allow(deprecated)]
-        T::UNTYPED => (
-            MetricType::Untyped,
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let mut out = empty(labels_of(m));
-                    out.untyped = Some(Untyped {
-                        value: Some(m.get_untyped().get_value()),
-                    });
-                    out
-                })
-                .collect(),
-        ),
-    };
-    family(f.name(), f.help(), t, metric)
-}
-
-fn labels_of(m: &prometheus::proto::Metric) -> Vec<LabelPair> {
-    m.get_label()
-        .iter()
-        .map(|l| pair(l.name(), l.value()))
-        .collect()
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::buckets::Buckets;
 use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Kind};
-use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, with_families};
+use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 use crate::labels::{ActorLabels, LabelEnum};
 use crate::render::{Actors, Sink, Style, TypeView};
 use crate::store::ActorEntry;
@@ -186,13 +186,18 @@ impl TextValue for HistogramTotal {
             }
             Shape::Summary | Shape::Plain => self.count(),
         };
-        sample(out, name, "_sum", labels, None);
-        push_f64(out, self.sum);
-        out.push('\n');
-        sample(out, name, "_count", labels, None);
-        push_u64(out, count);
-        out.push('\n');
+        sum_and_count(out, name, labels, self.sum, count);
     }
+}
+
+/// The `_sum` and `_count` lines every histogram and summary ends with.
+fn sum_and_count(out: &mut String, name: &str, labels: &str, sum: f64, count: u64) {
+    sample(out, name, "_sum", labels, None);
+    push_f64(out, sum);
+    out.push('\n');
+    sample(out, name, "_count", labels, None);
+    push_u64(out, count);
+    out.push('\n');
 }
 
 /// `le` label values of each family's buckets, as `TextEncoder` formats them
@@ -260,12 +265,7 @@ impl WriteCell for HistogramCell {
         if let Shape::Summary = shape {
             // `_sum` and `_count` need no bucket: skip collecting them.
             let (count, sum) = self.count_and_sum();
-            sample(out, name, "_sum", labels, None);
-            push_f64(out, sum);
-            out.push('\n');
-            sample(out, name, "_count", labels, None);
-            push_u64(out, count);
-            out.push('\n');
+            sum_and_count(out, name, labels, sum, count);
             return;
         }
         let mut t = HistogramTotal::default();
@@ -289,12 +289,10 @@ pub(crate) struct TypeText<'a> {
     pub(crate) action_blocks: &'a [String],
 }
 
-macro_rules! declare_text_writers {
-    (
-        scalar { $( $sf:ident : $scell:ident $([$sb:expr])?, $slevel:ident => $sname:literal, $shelp:literal; )* }
-        labelled { $( $lf:ident : $lcell:ident $([$lb:expr])? by $le:ty, $llevel:ident => $lname:literal, $lhelp:literal; )* }
-        action { $( $af:ident : $acell:ident $([$ab:expr])?, $alevel:ident => $aname:literal, $ahelp:literal; )* }
-    ) => {
+for_families! {
+    $ scalar(sf, scell, sb, slevel, sname, shelp)
+    labelled(lf, lcell, lb, le, llevel, lname, lhelp)
+    action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         pub(crate) static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
             $(|s, block, shape, out| {
@@ -334,10 +332,8 @@ macro_rules! declare_text_writers {
                 }
             },)*
         ];
-    };
+    }
 }
-
-with_families!(declare_text_writers);
 
 /// The HELP/TYPE header of family `f`, per actor or aggregate.
 fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape<'_>) {
@@ -347,9 +343,7 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
 
 /// The entry's escaped label block, built on the first scrape that needs it.
 pub(crate) fn label_block(e: &ActorEntry) -> Arc<str> {
-    e.text_labels
-        .get_or_init(|| actor_label_block(&e.labels))
-        .clone()
+    e.label_cache.text(|| actor_label_block(&e.labels))
 }
 
 /// A chunk of text.

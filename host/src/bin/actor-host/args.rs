@@ -29,10 +29,10 @@ pub(crate) struct Args {
     #[arg(long, default_value = "10m", value_parser = duration_at_least(MIN_RETENTION))]
     pub(crate) retention: Duration,
     /// How often the sweeper removes expired label sets (at least 1ms).
-    #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::MIN_SWEEP_INTERVAL))]
+    #[arg(long, default_value = "10s", value_parser = duration_at_least(actor_metrics::Config::MIN_SWEEP_INTERVAL))]
     pub(crate) sweep_interval: Duration,
     /// Cap on retained label sets (live + expiring).
-    #[arg(long, default_value_t = actor_metrics::DEFAULT_MAX_RETAINED)]
+    #[arg(long, default_value_t = actor_metrics::Config::DEFAULT_MAX_RETAINED)]
     pub(crate) max_retained: usize,
     /// Per-actor detail exported by default: off, core or full (aggregates are
     /// always exported; a scrape may ask for another level with `?detail=`).

@@ -210,7 +210,7 @@ fn metrics_config(args: &Args) -> Config {
         envoy_key: args
             .envoy_key
             .clone()
-            .unwrap_or_else(actor_metrics::default_envoy_key),
+            .unwrap_or_else(actor_metrics::Config::default_envoy_key),
         promotion: actor_metrics::Promotion {
             max_promoted: args.max_promoted,
             window: args.promotion_window,
