@@ -1,6 +1,6 @@
 //! Shared helpers for the benches and the memory measurement (see BENCHMARKS.md).
 //!
-//! * [`ManualClock`]: a [`Clock`](actor_metrics::Clock) the benches move by
+//! * [`ManualClock`]: a [`Clock`](actor_metrics::clock::Clock) the benches move by
 //!   hand, so retention and sweeps are driven without a runtime and without
 //!   sleeping.
 //! * [`populate`](fn@populate): writes the *full catalogue* into one actor (every family,
