@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_metrics::families::FAMILIES;
+use actor_metrics::testing::Op;
 use actor_metrics::{Config, DetailLevel, Metrics};
 use prometheus::Registry;
 
-use crate::client::ActorLabels;
 use crate::clock::ManualClock;
 
 /// `envoy_key` of every bench actor (ours and both peers').
@@ -55,11 +55,12 @@ pub fn series_per_actor() -> usize {
     FAMILIES.iter().map(|f| f.label_values.len().max(1)).sum()
 }
 
-/// Bench actor `i`'s labels as `prometheus-client` keys them.
-pub fn client_labels(i: usize) -> ActorLabels {
-    ActorLabels {
-        actor_id_gen: actor_id_gen(i),
-        actor_key: actor_key(i),
-        envoy_key: ENVOY.into(),
-    }
+/// One bench actor's series in a peer library (a baseline), written by [`populate`](fn@crate::populate).
+pub trait PeerActor {
+    /// Applies `op` to this actor's child of family `FAMILIES[fi]`, with
+    /// `extra` the value of the family's extra label.
+    ///
+    /// # Panics
+    /// When `op` does not fit the family's kind.
+    fn apply(&self, fi: usize, extra: Option<&'static str>, op: Op);
 }

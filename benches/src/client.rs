@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::populate::PeerActor;
+use crate::actors::{ENVOY, PeerActor, actor_id_gen, actor_key};
 
 /// The three per-actor labels, as a `prometheus-client` label set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -201,5 +201,14 @@ impl PeerActor for ClientActor<'_> {
             }
             _ => panic!("{}: op {op:?} does not fit the kind", f.name),
         }
+    }
+}
+
+/// Bench actor `i`'s labels as `prometheus-client` keys them.
+pub fn client_labels(i: usize) -> ActorLabels {
+    ActorLabels {
+        actor_id_gen: actor_id_gen(i),
+        actor_key: actor_key(i),
+        envoy_key: ENVOY.into(),
     }
 }

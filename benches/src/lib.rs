@@ -22,10 +22,10 @@
 //! | file | concept |
 //! |---|---|
 //! | `clock.rs` | [`ManualClock`] |
-//! | `actors.rs` | the bench actors' ids, keys and labels; [`bench_metrics`], the instance that holds ours |
-//! | `populate.rs` | [`populate`](fn@populate) one actor through [`PeerActor`]; `build_*`, `n` actors in ours or a peer |
+//! | `actors.rs` | the bench actors' ids, keys and labels; [`bench_metrics`], the instance that holds ours; [`PeerActor`], what a peer library implements |
+//! | `populate.rs` | [`populate`](fn@populate) one actor, ours and through [`PeerActor`]; `build_*`, `n` actors in ours or a peer |
 //! | `mirror.rs` | the `prometheus` peer: [`Mirror`] |
-//! | `client.rs` | the `prometheus-client` peer: [`ClientMirror`] |
+//! | `client.rs` | the `prometheus-client` peer: [`ClientMirror`], [`client_labels`] |
 //! | `compare.rs` | [`assert_same_per_actor_samples`]: ours and a peer's scrape read back the same |
 //! | `rss.rs` | [`rss_bytes`] |
 
@@ -39,12 +39,14 @@ mod rss;
 
 pub use actor_metrics::testing::Op;
 pub use actors::{
-    ACTOR_LABELS, ENVOY, actor_id, actor_id_gen, actor_key, bench_metrics, client_labels,
+    ACTOR_LABELS, ENVOY, PeerActor, actor_id, actor_id_gen, actor_key, bench_metrics,
     series_per_actor,
 };
-pub use client::{ActorLabels, ClientActor, ClientMirror, ExtraLabels, openmetrics_name};
+pub use client::{
+    ActorLabels, ClientActor, ClientMirror, ExtraLabels, client_labels, openmetrics_name,
+};
 pub use clock::ManualClock;
 pub use compare::{TextFormat, assert_same_per_actor_samples};
 pub use mirror::{Mirror, MirrorActor};
-pub use populate::{PeerActor, build_client, build_mirror, build_ours, populate};
+pub use populate::{build_client, build_mirror, build_ours, populate};
 pub use rss::rss_bytes;

@@ -8,8 +8,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::actors::ACTOR_LABELS;
-use crate::populate::PeerActor;
+use crate::actors::{ACTOR_LABELS, PeerActor};
 
 /// The per-actor families as `prometheus` `MetricVec`s in one `Registry`: same
 /// names, help, label names (`actor_id_gen`, `actor_key`, `envoy_key` and the

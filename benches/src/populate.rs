@@ -9,19 +9,9 @@ use actor_metrics::families::Kind;
 use actor_metrics::testing::Op;
 use actor_metrics::{ActionMetrics, ActorMetrics, Metrics};
 
-use crate::actors::{ENVOY, actor_id, actor_id_gen, actor_key, client_labels};
-use crate::client::ClientMirror;
+use crate::actors::{ENVOY, PeerActor, actor_id, actor_id_gen, actor_key};
+use crate::client::{ClientMirror, client_labels};
 use crate::mirror::Mirror;
-
-/// One bench actor's series in a peer library (a baseline), written by [`populate`](fn@populate).
-pub trait PeerActor {
-    /// Applies `op` to this actor's child of family `FAMILIES[fi]`, with
-    /// `extra` the value of the family's extra label.
-    ///
-    /// # Panics
-    /// When `op` does not fit the family's kind.
-    fn apply(&self, fi: usize, extra: Option<&'static str>, op: Op);
-}
 
 /// Index in [`FAMILIES`] of the family `name`.
 fn family_index(name: &str) -> usize {

@@ -131,12 +131,12 @@ impl Config {
     /// Default retention window after an actor's last handle drops: 10 minutes.
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(600);
     /// Longest retention accepted: 365 days.
-    pub const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+    pub const MAX_RETENTION: Duration = validate::MAX_RETENTION;
     /// Default interval between background sweeps: 10 seconds.
     pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
     /// Shortest `sweep_interval`: 1 ms (an interval of nanoseconds keeps a core busy
     /// sweeping an empty queue).
-    pub const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(1);
+    pub const MIN_SWEEP_INTERVAL: Duration = validate::MIN_SWEEP_INTERVAL;
     /// Default cap on retained label sets (live + expiring): 80,000.
     ///
     /// Sized so one target at the default level ([`DetailLevel::Core`]) stays under
@@ -148,7 +148,7 @@ impl Config {
     /// Default longest `actor_key` label value, in bytes: 256.
     pub const DEFAULT_MAX_LABEL_VALUE_BYTES: usize = 256;
     /// Smallest `max_label_value_bytes`: room for a readable prefix and the hash suffix.
-    pub const MIN_LABEL_VALUE_BYTES: usize = 32;
+    pub const MIN_LABEL_VALUE_BYTES: usize = validate::MIN_LABEL_VALUE_BYTES;
 
     /// `"{hostname}:{pid}"` when the hostname can be read, else `"pid-{pid}"`:
     /// the default `envoy_key`.
@@ -282,5 +282,100 @@ mod tests {
             "unknown detail level \"everything\"; valid levels: off, core, full"
         );
         assert_eq!(DetailLevel::default(), DetailLevel::Core);
+    }
+}
+
+impl Config {
+    /// Checks every field; the first field out of range is the error.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of the first field out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate::max_retained(self.max_retained)?;
+        validate::sweep_interval(self.sweep_interval)?;
+        validate::max_sweep_per_tick(self.max_sweep_per_tick)?;
+        validate::retention(self.retention)?;
+        validate::max_label_value_bytes(self.max_label_value_bytes)?;
+        validate::envoy_key(&self.envoy_key, self.max_label_value_bytes)?;
+        self.promotion.validate()
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+    use crate::validate::ConfigError;
+
+    #[test]
+    fn each_cause_has_its_variant() {
+        let ok = Config {
+            envoy_key: "e".into(),
+            ..Config::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let cases: Vec<(Config, ConfigError)> = vec![
+            (
+                Config {
+                    max_retained: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroMaxRetained,
+            ),
+            (
+                Config {
+                    sweep_interval: Duration::from_nanos(1),
+                    ..ok.clone()
+                },
+                ConfigError::SweepIntervalTooShort {
+                    given: Duration::from_nanos(1),
+                    min: Config::MIN_SWEEP_INTERVAL,
+                },
+            ),
+            (
+                Config {
+                    max_sweep_per_tick: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroMaxSweepPerTick,
+            ),
+            (
+                Config {
+                    retention: Duration::MAX,
+                    ..ok.clone()
+                },
+                ConfigError::RetentionTooLong {
+                    given: Duration::MAX,
+                    max: Config::MAX_RETENTION,
+                },
+            ),
+            (
+                Config {
+                    max_label_value_bytes: 8,
+                    ..ok.clone()
+                },
+                ConfigError::LabelValueLimitTooSmall {
+                    given: 8,
+                    min: Config::MIN_LABEL_VALUE_BYTES,
+                },
+            ),
+            (
+                Config {
+                    envoy_key: String::new(),
+                    ..ok.clone()
+                },
+                ConfigError::EmptyEnvoyKey,
+            ),
+            (
+                Config {
+                    envoy_key: "x".repeat(300),
+                    ..ok.clone()
+                },
+                ConfigError::EnvoyKeyTooLong { len: 300, max: 256 },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate(), Err(want));
+        }
     }
 }

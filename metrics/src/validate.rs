@@ -1,12 +1,18 @@
 //! What a [`Config`] may not be: one error variant per cause.
 //!
 //! Each field's check is one function, used by its setter on [`Config`] and by
-//! [`Config::validate`].
+//! [`Config::validate`](crate::Config::validate).
 
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::labels::KEY_HASH_SUFFIX_BYTES;
+
+/// Longest retention accepted: 365 days (`Config::MAX_RETENTION`).
+pub(crate) const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Shortest sweep interval: 1 ms (`Config::MIN_SWEEP_INTERVAL`).
+pub(crate) const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(1);
+/// Smallest label value limit: 32 bytes (`Config::MIN_LABEL_VALUE_BYTES`).
+pub(crate) const MIN_LABEL_VALUE_BYTES: usize = 32;
 
 /// Why a [`Config`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +20,7 @@ pub enum ConfigError {
     /// `max_retained` is 0: not even one actor could be retained.
     #[error("max_retained must be at least 1")]
     ZeroMaxRetained,
-    /// `sweep_interval` is under [`Config::MIN_SWEEP_INTERVAL`]: the sweeper would spin.
+    /// `sweep_interval` is under [`Config::MIN_SWEEP_INTERVAL`](crate::Config::MIN_SWEEP_INTERVAL): the sweeper would spin.
     #[error("sweep_interval {given:?} is shorter than the minimum {min:?}")]
     SweepIntervalTooShort {
         /// The configured interval.
@@ -25,7 +31,7 @@ pub enum ConfigError {
     /// `max_sweep_per_tick` is 0: nothing would ever be removed.
     #[error("max_sweep_per_tick must be at least 1")]
     ZeroMaxSweepPerTick,
-    /// `retention` is past [`Config::MAX_RETENTION`].
+    /// `retention` is past [`Config::MAX_RETENTION`](crate::Config::MAX_RETENTION).
     #[error("retention {given:?} is longer than the maximum {max:?}")]
     RetentionTooLong {
         /// The configured retention.
@@ -64,23 +70,6 @@ pub enum ConfigError {
     },
 }
 
-impl Config {
-    /// Checks every field; the first field out of range is the error.
-    ///
-    /// # Errors
-    ///
-    /// The [`ConfigError`] of the first field out of range.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        max_retained(self.max_retained)?;
-        sweep_interval(self.sweep_interval)?;
-        max_sweep_per_tick(self.max_sweep_per_tick)?;
-        retention(self.retention)?;
-        max_label_value_bytes(self.max_label_value_bytes)?;
-        envoy_key(&self.envoy_key, self.max_label_value_bytes)?;
-        self.promotion.validate()
-    }
-}
-
 impl crate::trouble::Promotion {
     /// Checks every field; the first out of range is the error.
     ///
@@ -105,7 +94,7 @@ impl crate::trouble::Promotion {
                 "from 10ms to the window",
             );
         }
-        if self.hold < self.tick || self.hold > Config::MAX_RETENTION {
+        if self.hold < self.tick || self.hold > MAX_RETENTION {
             return bad(
                 "hold",
                 format!("{:?}", self.hold),
@@ -151,12 +140,12 @@ pub(crate) fn max_retained(sets: usize) -> Result<usize, ConfigError> {
     Ok(sets)
 }
 
-/// `interval` if it is at least [`Config::MIN_SWEEP_INTERVAL`].
+/// `interval` if it is at least [`Config::MIN_SWEEP_INTERVAL`](crate::Config::MIN_SWEEP_INTERVAL).
 pub(crate) fn sweep_interval(interval: Duration) -> Result<Duration, ConfigError> {
-    if interval < Config::MIN_SWEEP_INTERVAL {
+    if interval < MIN_SWEEP_INTERVAL {
         return Err(ConfigError::SweepIntervalTooShort {
             given: interval,
-            min: Config::MIN_SWEEP_INTERVAL,
+            min: MIN_SWEEP_INTERVAL,
         });
     }
     Ok(interval)
@@ -170,12 +159,12 @@ pub(crate) fn max_sweep_per_tick(sets: usize) -> Result<usize, ConfigError> {
     Ok(sets)
 }
 
-/// `retention` if it is at most [`Config::MAX_RETENTION`].
+/// `retention` if it is at most [`Config::MAX_RETENTION`](crate::Config::MAX_RETENTION).
 pub(crate) fn retention(retention: Duration) -> Result<Duration, ConfigError> {
-    if retention > Config::MAX_RETENTION {
+    if retention > MAX_RETENTION {
         return Err(ConfigError::RetentionTooLong {
             given: retention,
-            max: Config::MAX_RETENTION,
+            max: MAX_RETENTION,
         });
     }
     Ok(retention)
@@ -183,11 +172,11 @@ pub(crate) fn retention(retention: Duration) -> Result<Duration, ConfigError> {
 
 /// `bytes` if a cut key still has room for its hash suffix.
 pub(crate) fn max_label_value_bytes(bytes: usize) -> Result<usize, ConfigError> {
-    const { assert!(Config::MIN_LABEL_VALUE_BYTES > KEY_HASH_SUFFIX_BYTES) };
-    if bytes < Config::MIN_LABEL_VALUE_BYTES {
+    const { assert!(MIN_LABEL_VALUE_BYTES > KEY_HASH_SUFFIX_BYTES) };
+    if bytes < MIN_LABEL_VALUE_BYTES {
         return Err(ConfigError::LabelValueLimitTooSmall {
             given: bytes,
-            min: Config::MIN_LABEL_VALUE_BYTES,
+            min: MIN_LABEL_VALUE_BYTES,
         });
     }
     Ok(bytes)
@@ -205,81 +194,4 @@ pub(crate) fn envoy_key(key: &str, max: usize) -> Result<(), ConfigError> {
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_cause_has_its_variant() {
-        let ok = Config {
-            envoy_key: "e".into(),
-            ..Config::default()
-        };
-        assert_eq!(ok.validate(), Ok(()));
-        let cases: Vec<(Config, ConfigError)> = vec![
-            (
-                Config {
-                    max_retained: 0,
-                    ..ok.clone()
-                },
-                ConfigError::ZeroMaxRetained,
-            ),
-            (
-                Config {
-                    sweep_interval: Duration::from_nanos(1),
-                    ..ok.clone()
-                },
-                ConfigError::SweepIntervalTooShort {
-                    given: Duration::from_nanos(1),
-                    min: Config::MIN_SWEEP_INTERVAL,
-                },
-            ),
-            (
-                Config {
-                    max_sweep_per_tick: 0,
-                    ..ok.clone()
-                },
-                ConfigError::ZeroMaxSweepPerTick,
-            ),
-            (
-                Config {
-                    retention: Duration::MAX,
-                    ..ok.clone()
-                },
-                ConfigError::RetentionTooLong {
-                    given: Duration::MAX,
-                    max: Config::MAX_RETENTION,
-                },
-            ),
-            (
-                Config {
-                    max_label_value_bytes: 8,
-                    ..ok.clone()
-                },
-                ConfigError::LabelValueLimitTooSmall {
-                    given: 8,
-                    min: Config::MIN_LABEL_VALUE_BYTES,
-                },
-            ),
-            (
-                Config {
-                    envoy_key: String::new(),
-                    ..ok.clone()
-                },
-                ConfigError::EmptyEnvoyKey,
-            ),
-            (
-                Config {
-                    envoy_key: "x".repeat(300),
-                    ..ok.clone()
-                },
-                ConfigError::EnvoyKeyTooLong { len: 300, max: 256 },
-            ),
-        ];
-        for (config, want) in cases {
-            assert_eq!(config.validate(), Err(want));
-        }
-    }
 }

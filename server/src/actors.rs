@@ -14,18 +14,21 @@ use actor_metrics::{Metrics, Promotion, TopBy, TopError, TopQuery, TopRow};
 use hyper::StatusCode;
 use serde_json::json;
 
-use crate::routes::Shared;
+use crate::source::MetricsSource;
 
 /// What a route answers: status, content type, body.
 pub(crate) type Answer = (StatusCode, &'static str, String);
+
+/// One of the two routes: the answer from the source and the query string.
+pub(crate) type Route = fn(&dyn MetricsSource, Option<&str>) -> Answer;
 
 const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The source's metrics instance, or the 404 answer.
-fn instance(shared: &Shared) -> Result<Metrics, Answer> {
-    shared.source.metrics().ok_or((
+fn instance(source: &dyn MetricsSource) -> Result<Metrics, Answer> {
+    source.metrics().ok_or((
         StatusCode::NOT_FOUND,
         TEXT,
         "this metrics source keeps no per-actor figures\n".into(),
@@ -38,8 +41,8 @@ fn window_names(m: &Metrics) -> [String; 2] {
 }
 
 /// `GET /actors/top?by=…&n=…&type=…&window=…`.
-pub(crate) fn top(shared: &Shared, query: Option<&str>) -> Answer {
-    let m = match instance(shared) {
+pub(crate) fn top(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
+    let m = match instance(source) {
         Ok(m) => m,
         Err(a) => return a,
     };
@@ -90,8 +93,8 @@ const TABLES: [(TopBy, &str); 3] = [
 ];
 
 /// `GET /actors?n=…&type=…&window=…`: the top tables as one HTML page.
-pub(crate) fn page(shared: &Shared, query: Option<&str>) -> Answer {
-    let m = match instance(shared) {
+pub(crate) fn page(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
+    let m = match instance(source) {
         Ok(m) => m,
         Err(a) => return a,
     };
@@ -229,7 +232,7 @@ fn url(s: &str) -> String {
 }
 
 /// Whether the route is one of these, and which.
-pub(crate) fn route(path: &str) -> Option<fn(&Shared, Option<&str>) -> Answer> {
+pub(crate) fn route(path: &str) -> Option<Route> {
     match path {
         "/actors/top" => Some(top),
         "/actors" | "/actors/" => Some(page),
@@ -239,11 +242,11 @@ pub(crate) fn route(path: &str) -> Option<fn(&Shared, Option<&str>) -> Answer> {
 
 /// Runs `answer` on the blocking pool (it reads every retained actor).
 pub(crate) async fn answer(
-    shared: Arc<Shared>,
-    f: fn(&Shared, Option<&str>) -> Answer,
+    source: Arc<dyn MetricsSource>,
+    f: Route,
     query: Option<String>,
 ) -> Answer {
-    tokio::task::spawn_blocking(move || f(&shared, query.as_deref()))
+    tokio::task::spawn_blocking(move || f(&*source, query.as_deref()))
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "an /actors answer failed");

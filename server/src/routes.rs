@@ -41,7 +41,7 @@ enum Route {
     Metrics,
     Health,
     Ready,
-    Actors(fn(&Shared, Option<&str>) -> crate::actors::Answer),
+    Actors(crate::actors::Route),
 }
 
 /// Answers one request. `probes_only`: the connection came in on a probe slot
@@ -102,7 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
 async fn actors(
     shared: Arc<Shared>,
     parts: &hyper::http::request::Parts,
-    f: fn(&Shared, Option<&str>) -> crate::actors::Answer,
+    f: crate::actors::Route,
 ) -> Resp {
     if let Some(refused) = unauthorized(&shared, parts) {
         return refused;
@@ -110,8 +110,12 @@ async fn actors(
     let Ok(_permit) = shared.scrapes.clone().try_acquire_owned() else {
         return busy();
     };
-    let (status, content_type, body) =
-        crate::actors::answer(shared.clone(), f, parts.uri.query().map(str::to_owned)).await;
+    let (status, content_type, body) = crate::actors::answer(
+        shared.source.clone(),
+        f,
+        parts.uri.query().map(str::to_owned),
+    )
+    .await;
     let mut r = text(status, body);
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

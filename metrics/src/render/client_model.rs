@@ -150,3 +150,46 @@ pub struct MetricFamily {
     #[prost(message, repeated, tag = "4")]
     pub metric: Vec<Metric>,
 }
+
+// Constructors the protobuf writers share (ours and the registry's).
+
+pub(crate) fn pair(name: &str, value: &str) -> LabelPair {
+    LabelPair {
+        name: Some(name.to_owned()),
+        value: Some(value.to_owned()),
+    }
+}
+
+pub(crate) fn empty(label: Vec<LabelPair>) -> Metric {
+    Metric {
+        label,
+        gauge: None,
+        counter: None,
+        summary: None,
+        untyped: None,
+        histogram: None,
+    }
+}
+
+/// A classic histogram.
+pub(crate) fn classic(sample_count: u64, sample_sum: f64, bucket: Vec<Bucket>) -> Histogram {
+    Histogram {
+        sample_count: Some(sample_count),
+        sample_sum: Some(sample_sum),
+        bucket,
+        schema: None,
+        zero_threshold: None,
+        zero_count: None,
+        positive_span: Vec::new(),
+        positive_delta: Vec::new(),
+    }
+}
+
+pub(crate) fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily {
+        name: Some(name.to_owned()),
+        help: Some(help.to_owned()),
+        r#type: Some(t as i32),
+        metric,
+    }
+}

@@ -15,7 +15,7 @@ use prost::Message as _;
 
 use super::client_model::{
     Bucket, BucketSpan, Counter, EncodedFamily, Gauge, Histogram, LabelPair, Metric, MetricFamily,
-    MetricType, Summary,
+    MetricType, Summary, classic, empty, family, pair,
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
 use crate::cells::{Cell, HistogramTotal, Kind};
@@ -27,13 +27,6 @@ use crate::store::ActorEntry;
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
-
-pub(super) fn pair(name: &str, value: &str) -> LabelPair {
-    LabelPair {
-        name: Some(name.to_owned()),
-        value: Some(value.to_owned()),
-    }
-}
 
 fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
     labels.pairs().iter().map(|(n, v)| pair(n, v)).collect()
@@ -59,17 +52,6 @@ fn with_labels(labels: &[u8], m: &Metric) -> Vec<u8> {
 /// A total of family `fi` as one `Metric`.
 trait AsMetric {
     fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric;
-}
-
-pub(super) fn empty(label: Vec<LabelPair>) -> Metric {
-    Metric {
-        label,
-        gauge: None,
-        counter: None,
-        summary: None,
-        untyped: None,
-        histogram: None,
-    }
 }
 
 fn number(fi: usize, v: f64, label: Vec<LabelPair>) -> Metric {
@@ -140,20 +122,6 @@ impl AsMetric for HistogramTotal {
     }
 }
 
-/// A classic histogram.
-pub(super) fn classic(sample_count: u64, sample_sum: f64, bucket: Vec<Bucket>) -> Histogram {
-    Histogram {
-        sample_count: Some(sample_count),
-        sample_sum: Some(sample_sum),
-        bucket,
-        schema: None,
-        zero_threshold: None,
-        zero_count: None,
-        positive_span: Vec::new(),
-        positive_delta: Vec::new(),
-    }
-}
-
 /// Cumulative classic buckets (`+Inf` left implicit: it is the count).
 fn classic_buckets(counts: &[u64], bounds: &[f64]) -> Vec<Bucket> {
     let mut cumulative = 0u64;
@@ -177,15 +145,6 @@ fn metric_type(f: &FamilyInfo, style: Style) -> MetricType {
         Kind::Gauge => MetricType::Gauge,
         Kind::Histogram if style.summarise && !style.native => MetricType::Summary,
         Kind::Histogram => MetricType::Histogram,
-    }
-}
-
-pub(super) fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
-    MetricFamily {
-        name: Some(name.to_owned()),
-        help: Some(help.to_owned()),
-        r#type: Some(t as i32),
-        metric,
     }
 }
 

@@ -11,9 +11,8 @@ use prometheus::proto::{self as prom, MetricType as T};
 
 use super::client_model::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary, Untyped,
+    Summary, Untyped, classic, empty, family, pair,
 };
-use super::proto::{classic, empty, family, pair};
 
 /// A family gathered from a `prometheus::Registry`, as a message.
 pub(super) fn from_registry(f: &prom::MetricFamily) -> MetricFamily {
