@@ -14,7 +14,7 @@ pub(crate) const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(1);
 /// Smallest label value limit: 32 bytes (`Config::MIN_LABEL_VALUE_BYTES`).
 pub(crate) const MIN_LABEL_VALUE_BYTES: usize = 32;
 
-/// Why a [`Config`] was refused.
+/// Why a [`Config`](crate::Config) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// `max_retained` is 0: not even one actor could be retained.
