@@ -62,17 +62,29 @@ impl Daemon {
     /// Waits until `GET url` answers 200, failing with the log's tail if the
     /// program exits or `timeout` passes first.
     pub fn wait_ready(&mut self, url: &str, timeout: Duration) {
+        if let Err(status) = self.ready_or_exit(url, timeout) {
+            panic!(
+                "{} exited ({status}) before {url} answered:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Waits until `GET url` answers 200 (`Ok`), or the program exits (`Err`
+    /// with its status); fails with the log's tail if `timeout` passes first.
+    pub fn ready_or_exit(
+        &mut self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if http().get(url).call().is_ok_and(|r| r.status() == 200) {
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before {url} answered:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
+                return Err(status);
             }
             assert!(
                 Instant::now() < deadline,

@@ -29,14 +29,25 @@ fn serve(
     tool: &Tool,
     dir: &Path,
     ready: &str,
-    args: impl FnOnce(SocketAddr) -> Vec<String>,
+    args: impl Fn(SocketAddr) -> Vec<String>,
 ) -> (Daemon, SocketAddr) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut command = Command::new(tool.bin());
-    command.args(args(addr));
-    let mut daemon = Daemon::spawn(name, command, dir);
-    daemon.wait_ready(&format!("http://{addr}{ready}"), READY);
-    (daemon, addr)
+    // `free_port` releases the port before the program binds it, so another
+    // process can take it in between: on "address already in use", a new port.
+    for attempt in 1.. {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut command = Command::new(tool.bin());
+        command.args(args(addr));
+        let mut daemon = Daemon::spawn(name, command, dir);
+        match daemon.ready_or_exit(&format!("http://{addr}{ready}"), READY) {
+            Ok(()) => return (daemon, addr),
+            Err(_) if attempt < 3 && daemon.log_tail().contains("address already in use") => {}
+            Err(status) => panic!(
+                "{name} exited ({status}) before it was ready on {addr}:\n{}",
+                daemon.log_tail()
+            ),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// A single-node VictoriaMetrics server.
