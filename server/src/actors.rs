@@ -100,7 +100,7 @@ pub(crate) fn page(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
     };
     let base = match TopQuery::parse(query.unwrap_or("")) {
         Ok(q) => TopQuery {
-            n: if query.is_some_and(|q| q.contains("n=")) {
+            n: if form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "n") {
                 q.n
             } else {
                 10

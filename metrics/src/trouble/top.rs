@@ -137,10 +137,9 @@ impl TopQuery {
     /// [`Metrics::top`](crate::Metrics::top), which knows the windows).
     pub fn parse(query: &str) -> Result<TopQuery, TopError> {
         let mut q = TopQuery::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v);
-            match k {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let v = v.into_owned();
+            match &*k {
                 "by" => q.by = v.parse()?,
                 "n" => {
                     q.n = v
@@ -156,31 +155,6 @@ impl TopQuery {
         }
         Ok(q)
     }
-}
-
-/// `%XX` and `+` decoded; an invalid escape is kept as written.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One actor in an answer of [`Metrics::top`](crate::Metrics::top).
