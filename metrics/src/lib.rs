@@ -182,6 +182,14 @@ impl Metrics {
         trouble::top(&self.0, query)
     }
 
+    /// How old the figures [`Metrics::top`] ranks are: the time since the
+    /// last tick that took them. `None` until there is one: the first tick
+    /// (at the background task's start) takes baselines, the next one, a
+    /// [`Promotion::tick`] later, the first figures.
+    pub fn figures_age(&self) -> Option<std::time::Duration> {
+        trouble::figures_at(&self.0).map(|t| self.0.clock.now().saturating_duration_since(t))
+    }
+
     /// Spawns the background task on the current tokio runtime: every
     /// `sweep_interval` it runs [`Metrics::sweep`], and every
     /// [`Promotion::tick`] [`Metrics::watch`]. It ends when the instance is

@@ -76,7 +76,9 @@ pub(crate) fn spawn(store: &Arc<Store>) -> tokio::task::JoinHandle<()> {
     let watch_every = store.config.promotion.tick;
     tokio::spawn(async move {
         let start = Instant::now();
-        let (mut next_sweep, mut next_watch) = (start, start + watch_every);
+        // The first watch takes baselines at once, so the first figures come
+        // one tick after the start, not two.
+        let (mut next_sweep, mut next_watch) = (start, start);
         loop {
             tokio::time::sleep_until(next_sweep.min(next_watch)).await;
             let Some(store) = weak.upgrade() else { break };

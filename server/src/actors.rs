@@ -80,6 +80,10 @@ pub(crate) fn top(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
         "unit": q.by.unit(),
         "window": window,
         "type": q.actor_type,
+        // The figures are the last tick's: an empty answer right after a
+        // burst says how long until the next.
+        "figures_age_seconds": m.figures_age().map(|d| d.as_secs_f64()),
+        "tick_seconds": m.config().promotion.tick.as_secs_f64(),
         "rows": rows,
     });
     (StatusCode::OK, JSON, format!("{body}\n"))
@@ -118,16 +122,25 @@ pub(crate) fn page(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
             Err(e) => return (StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
         }
     }
+    let tick = m.config().promotion.tick.as_secs_f64();
+    let freshness = match m.figures_age() {
+        Some(age) => format!(
+            "Figures from {:.0} s ago, taken every {tick:.0} s.",
+            age.as_secs_f64()
+        ),
+        None => format!("No figures yet: the first come {tick:.0} s after the host starts."),
+    };
     (
         StatusCode::OK,
         HTML,
-        render_page(&names, &window, &base, &tables),
+        render_page(&names, &window, &freshness, &base, &tables),
     )
 }
 
 fn render_page(
     windows: &[String; 2],
     window: &str,
+    freshness: &str,
     q: &TopQuery,
     tables: &[(TopBy, &str, Vec<TopRow>)],
 ) -> String {
@@ -146,7 +159,7 @@ fn render_page(
     ));
     let _ = writeln!(
         out,
-        "<p>Window <b>{}</b> (other: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in every default scrape. Each key links to that actor's full scrape.</p>",
+        "<p>Window <b>{}</b> (other: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in every default scrape. Each key links to that actor's full scrape. {}</p>",
         esc(window),
         windows
             .iter()
@@ -161,7 +174,8 @@ fn render_page(
                 format!("<a href=\"{href}\">{}</a>", esc(w))
             })
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        esc(freshness)
     );
     for (by, title, rows) in tables {
         let _ = write!(

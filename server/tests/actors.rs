@@ -49,6 +49,8 @@ async fn top_answers_json_worst_first_and_400_names_the_valid_values() {
     let v: serde_json::Value = serde_json::from_str(r.text()).unwrap();
     assert_eq!(v["by"], "error_ratio");
     assert_eq!(v["window"], "1m");
+    assert_eq!(v["tick_seconds"], 10.0);
+    assert!(v["figures_age_seconds"].is_f64(), "two ticks ran: {v}");
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "the healthy have no errors: {v}");
     assert_eq!(rows[0]["actor_key"], "bad <&> \"key\"");

@@ -42,7 +42,7 @@ mod window;
 use std::time::Duration;
 
 pub use promote::WatchReport;
-pub(crate) use promote::{Watch, tick};
+pub(crate) use promote::{Watch, figures_at, tick};
 pub(crate) use top::top;
 pub use top::{TopBy, TopError, TopQuery, TopRow};
 pub(crate) use window::Window;

@@ -40,6 +40,8 @@ pub(crate) struct Watch {
 #[derive(Default)]
 struct WatchState {
     last_tick: Option<Instant>,
+    /// The last tick that took figures (the first one only takes baselines).
+    figures_at: Option<Instant>,
     types: Vec<TypeWindow>,
     promoted: Vec<Promoted>,
 }
@@ -48,6 +50,12 @@ impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watch").finish_non_exhaustive()
     }
+}
+
+/// When the last tick that took figures ran; `None` before the second tick
+/// (the first takes baselines only).
+pub(crate) fn figures_at(store: &Store) -> Option<Instant> {
+    store.watch.state.lock().figures_at
 }
 
 /// What one tick did.
@@ -134,6 +142,10 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
         );
     }
     report.promoted_now = state.promoted.len();
+    if primed {
+        // Once the whole tick is done: figures and promotions.
+        state.figures_at = Some(now);
+    }
     report
 }
 
