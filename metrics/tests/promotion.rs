@@ -388,7 +388,11 @@ fn promotion_off_promotes_nothing_but_top_still_answers() {
     );
     let a = w.actor("bad");
     w.calls(&a, 40, Duration::from_millis(1), 40);
-    assert_eq!(w.m.figures_age(), None, "the first tick takes baselines only");
+    assert_eq!(
+        w.m.figures_age(),
+        None,
+        "the first tick takes baselines only"
+    );
     assert_eq!(w.tick().promoted, 0);
     assert!(w.m.figures_age().is_some());
     assert!(
