@@ -207,6 +207,12 @@ impl HistogramCell {
         f64::from_bits(self.sum_bits.load(Ordering::Relaxed))
     }
 
+    /// Observations above native bucket `k` (values above `upper_bound(k)`);
+    /// 0 for a histogram in classic mode.
+    pub(crate) fn native_above(&self, k: i32) -> u64 {
+        self.native.count_above(k)
+    }
+
     /// `(count, sum)` alone, for a histogram written without its buckets: no
     /// bucket is collected (with native buckets on, the count is theirs).
     pub(crate) fn count_and_sum(&self) -> (u64, f64) {

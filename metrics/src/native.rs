@@ -29,7 +29,7 @@ use crate::lazy::LazyBox;
 /// The bucket schema of every native histogram here.
 pub const SCHEMA: i32 = 3;
 /// Buckets per power of two at [`SCHEMA`].
-const PER_OCTAVE: i32 = 1 << SCHEMA;
+pub(crate) const PER_OCTAVE: i32 = 1 << SCHEMA;
 /// Width of the zero bucket: values at or below it (and negative ones) count there.
 pub const ZERO_THRESHOLD: f64 = 1.0 / (1u64 << 20) as f64;
 /// The octave just above the zero bucket: `(2^-20, 2^-19]`.
@@ -241,6 +241,21 @@ impl NativeCell {
         Some(zero + buckets)
     }
 
+    /// Observations in buckets whose key is above `k` (every value above
+    /// `upper_bound(k)`), without collecting the buckets.
+    pub(crate) fn count_above(&self, k: i32) -> u64 {
+        self.spans()
+            .map(|span| {
+                let first = span.octave * PER_OCTAVE + 1;
+                let from = (k + 1 - first).clamp(0, PER_OCTAVE) as usize;
+                span.counts[from..]
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Adds this cell's counts into `total`.
     pub(crate) fn add_to(&self, total: &mut NativeTotal) {
         total.zero += self.zero.load(Ordering::Relaxed);
@@ -374,6 +389,31 @@ mod tests {
             assert_eq!(key(below), k, "just under the bound of {k}");
             assert_eq!(key(above), k + 1, "just over the bound of {k}");
         }
+    }
+
+    /// `count_above` agrees with counting the collected buckets, at every
+    /// line across and between the spans observed.
+    #[test]
+    fn count_above_is_the_buckets_above_the_line() {
+        let c = NativeCell::default();
+        let mut v = 1e-7;
+        while v < 300.0 {
+            c.observe(RANGE, v);
+            v *= 1.07;
+        }
+        c.observe(RANGE, 0.0);
+        let t = total(&c);
+        for k in -200..100 {
+            let want: u64 = t
+                .buckets
+                .iter()
+                .filter(|(b, _)| *b > k)
+                .map(|(_, n)| n)
+                .sum();
+            assert_eq!(c.count_above(k), want, "line {k}");
+        }
+        assert_eq!(c.count_above(-1000), t.count() - t.zero);
+        assert_eq!(NativeCell::default().count_above(0), 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! The store knows neither the sweeper nor the renderer: they read it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use prometheus::Registry;
@@ -50,10 +50,9 @@ pub(crate) struct ActorEntry {
     pub(crate) overflow: bool,
     /// The renderer's written forms of `labels`; the store never reads them.
     pub(crate) label_cache: LabelCache,
-    /// Its windowed figures, taken by the promotion tick.
+    /// Its windowed figures, taken by the promotion tick, and whether it is
+    /// promoted to `full` detail.
     pub(crate) window: Window,
-    /// Why it is promoted to `full` detail ([`Reason::code`]), 0 when it is not.
-    pub(crate) promoted: AtomicU8,
 }
 
 impl ActorEntry {
@@ -70,7 +69,6 @@ impl ActorEntry {
             overflow,
             label_cache: LabelCache::default(),
             window: Window::default(),
-            promoted: AtomicU8::new(0),
         }
     }
 

@@ -119,6 +119,9 @@ impl crate::trouble::Promotion {
         if !positive(self.latency_factor) {
             return bad("latency_factor", self.latency_factor.to_string(), "above 0");
         }
+        if !positive(self.p99_factor) {
+            return bad("p99_factor", self.p99_factor.to_string(), "above 0");
+        }
         if self.depth_threshold == 0 {
             return bad("depth_threshold", "0".into(), "at least 1");
         }

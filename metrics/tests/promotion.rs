@@ -15,9 +15,14 @@ use tokio::time::Instant;
 const TICK: Duration = Duration::from_secs(10);
 
 fn metrics(promotion: Promotion) -> Metrics {
+    metrics_with(promotion, true)
+}
+
+fn metrics_with(promotion: Promotion, native_histograms: bool) -> Metrics {
     Metrics::new(Config {
         envoy_key: "e".into(),
         promotion,
+        native_histograms,
         ..Config::default()
     })
     .unwrap()
@@ -34,7 +39,10 @@ struct World {
 
 impl World {
     fn new(promotion: Promotion, healthy: usize) -> World {
-        let m = metrics(promotion);
+        World::with(metrics(promotion), healthy)
+    }
+
+    fn with(m: Metrics, healthy: usize) -> World {
         let ty = m.actor_type("counter");
         let action = ty.action("increment");
         let healthy = (0..healthy)
@@ -222,6 +230,51 @@ fn a_single_failed_call_does_not_promote_and_the_type_s_own_errors_raise_the_bar
     }
     let s = w.scrape(&ScrapeRequest::default());
     assert_eq!(s.series("actor_detail_promoted").count(), 0);
+}
+
+/// The p99 rule: a tail that leaves the mean under 5 × its type's p99 is
+/// seen from the native buckets, over at least 100 calls in the window, and
+/// not without native buckets.
+#[test]
+fn a_tail_promotes_by_its_p99_where_native_buckets_exist() {
+    for native in [true, false] {
+        let mut w = World::with(metrics_with(Promotion::default(), native), 50);
+        let tail = w.actor("tail");
+        let few = w.actor("few");
+        for _ in 0..4 {
+            w.healthy_traffic(20);
+            // 2 of 60 calls at 100 ms: 3.3 % above 10 × the type's p99 (1 ms),
+            // a mean of 4.3 ms (under 5 × 1 ms).
+            w.calls(&tail, 58, Duration::from_millis(1), 0);
+            w.calls(&tail, 2, Duration::from_millis(100), 0);
+            // 1 of 15 at 30 ms: a share over 1 %, but under 100 calls.
+            w.calls(&few, 14, Duration::from_millis(1), 0);
+            w.calls(&few, 1, Duration::from_millis(30), 0);
+            w.tick();
+        }
+        let s = w.scrape(&ScrapeRequest::default());
+        let want = native.then_some("latency");
+        assert_eq!(
+            promoted_reason(&s, "tail").as_deref(),
+            want,
+            "native {native}"
+        );
+        assert_eq!(promoted_reason(&s, "few"), None, "native {native}");
+        assert_eq!(
+            s.series("actor_detail_promoted").count(),
+            usize::from(native)
+        );
+
+        // Recovered: the share decays under the release line within 12
+        // ticks, then the 10-minute hold (60 ticks) runs out.
+        for _ in 0..75 {
+            w.healthy_traffic(20);
+            w.calls(&tail, 60, Duration::from_millis(1), 0);
+            w.tick();
+        }
+        let s = w.scrape(&ScrapeRequest::default());
+        assert_eq!(promoted_reason(&s, "tail"), None, "native {native}");
+    }
 }
 
 #[test]
@@ -415,4 +468,15 @@ fn out_of_range_promotion_settings_are_refused_naming_the_field() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("promotion.tick"), "{err}");
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = Metrics::new(Config {
+            promotion: Promotion {
+                p99_factor: bad,
+                ..Promotion::default()
+            },
+            ..Config::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("promotion.p99_factor"), "{err}");
+    }
 }

@@ -281,7 +281,7 @@ impl Exposition {
             snapshot
                 .entries
                 .iter()
-                .map(|e| e.promoted.load(std::sync::atomic::Ordering::Relaxed) != 0)
+                .map(|e| e.window.promoted().is_some())
                 .collect()
         } else {
             Vec::new()

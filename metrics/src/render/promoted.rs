@@ -39,7 +39,7 @@ pub(crate) fn families(snapshot: &Snapshot, full: &[bool]) -> Vec<MetricFamily> 
         .zip(full)
         .filter(|(_, f)| **f)
         .filter_map(|(e, _)| {
-            let reason = Reason::from_code(e.promoted.load(std::sync::atomic::Ordering::Relaxed))?;
+            let reason = e.window.promoted()?;
             let mut m = Metric::default();
             let l = &e.labels;
             m.set_label(vec![

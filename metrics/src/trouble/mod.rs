@@ -11,7 +11,12 @@
 //!   Dropwizard `m1`/`m5` method: a rate "over 1 minute" weighs the last minute
 //!   at 63 %, and costs a few floats per actor instead of a ring of samples.
 //!   Recording is unchanged: every update stays one atomic op on a resolved
-//!   cell. Per actor this is one 64-byte [`Window`] in its entry.
+//!   cell. Per actor this is one 60-byte [`Window`] of atomics in its entry,
+//!   its promotion byte included.
+//! * **A tail, where native buckets exist.** The tick also counts the actor's
+//!   observations above a line, `p99_factor ×` its type's p99, in its native
+//!   buckets, and keeps their rate: its p99 is above the line when more than
+//!   1 % of its calls are. No per-actor buckets are kept per window.
 //! * **Against its own type.** Each tick also keeps the type's windowed call
 //!   and error rates and its latency distribution (from the per-type action
 //!   cells, classic buckets), so an actor is judged against its peers: its
@@ -77,6 +82,10 @@ pub struct Promotion {
     /// Mean latency promotes at `latency_factor ×` its type's p99 over the
     /// window. Default 5.
     pub latency_factor: f64,
+    /// With native buckets, also promotes when its p99 over the window is at
+    /// least `p99_factor ×` its type's p99: more than 1 % of its calls above
+    /// that line, over at least [`Promotion::P99_MIN_CALLS`] calls. Default 10.
+    pub p99_factor: f64,
     /// Queue or inbox depth promotes above this many items, held for
     /// `depth_ticks` consecutive ticks. Defaults 100 and 2.
     pub depth_threshold: u64,
@@ -98,6 +107,7 @@ impl Default for Promotion {
             error_ratio_floor: 0.05,
             error_ratio_factor: 10.0,
             latency_factor: 5.0,
+            p99_factor: 10.0,
             depth_threshold: 100,
             depth_ticks: 2,
             release: 0.5,
@@ -106,6 +116,10 @@ impl Default for Promotion {
 }
 
 impl Promotion {
+    /// Fewest calls in the window before the p99 rule counts: a p99 of fewer
+    /// calls is their slowest one, and one slow call is no tail.
+    pub const P99_MIN_CALLS: u64 = 100;
+
     /// The two windows figures are kept over: the rules' window and five times it.
     pub fn windows(&self) -> [Duration; 2] {
         [self.window, self.window.saturating_mul(5)]
@@ -131,7 +145,8 @@ impl Promotion {
 pub enum Reason {
     /// Its error ratio over the window, against its type's.
     ErrorRatio,
-    /// Its mean latency over the window, against its type's p99.
+    /// Its mean latency over the window against its type's p99, or (with
+    /// native buckets) its p99 against its type's.
     Latency,
     /// Its queue depth, for consecutive ticks.
     QueueDepth,

@@ -8,14 +8,20 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::window::{CALLS, ERRORS, Figures, Reading, SECONDS, TypeWindow, alpha, ewma};
+use super::window::{CALLS, ERRORS, Figures, Reading, SECONDS, TypeWindow, alpha, ewma, micros};
 use super::{Promotion, Reason};
+use crate::native::{self, PER_OCTAVE};
 use crate::store::{ActorEntry, Store};
+
+/// The share of calls above a p99 line that puts the p99 above it.
+const P99_SHARE: f64 = 0.01;
 
 /// Why and how much an actor stands out: `score` is figure / threshold.
 #[derive(Debug, Clone, Copy)]
 struct Verdict {
     reason: Reason,
+    /// Which rule: what `figure` and `threshold` measure.
+    rule: &'static str,
     score: f64,
     figure: f64,
     threshold: f64,
@@ -107,16 +113,21 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
     }
 
     let mut verdicts: Vec<(usize, Verdict)> = Vec::new();
+    let native = store.config.native_histograms;
     for (i, e) in snapshot.entries.iter().enumerate() {
         let reading = Reading::of(e);
-        let mut f = e.window.0.lock();
+        let mut f = e.window.read();
         if primed {
             advance(&mut f, &reading, dt, alphas);
         } else {
             f.last_calls = reading.calls as u32;
             f.last_errors = reading.errors as u32;
             f.last_busy = reading.busy as u32;
-            f.last_seconds = reading.seconds;
+            f.last_micros = micros(reading.seconds);
+        }
+        let ty = state.types.get(e.ty.index);
+        if native {
+            follow_line(cfg, &mut f, e, ty, primed.then_some((dt, alphas[0])));
         }
         let depth = reading.queue.max(reading.inbox);
         f.over_ticks = if depth > cfg.depth_threshold {
@@ -124,10 +135,8 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
         } else {
             0
         };
-        let figures = *f;
-        drop(f);
-        let ty = state.types.get(e.ty.index);
-        if let Some(v) = judge(cfg, &figures, &reading, ty) {
+        e.window.write(&f);
+        if let Some(v) = judge(cfg, &f, &reading, ty, native) {
             verdicts.push((i, v));
         }
     }
@@ -153,10 +162,11 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
 fn advance(f: &mut Figures, r: &Reading, dt: Duration, alphas: [f64; 2]) {
     let secs = dt.as_secs_f64();
     let delta = |now: u64, last: u32| f64::from((now as u32).wrapping_sub(last)) / secs;
+    let now_micros = micros(r.seconds);
     let samples = [
         delta(r.calls, f.last_calls),
         delta(r.errors, f.last_errors),
-        ((r.seconds - f.last_seconds) / secs).max(0.0),
+        f64::from(now_micros.wrapping_sub(f.last_micros)) / 1e6 / secs,
         delta(r.busy, f.last_busy),
     ];
     for (w, a) in alphas.into_iter().enumerate() {
@@ -167,12 +177,55 @@ fn advance(f: &mut Figures, r: &Reading, dt: Duration, alphas: [f64; 2]) {
     f.last_calls = r.calls as u32;
     f.last_errors = r.errors as u32;
     f.last_busy = r.busy as u32;
-    f.last_seconds = r.seconds;
+    f.last_micros = now_micros;
+}
+
+/// Keeps the rate of the actor's calls above its p99 line, `p99_factor ×`
+/// the p99 of the rest of its type, from its native buckets. The line is a
+/// bucket key, and it moves only when the type's p99 moved by more than half
+/// an octave: the count read at the last tick must be above the same line to
+/// give a rate (a moved line takes a new baseline, and the rate waits a tick).
+/// `step` is `None` on the baseline tick.
+fn follow_line(
+    cfg: &Promotion,
+    f: &mut Figures,
+    e: &ActorEntry,
+    ty: Option<&TypeWindow>,
+    step: Option<(Duration, f64)>,
+) {
+    let own_calls = f64::from(f.rates[0][CALLS]);
+    let Some(p99) = ty
+        .and_then(|t| t.peer_p99(0, own_calls, f.ratio(0, SECONDS).unwrap_or(0.0)))
+        .filter(|p| *p > 0.0)
+    else {
+        return;
+    };
+    let key = native::key(cfg.p99_factor * p99).clamp(-i32::from(i16::MAX), i32::from(i16::MAX));
+    let moved = (key - i32::from(f.above_key)).abs() > PER_OCTAVE / 2;
+    let line = if moved { key as i16 } else { f.above_key };
+    let above = e
+        .series
+        .action_duration_seconds
+        .native_above(i32::from(line)) as u32;
+    if let Some((dt, alpha)) = step
+        && !moved
+    {
+        let sample = f64::from(above.wrapping_sub(f.last_above)) / dt.as_secs_f64();
+        f.above_rate = ewma(f64::from(f.above_rate), sample, alpha) as f32;
+    }
+    f.above_key = line;
+    f.last_above = above;
 }
 
 /// The actor's worst reason and how far it is past that threshold, if any
 /// figure reaches `release ×` its threshold (the promotion test is `score ≥ 1`).
-fn judge(cfg: &Promotion, f: &Figures, r: &Reading, ty: Option<&TypeWindow>) -> Option<Verdict> {
+fn judge(
+    cfg: &Promotion,
+    f: &Figures,
+    r: &Reading,
+    ty: Option<&TypeWindow>,
+    native: bool,
+) -> Option<Verdict> {
     let window = cfg.window;
     let calls = f.calls(0, window);
     let mut best: Option<Verdict> = None;
@@ -196,6 +249,7 @@ fn judge(cfg: &Promotion, f: &Figures, r: &Reading, ty: Option<&TypeWindow>) -> 
                 .max(cfg.error_ratio_factor * peer_ratio);
             consider(Verdict {
                 reason: Reason::ErrorRatio,
+                rule: "error ratio against max(floor, factor × the rest of its type's)",
                 score: ratio / threshold,
                 figure: ratio,
                 threshold,
@@ -210,12 +264,25 @@ fn judge(cfg: &Promotion, f: &Figures, r: &Reading, ty: Option<&TypeWindow>) -> 
             let threshold = cfg.latency_factor * p99;
             consider(Verdict {
                 reason: Reason::Latency,
+                rule: "mean latency (s) against latency_factor × its type's p99",
                 score: mean / threshold,
                 figure: mean,
                 threshold,
                 calls,
             });
         }
+    }
+    if native && calls >= cfg.min_calls.max(Promotion::P99_MIN_CALLS) as f64 {
+        // Its p99 is above the line when more than 1 % of its calls are.
+        let share = f64::from(f.above_rate) / f64::from(f.rates[0][CALLS]);
+        consider(Verdict {
+            reason: Reason::Latency,
+            rule: "share of calls above p99_factor × its type's p99, against 1 %",
+            score: share / P99_SHARE,
+            figure: share,
+            threshold: P99_SHARE,
+            calls,
+        });
     }
     let threshold = cfg.depth_threshold as f64;
     for (reason, depth) in [(Reason::QueueDepth, r.queue), (Reason::InboxDepth, r.inbox)] {
@@ -225,6 +292,7 @@ fn judge(cfg: &Promotion, f: &Figures, r: &Reading, ty: Option<&TypeWindow>) -> 
         let held = f.over_ticks >= cfg.depth_ticks;
         consider(Verdict {
             reason,
+            rule: "items against depth_threshold",
             score: if held { score } else { score.min(0.999) },
             figure: depth as f64,
             threshold,
@@ -314,6 +382,7 @@ fn apply(
     }
     for (p, v) in fresh {
         p.entry
+            .window
             .promoted
             .store(p.reason.code(), std::sync::atomic::Ordering::Relaxed);
         p.entry.ty.promotions[p.reason.index()].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -323,6 +392,7 @@ fn apply(
             actor_key = p.entry.labels.actor_key(),
             actor_id_gen = p.entry.labels.actor_id_gen(),
             reason = p.reason.as_str(),
+            rule = v.rule,
             figure = v.figure,
             threshold = v.threshold,
             calls_in_window = v.calls.round(),
@@ -336,6 +406,7 @@ fn apply(
 
 fn demote(p: &Promoted, why: &'static str, report: &mut WatchReport) {
     p.entry
+        .window
         .promoted
         .store(0, std::sync::atomic::Ordering::Relaxed);
     report.demoted += 1;

@@ -202,7 +202,7 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
     let floor = cfg.min_calls as f64;
     let mut rows: Vec<(f64, f64, &Arc<ActorEntry>)> = Vec::new();
     for e in &snapshot.entries {
-        let f = *e.window.0.lock();
+        let f = e.window.read();
         let calls = f.calls(w, window);
         let per_window = |k: usize| f64::from(f.rates[w][k]) * window.as_secs_f64();
         let figure = match query.by {
@@ -244,7 +244,7 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
             envoy_key: e.labels.envoy_key().to_owned(),
             figure,
             calls,
-            promoted: Reason::from_code(e.promoted.load(std::sync::atomic::Ordering::Relaxed)),
+            promoted: e.window.promoted(),
             live: e.live() > 0,
         })
         .collect())

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI16, AtomicU8, AtomicU32};
 
 use crate::buckets::{ACTION_BUCKETS, MAX_BUCKETS};
 use crate::cells::{Cell, HistogramTotal};
@@ -15,24 +16,101 @@ pub(super) const ERRORS: usize = 1;
 pub(super) const SECONDS: usize = 2;
 pub(super) const BUSY: usize = 3;
 
-/// One actor's windowed figures: 64 bytes in its entry, written by the tick,
-/// read by the tick and by [`Metrics::top`](crate::Metrics::top).
+/// One actor's windowed figures and its promotion: 60 bytes of atomics in
+/// its entry. The tick is the only writer (it holds the watch's lock); `top`
+/// and the renderer read without a lock. A reader may see one tick's rates
+/// next to the previous tick's for another figure: each is a ranking figure,
+/// never a total.
 #[derive(Debug, Default)]
-pub(crate) struct Window(pub(super) Mutex<Figures>);
+pub(crate) struct Window {
+    /// Per window (short, long): calls, errors, seconds, busy retries per
+    /// second, as `f32` bits.
+    rates: [[AtomicU32; 4]; 2],
+    /// The low 32 bits of the counts the last tick read (calls, errors, busy
+    /// retries) and of the duration sum in microseconds: a tick's delta is
+    /// their wrapping difference (far fewer than 2^32 events, and 4,295 s of
+    /// action time, per tick).
+    last: [AtomicU32; 4],
+    /// Calls above the p99 line per second (short window), as `f32` bits.
+    above_rate: AtomicU32,
+    /// The low 32 bits of the observations above the line the last tick read.
+    last_above: AtomicU32,
+    /// The native bucket key of the p99 line `last_above` was read at (0, the
+    /// 1 s bucket, for a new entry: nothing was above any line then).
+    above_key: AtomicI16,
+    /// Consecutive ticks over the depth threshold.
+    over_ticks: AtomicU8,
+    /// Why the actor is promoted to `full` detail
+    /// ([`Reason::code`](super::Reason::code)), 0 when it is not.
+    pub(crate) promoted: AtomicU8,
+}
 
+/// A [`Window`] read at one moment, or about to be written by the tick.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Figures {
-    /// The duration sum the last tick read.
-    pub(super) last_seconds: f64,
     /// Per window (short, long): calls, errors, seconds, busy retries, per second.
     pub(super) rates: [[f32; 4]; 2],
-    /// The low 32 bits of the counts the last tick read: a tick's delta is
-    /// their wrapping difference (far fewer than 2^32 events per tick).
+    /// Low 32 bits of calls, errors, busy retries and duration microseconds
+    /// at the last tick.
     pub(super) last_calls: u32,
     pub(super) last_errors: u32,
     pub(super) last_busy: u32,
+    pub(super) last_micros: u32,
+    /// Calls above the p99 line per second over the short window.
+    pub(super) above_rate: f32,
+    pub(super) last_above: u32,
+    pub(super) above_key: i16,
     /// Consecutive ticks over the depth threshold.
     pub(super) over_ticks: u8,
+}
+
+impl Window {
+    /// Every figure, each read on its own.
+    pub(super) fn read(&self) -> Figures {
+        let f32_of = |a: &AtomicU32| f32::from_bits(a.load(Relaxed));
+        let [calls, errors, busy, micros] = self.last.each_ref().map(|a| a.load(Relaxed));
+        Figures {
+            rates: self.rates.each_ref().map(|w| w.each_ref().map(f32_of)),
+            last_calls: calls,
+            last_errors: errors,
+            last_busy: busy,
+            last_micros: micros,
+            above_rate: f32_of(&self.above_rate),
+            last_above: self.last_above.load(Relaxed),
+            above_key: self.above_key.load(Relaxed),
+            over_ticks: self.over_ticks.load(Relaxed),
+        }
+    }
+
+    /// Stores what the tick computed (the tick is the only writer).
+    pub(super) fn write(&self, f: &Figures) {
+        for (w, rates) in self.rates.iter().zip(&f.rates) {
+            for (a, r) in w.iter().zip(rates) {
+                a.store(r.to_bits(), Relaxed);
+            }
+        }
+        for (a, v) in
+            self.last
+                .iter()
+                .zip([f.last_calls, f.last_errors, f.last_busy, f.last_micros])
+        {
+            a.store(v, Relaxed);
+        }
+        self.above_rate.store(f.above_rate.to_bits(), Relaxed);
+        self.last_above.store(f.last_above, Relaxed);
+        self.above_key.store(f.above_key, Relaxed);
+        self.over_ticks.store(f.over_ticks, Relaxed);
+    }
+
+    /// The promotion reason, if any.
+    pub(crate) fn promoted(&self) -> Option<super::Reason> {
+        super::Reason::from_code(self.promoted.load(Relaxed))
+    }
+}
+
+/// The low 32 bits of a duration sum in microseconds.
+pub(super) fn micros(seconds: f64) -> u32 {
+    (seconds * 1e6) as u64 as u32
 }
 
 impl Figures {
@@ -197,8 +275,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_is_64_bytes() {
-        assert!(size_of::<Window>() <= 64, "{} bytes", size_of::<Window>());
+    fn a_window_with_its_promotion_is_at_most_60_bytes() {
+        assert!(size_of::<Window>() <= 60, "{} bytes", size_of::<Window>());
     }
 
     #[test]

@@ -150,6 +150,10 @@ pub(crate) struct Args {
     /// Mean latency that promotes, as a multiple of its type's p99.
     #[arg(long, default_value_t = 5.0, help_heading = "Detail follows trouble")]
     pub(crate) promotion_latency_factor: f64,
+    /// With native buckets: a p99 over the window that promotes, as a
+    /// multiple of its type's p99 (needs 100 calls in the window).
+    #[arg(long, default_value_t = 10.0, help_heading = "Detail follows trouble")]
+    pub(crate) promotion_p99_factor: f64,
     /// Queue or inbox depth that promotes when held for
     /// --promotion-depth-ticks ticks.
     #[arg(long, default_value_t = 100, help_heading = "Detail follows trouble")]

@@ -220,6 +220,7 @@ fn metrics_config(args: &Args) -> Config {
             error_ratio_floor: args.promotion_error_ratio,
             error_ratio_factor: args.promotion_error_factor,
             latency_factor: args.promotion_latency_factor,
+            p99_factor: args.promotion_p99_factor,
             depth_threshold: args.promotion_depth,
             depth_ticks: args.promotion_depth_ticks,
             release: args.promotion_release,
