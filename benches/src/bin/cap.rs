@@ -9,8 +9,12 @@
 //! render-and-send time per scrape and its peak memory growth while scraped.
 //!
 //! ```sh
-//! cargo run --release -p actor-benches --bin cap -- [--actors 100000] [--live 10000] [--minutes 3] [--level core]
+//! cargo run --release -p actor-benches --bin cap -- [--actors 100000] [--live 10000] [--minutes 3] [--level core] [--promoted 64]
 //! ```
+//!
+//! `--promoted N` makes the first N live actors fail half their calls, and
+//! ticks the promotion watch until they are promoted to `full` detail (the
+//! default `max_promoted` is 64): the cap scrape with promoted actors.
 //!
 //! It serves on `127.0.0.1:9091`, the target of the shipped config, so that
 //! port must be free; Prometheus listens on a free port with a temp data dir.
@@ -37,6 +41,8 @@ struct Args {
     /// Prometheus with `--enable-feature=native-histograms`: it then asks for
     /// protobuf, and each per-actor histogram is one native series.
     native: bool,
+    /// Live actors failing half their calls, promoted before scraping.
+    promoted: usize,
 }
 
 fn args() -> Args {
@@ -46,6 +52,7 @@ fn args() -> Args {
         minutes: 3.0,
         level: DetailLevel::Core,
         native: false,
+        promoted: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,8 +67,9 @@ fn args() -> Args {
             "--minutes" => a.minutes = v.parse().unwrap_or_else(|_| bad("minutes")),
             "--level" => a.level = v.parse().unwrap_or_else(|e| bad(&format!("{e}"))),
             "--native-histograms" => a.native = v.parse().unwrap_or_else(|_| bad("true or false")),
+            "--promoted" => a.promoted = v.parse().unwrap_or_else(|_| bad("a count")),
             _ => bad(
-                "use --actors N --live N --minutes M --level off|core|full --native-histograms true|false",
+                "use --actors N --live N --minutes M --level off|core|full --native-histograms true|false --promoted N",
             ),
         }
     }
@@ -188,6 +196,33 @@ fn rss_of(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Makes the first `n` of `live` fail half of 100 calls, the others make 20
+/// good ones, and ticks the watch
+/// (explicit instants, a tick apart) until they are promoted; exits 2 if they
+/// are not all promoted.
+fn promote(metrics: &Metrics, live: &[ActorMetrics], increment: &ActionMetrics, n: usize) {
+    let t0 = tokio::time::Instant::now();
+    let tick = metrics.config().promotion.tick;
+    metrics.watch(t0);
+    // The rest of the type is healthy (20 calls each), so the failing
+    // actors stand out from it.
+    for (j, a) in live.iter().enumerate() {
+        let (calls, failing) = if j < n { (100, true) } else { (20, false) };
+        for i in 0..calls {
+            a.record_action(increment, Duration::from_micros(700), !failing || i % 2 == 0);
+        }
+    }
+    let report = metrics.watch(t0 + tick);
+    println!(
+        "promotion: {} of {n} failing actors promoted ({} over max_promoted)",
+        report.promoted_now, report.over_budget
+    );
+    if report.promoted_now != n.min(metrics.config().promotion.max_promoted) {
+        eprintln!("cap: the failing actors were not promoted: {report:?}");
+        std::process::exit(2);
+    }
+}
+
 fn main() {
     let args = args();
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -219,6 +254,9 @@ fn main() {
         } else {
             a.stopped(); // retained: stopped, inside the retention window
         }
+    }
+    if args.promoted > 0 {
+        promote(&metrics, &live, &increment, args.promoted);
     }
     let populated = rss_bytes();
     println!(
