@@ -209,7 +209,11 @@ fn promote(metrics: &Metrics, live: &[ActorMetrics], increment: &ActionMetrics, 
     for (j, a) in live.iter().enumerate() {
         let (calls, failing) = if j < n { (100, true) } else { (20, false) };
         for i in 0..calls {
-            a.record_action(increment, Duration::from_micros(700), !failing || i % 2 == 0);
+            a.record_action(
+                increment,
+                Duration::from_micros(700),
+                !failing || i % 2 == 0,
+            );
         }
     }
     let report = metrics.watch(t0 + tick);

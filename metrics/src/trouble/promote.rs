@@ -117,6 +117,7 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
     for (i, e) in snapshot.entries.iter().enumerate() {
         let reading = Reading::of(e);
         let mut f = e.window.read();
+        let called = reading.calls as u32 != f.last_calls;
         if primed {
             advance(&mut f, &reading, dt, alphas);
         } else {
@@ -127,7 +128,14 @@ pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
         }
         let ty = state.types.get(e.ty.index);
         if native {
-            follow_line(cfg, &mut f, e, ty, primed.then_some((dt, alphas[0])));
+            follow_line(
+                cfg,
+                &mut f,
+                e,
+                ty,
+                called,
+                primed.then_some((dt, alphas[0])),
+            );
         }
         let depth = reading.queue.max(reading.inbox);
         f.over_ticks = if depth > cfg.depth_threshold {
@@ -185,14 +193,24 @@ fn advance(f: &mut Figures, r: &Reading, dt: Duration, alphas: [f64; 2]) {
 /// bucket key, and it moves only when the type's p99 moved by more than half
 /// an octave: the count read at the last tick must be above the same line to
 /// give a rate (a moved line takes a new baseline, and the rate waits a tick).
-/// `step` is `None` on the baseline tick.
+/// `step` is `None` on the baseline tick. An actor not `called` since the
+/// last tick has no new observation above any line: neither its buckets nor
+/// its type's p99 are read, and its line moves when it is called again.
 fn follow_line(
     cfg: &Promotion,
     f: &mut Figures,
     e: &ActorEntry,
     ty: Option<&TypeWindow>,
+    called: bool,
     step: Option<(Duration, f64)>,
 ) {
+    if !called {
+        // Nothing new above any line: the rate decays, the line waits.
+        if let Some((_, alpha)) = step {
+            f.above_rate = ewma(f64::from(f.above_rate), 0.0, alpha) as f32;
+        }
+        return;
+    }
     let own_calls = f64::from(f.rates[0][CALLS]);
     let Some(p99) = ty
         .and_then(|t| t.peer_p99(0, own_calls, f.ratio(0, SECONDS).unwrap_or(0.0)))
