@@ -279,6 +279,9 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         assert_eq!(labels["alertname"], alertname, "{key}: {labels}");
         assert_eq!(labels["severity"], "critical", "{key}: {labels}");
         assert_eq!(labels["job"], "actor-host", "{key}: {labels}");
+        // Its type, joined from the host's promotion gauge (promoted long
+        // before the page).
+        assert_eq!(labels["actor_name"], "counter", "{key}: {labels}");
         for name in ["actor_id_gen", "envoy_key", "instance"] {
             assert!(
                 labels[name].as_str().is_some_and(|v| !v.is_empty()),
@@ -287,6 +290,7 @@ fn each_bad_actor_pages_once_by_name_and_the_demo_never() {
         }
         let summary = alerts[0]["annotations"]["summary"].as_str().unwrap_or("");
         assert!(summary.contains(key), "{key}: summary {summary:?}");
+        assert!(summary.contains("counter, "), "{key}: summary {summary:?}");
         let runbook = alerts[0]["annotations"]["runbook_url"]
             .as_str()
             .unwrap_or("");

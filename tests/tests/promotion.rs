@@ -86,13 +86,16 @@ fn bad_keys() -> BTreeSet<String> {
     BAD.iter().map(|b| b.key.to_owned()).collect()
 }
 
-/// `actor_key` → `reason` of every series an instant query returned.
+/// `actor_key` → "`reason` of `actor_name`" of every series an instant query returned.
 fn by_key(p: &Prometheus, promql: &str) -> BTreeMap<String, String> {
     p.query(promql)
         .iter()
         .map(|s| {
             let label = |l: &str| s["metric"][l].as_str().unwrap_or("").to_owned();
-            (label("actor_key"), label("reason"))
+            (
+                label("actor_key"),
+                format!("{} of {}", label("reason"), label("actor_name")),
+            )
         })
         .collect()
 }
@@ -184,7 +187,7 @@ fn three_bad_actors_of_2000_are_promoted_named_and_let_go_after_recovery() {
         .collect();
     let want: BTreeMap<String, String> = BAD
         .iter()
-        .map(|b| (b.key.to_owned(), b.reason.to_owned()))
+        .map(|b| (b.key.to_owned(), format!("{} of counter", b.reason)))
         .collect();
     poll(
         Duration::from_secs(60),

@@ -1,5 +1,7 @@
 //! The two families that say which actors are promoted to `full` detail:
-//! `actor_detail_promoted` (1 per promoted actor, with its `reason`) and
+//! `actor_detail_promoted` (1 per promoted actor, with its `reason` and its
+//! type's `actor_name`: the one per-actor series that names the type, so that
+//! alerts can, at no series cost) and
 //! `actor_type_detail_promotions_total` (per type and reason, at 0 from the
 //! type's registration). Written after the aggregates, in the default scrape
 //! only, through the same path as the registry's families.
@@ -45,6 +47,7 @@ pub(crate) fn families(snapshot: &Snapshot, full: &[bool]) -> Vec<MetricFamily> 
             m.set_label(vec![
                 pair("actor_id_gen", l.actor_id_gen()),
                 pair("actor_key", l.actor_key()),
+                pair("actor_name", &e.ty.name),
                 pair("envoy_key", l.envoy_key()),
                 pair("reason", reason.as_str()),
             ]);
