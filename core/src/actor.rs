@@ -18,6 +18,7 @@ use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::action::{CallError, CallResult};
 use crate::behaviour::Behaviour;
@@ -25,6 +26,7 @@ use crate::budget::Charge;
 use crate::context::{ActorInfo, Context, Limits};
 use crate::payload::Payload;
 use crate::shutdown;
+use crate::trace::TraceContext;
 
 /// A message in an actor's inbox.
 pub(crate) enum Msg {
@@ -37,6 +39,9 @@ pub(crate) enum Msg {
         /// The payload's charges on the host's bytes (held until the action
         /// returns) and on the inbox's bytes (held while it waits).
         charges: (Charge, Charge),
+        /// The caller's trace, when it traced the call (boxed: an untraced
+        /// call's message grows by one pointer, not by the context).
+        trace: Option<Box<TraceContext>>,
     },
     /// Stop the actor for `reason`; the reply comes once it has ended.
     Stop {
@@ -293,9 +298,16 @@ impl Serving<'_> {
                     self.idle.store(false, Ordering::Relaxed);
                     self.metrics.inbox_depth(msg.inbox()).dec();
                     match msg {
-                        Msg::Call { action, recorder, payload, reply, charges } => {
-                            let call = Call { action, recorder, payload, reply, charges };
-                            if let Served::Stop(reason) = self.call(ctx, call, shutdown).await {
+                        Msg::Call { action, recorder, payload, reply, charges, trace } => {
+                            // A traced call runs in its span; an untraced one
+                            // creates none (no span cost without a caller's trace).
+                            let span = trace.as_deref().map(|t| action_span(self.info, action, t));
+                            let call = Call { action, recorder, payload, reply, charges, trace };
+                            let served = match span {
+                                Some(span) => self.call(ctx, call, shutdown).instrument(span).await,
+                                None => self.call(ctx, call, shutdown).await,
+                            };
+                            if let Served::Stop(reason) = served {
                                 return (reason, None);
                             }
                         }
@@ -325,6 +337,7 @@ impl Serving<'_> {
             payload,
             reply,
             charges: (held, waiting),
+            trace,
         } = call;
         // Out of the inbox; its bytes stay charged to the host until it returns.
         drop(waiting);
@@ -334,6 +347,9 @@ impl Serving<'_> {
             let _ = reply.send(Answer::NotRun { payload, why });
             return Served::Answered;
         }
+        // The trace is the call context's while the action runs (actor code
+        // reads it through `Context::trace`), and comes back for the recording.
+        ctx.set_trace(trace);
         let t0 = Instant::now();
         let running =
             AssertUnwindSafe(self.behaviour.call(ctx, action, payload.into_value())).catch_unwind();
@@ -343,7 +359,13 @@ impl Serving<'_> {
             () = shutdown_deadline(shutdown) => None,
         };
         let elapsed = t0.elapsed();
+        let trace = ctx.set_trace(None);
         drop(held);
+        // The recording site of the call's exemplar, once the metrics take
+        // one: `trace.map(|t| t.exemplar(elapsed.as_secs_f64(), t0 + elapsed))`
+        // gives its ids and time with no clock read and no allocation; an
+        // untraced call has `None` and records as it does now.
+        let _ = trace;
         self.metrics
             .record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
         let info = self.info;
@@ -381,6 +403,25 @@ struct Call {
     payload: Payload,
     reply: oneshot::Sender<Answer>,
     charges: (Charge, Charge),
+    trace: Option<Box<TraceContext>>,
+}
+
+/// The span a traced action runs in: the actor's labels, the action, and the
+/// trace. At level ERROR, the most severe, so that any filter that lets an
+/// event of the action through also enables its span (a span a filter
+/// disables would leave the action's log lines without their trace).
+fn action_span(info: &ActorInfo, action: &'static str, trace: &TraceContext) -> tracing::Span {
+    tracing::error_span!(
+        "action",
+        actor_name = info.actor_name.as_str(),
+        // Escaped as Rust does (no quotes): a key with a newline cannot
+        // forge a log line in the text format.
+        actor_key = %info.key.escape_debug(),
+        actor_id_gen = %format_args!("{}:{}", info.actor_id, info.generation),
+        action,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    )
 }
 
 /// After the loop: answers what is left in the inbox, drops the queue, drains

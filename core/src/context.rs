@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::budget::{Charge, HostBudget, LimitError};
 use crate::task::UserTasks;
+use crate::trace::TraceContext;
 
 /// What a queued message holds beyond its text: its slot in the queue and its
 /// text's heap block.
@@ -121,6 +122,8 @@ pub struct Context {
     queue_bytes: usize,
     limits: Limits,
     connections: u32,
+    /// The trace of the call running now, if its caller traced it.
+    trace: Option<Box<TraceContext>>,
 }
 
 impl Context {
@@ -139,12 +142,29 @@ impl Context {
             queue_bytes: 0,
             limits,
             connections: 0,
+            trace: None,
         }
     }
 
     /// Who this actor is.
     pub fn info(&self) -> &ActorInfo {
         &self.info
+    }
+
+    /// The trace of the action call running now, when its caller traced it
+    /// ([`Host::call_traced`](crate::Host::call_traced)): to send its
+    /// [`traceparent`](TraceContext::traceparent) on to a callee. `None`
+    /// outside an action and in untraced calls.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_deref()
+    }
+
+    /// Sets the trace of the call about to run; returns the one it replaces.
+    pub(crate) fn set_trace(
+        &mut self,
+        trace: Option<Box<TraceContext>>,
+    ) -> Option<Box<TraceContext>> {
+        std::mem::replace(&mut self.trace, trace)
     }
 
     /// The actor's series, for events not covered by the methods below.

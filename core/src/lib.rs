@@ -29,7 +29,10 @@
 //! * [`shutdown`]: draining user tasks with a timeout, recording why and how long;
 //! * [`health`]: liveness checks for `/healthz` (a task that must not end,
 //!   the host runtime's heartbeat);
-//! * [`throttle`]: a rate limit for log lines a client can repeat at will.
+//! * [`throttle`]: a rate limit for log lines a client can repeat at will;
+//! * [`trace`]: the W3C trace context a call runs in (its `traceparent`
+//!   read or a trace started), the `tracing` span of a traced action, and the
+//!   ids and time an exemplar of the call records.
 //!
 //! The engine pulls no CLI, no HTTP server and no demo: the `actor-host`
 //! crate (`host/`) holds the demo `counter` type, its JSON app API and
@@ -58,6 +61,7 @@ pub mod payload;
 pub mod shutdown;
 pub mod task;
 pub mod throttle;
+pub mod trace;
 
 pub use action::{ActionError, CallError};
 pub use behaviour::{Behaviour, BoxFuture};
@@ -67,3 +71,4 @@ pub use config::HostConfig;
 pub use context::{ActorInfo, Context, QueueError, QueueLimits};
 pub use host::{Host, HostBuilder, HostError};
 pub use payload::{Payload, PayloadError};
+pub use trace::{TraceContext, TraceOrigin};

@@ -8,6 +8,16 @@
 //! | `DELETE /actors/{name}/{key}` | destroy |
 //! | `GET /actors` | live actors |
 //!
+//! Trace context: an action call honours the caller's W3C `traceparent`
+//! (continuing its trace) and starts a trace when there is none, or when it
+//! is invalid or repeated (never an error). The action runs in a `tracing`
+//! span with the actor's labels and the trace (see [`actor_core::trace`]),
+//! and every answer of the call route, errors included, carries two headers:
+//! [`TRACEPARENT`], naming the host's span of the call (same trace id and
+//! flags as the caller's, a new span id: what a client records as its
+//! callee), and [`TRACE_ID`], the trace id alone, for a person or a `grep`
+//! of the logs.
+//!
 //! Path segments are percent-decoded (any UTF-8 key; `%2F` is a `/` inside the
 //! key). Every error is a JSON `{"error": ...}` with a 4xx/5xx status; a wrong
 //! method is 405 with `Allow`.
@@ -26,7 +36,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,6 +52,13 @@ use actor_core::Payload;
 use actor_core::action::CallError;
 use actor_core::budget::{Charge, LimitError};
 use actor_core::throttle::LogThrottle;
+use actor_core::{TraceContext, TraceOrigin};
+
+/// The W3C Trace Context header read on a call, and returned naming the
+/// host's span of it.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The response header with the call's trace id (32 lowercase hex digits).
+pub const TRACE_ID: HeaderName = HeaderName::from_static("trace-id");
 
 /// Largest request body accepted: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -388,10 +405,39 @@ async fn sleep(
 
 async fn call(
     State(host): State<Host>,
+    headers: HeaderMap,
     path: Result<Path<(String, String, String)>, PathRejection>,
-    PayloadBody(payload): PayloadBody,
-) -> Answer {
-    let Path((name, key, action)) = path?;
-    let result = host.call(&name, &key, &action, payload).await?;
-    Ok(Reply(json!({ "result": result })))
+    payload: Result<PayloadBody, Reject>,
+) -> Response {
+    let (trace, origin) = TraceContext::continue_or_start(
+        headers
+            .get_all(&TRACEPARENT)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    if let TraceOrigin::Invalid(e) = origin {
+        tracing::debug!(error = %e, trace_id = %trace.trace_id(), "invalid traceparent; started a new trace");
+    }
+    let answer: Answer = async {
+        let Path((name, key, action)) = path?;
+        let PayloadBody(payload) = payload?;
+        let result = host
+            .call_traced(&name, &key, &action, payload, trace)
+            .await?;
+        Ok(Reply(json!({ "result": result })))
+    }
+    .await;
+    let mut response = answer.into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (TRACEPARENT, trace.traceparent().to_string()),
+        (TRACE_ID, trace.trace_id().to_string()),
+    ] {
+        // Hex digits and dashes: always a valid header value.
+        headers.insert(
+            name,
+            HeaderValue::try_from(value).expect("hex is a valid header value"),
+        );
+    }
+    response
 }

@@ -103,9 +103,14 @@ impl Behaviour for Counter {
                     Ok(json!({ "value": next }))
                 }
                 "get" => Ok(json!({ "value": read_value(ctx)? })),
-                "fail" => Err(ActionError::Failed("the action failed as asked".into())),
+                "fail" => {
+                    // A line inside the action: in a traced call it carries the trace.
+                    tracing::debug!("failing as asked");
+                    Err(ActionError::Failed("the action failed as asked".into()))
+                }
                 "slow" => {
                     let ms = bounded_ms(&payload, 100)?;
+                    tracing::debug!(ms, "sleeping as asked");
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     Ok(json!({ "slept_ms": ms }))
                 }

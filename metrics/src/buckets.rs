@@ -30,6 +30,67 @@ pub struct Buckets {
     split_keys: [i32; MAX_BUCKETS],
     /// Bit `key - MIN_KEY` is set for every split key.
     split_mask: [u64; KEY_WORDS],
+    /// The classic index by octave, for [`Buckets::index_by_octave`].
+    octaves: Octaves,
+}
+
+/// Octaves (powers of two) covered from the first bound's: every set spans
+/// fewer.
+const OCTAVES: usize = 32;
+
+/// The classic bucket index by the binary exponent of a value: with at most
+/// one bound per octave `[2^e, 2^(e+1))`, a value in octave `e` is in bucket
+/// `base[e]`, or the next one if it is above `bound[e]` (`+∞` when the octave
+/// has no bound). One table load and one compare instead of a compare per
+/// bound; it serves exemplar slots, which choose their bucket apart from the
+/// observation.
+#[derive(Debug)]
+struct Octaves {
+    /// Biased exponent of the first bound; `None` when a set does not fit
+    /// (two bounds in one octave, or a span past [`OCTAVES`]).
+    first: Option<u64>,
+    base: [u8; OCTAVES],
+    bound: [f64; OCTAVES],
+}
+
+/// The biased binary exponent of a positive finite `v`.
+const fn exponent(v: f64) -> u64 {
+    (v.to_bits() >> 52) & 0x7ff
+}
+
+impl Octaves {
+    const fn new(bounds: &[f64]) -> Octaves {
+        let mut o = Octaves {
+            first: None,
+            base: [0; OCTAVES],
+            bound: [f64::INFINITY; OCTAVES],
+        };
+        let n = bounds.len();
+        if n == 0 || exponent(bounds[n - 1]) - exponent(bounds[0]) >= OCTAVES as u64 {
+            return o;
+        }
+        let first = exponent(bounds[0]);
+        let mut i = 0;
+        while i < n {
+            let e = (exponent(bounds[i]) - first) as usize;
+            if o.bound[e] != f64::INFINITY {
+                return o;
+            }
+            o.bound[e] = bounds[i];
+            i += 1;
+        }
+        // base[e]: the bounds in octaves below e, all below any value in e.
+        let (mut e, mut below) = (0, 0u8);
+        while e < OCTAVES {
+            o.base[e] = below;
+            if o.bound[e] != f64::INFINITY {
+                below += 1;
+            }
+            e += 1;
+        }
+        o.first = Some(first);
+        o
+    }
 }
 
 impl Buckets {
@@ -67,6 +128,7 @@ impl Buckets {
             native,
             split_keys,
             split_mask,
+            octaves: Octaves::new(bounds),
         }
     }
 
@@ -128,6 +190,30 @@ impl Buckets {
     /// The finite upper bounds.
     pub fn bounds(&self) -> &'static [f64] {
         self.bounds
+    }
+
+    /// As [`Buckets::index_of`], by the octave of `v`: one table load and
+    /// one compare (every set declared here has at most one bound per
+    /// octave; one that does not falls back to `index_of`).
+    #[inline]
+    pub(crate) fn index_by_octave(&self, v: f64) -> usize {
+        let Some(first) = self.octaves.first else {
+            return self.index_of(v);
+        };
+        let bits = v.to_bits();
+        if bits >> 63 != 0 {
+            // Negative, -0.0, or a NaN with its sign bit: as `index_of`.
+            return if v.is_nan() { self.bounds.len() } else { 0 };
+        }
+        // A positive NaN or +∞ has the top exponent: past every octave.
+        match usize::try_from((bits >> 52).wrapping_sub(first)) {
+            Ok(e) if e < OCTAVES => {
+                usize::from(self.octaves.base[e]) + usize::from(v > self.octaves.bound[e])
+            }
+            // Below the first bound's octave (wrapped): bucket 0.
+            _ if bits >> 52 < first => 0,
+            _ => self.bounds.len(),
+        }
     }
 
     /// Index of the bucket `v` falls in (`le` is inclusive); `bounds().len()` is `+Inf`.
@@ -196,6 +282,56 @@ pub static SWEEP_BUCKETS: Buckets = Buckets::new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_octave_index_agrees_with_the_compares_for_every_set() {
+        for b in [
+            &ACTION_BUCKETS,
+            &SQLITE_BUCKETS,
+            &TASK_BUCKETS,
+            &SHUTDOWN_BUCKETS,
+            &STARTUP_BUCKETS,
+            &SWEEP_BUCKETS,
+        ] {
+            assert!(b.octaves.first.is_some(), "{} fits the table", b.name());
+            let mut values = vec![
+                0.0,
+                -0.0,
+                -1.0,
+                f64::MIN_POSITIVE / 2.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                -f64::NAN,
+                f64::MAX,
+            ];
+            for bound in b.bounds() {
+                values.extend([
+                    bound.next_down(),
+                    *bound,
+                    bound.next_up(),
+                    bound * 0.7,
+                    bound * 1.4,
+                ]);
+            }
+            for i in 0..4000 {
+                values.push(1e-7 * 1.01f64.powi(i));
+            }
+            for v in values {
+                assert_eq!(b.index_by_octave(v), b.index_of(v), "{} at {v:e}", b.name());
+            }
+        }
+        // A set with two bounds in one octave falls back to the compares.
+        static CLOSE: Buckets = Buckets::new(
+            "close",
+            &[0.001, 0.0015, 0.01],
+            NativeRange::up_to_octave(4),
+        );
+        assert!(CLOSE.octaves.first.is_none());
+        for v in [0.0005, 0.001, 0.0012, 0.0015, 0.002, 0.02] {
+            assert_eq!(CLOSE.index_by_octave(v), CLOSE.index_of(v));
+        }
+    }
 
     #[test]
     fn le_is_inclusive_and_past_the_last_bound_is_inf() {

@@ -51,6 +51,7 @@
 //! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
 //! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`), the registry's families converted to it (`registry.rs`), and the promotion families (`promoted.rs`) |
+//! | `exemplar.rs` | exemplar storage ([`exemplar`]): a lock-free slot (a seqlock of atomics) that observers write and scrapes read, and the lazily allocated slots of one histogram; not wired into recording or rendering yet |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.
@@ -79,6 +80,7 @@ mod cells;
 pub mod clock;
 mod config;
 mod error;
+pub mod exemplar;
 mod expiry;
 pub mod families;
 mod label_cache;

@@ -76,9 +76,15 @@ impl Host {
     /// As [`Host::start_in`], with stderr kept for [`Host::log`] instead of
     /// passed through.
     pub fn start_logged(data_dir: &Path, args: &[&str]) -> Host {
+        Host::start_logged_env(data_dir, args, &[])
+    }
+
+    /// As [`Host::start_logged`], with `env` added to the host's environment
+    /// (`RUST_LOG`, for one).
+    pub fn start_logged_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let stderr = log.reopen().expect("log file");
-        let mut host = Host::launch_with(data_dir, "127.0.0.1:0", args, stderr.into());
+        let mut host = Host::launch_with(data_dir, "127.0.0.1:0", args, env, stderr.into());
         host.log = Some(log);
         Host::ready(host)
     }
@@ -109,10 +115,16 @@ impl Host {
     }
 
     fn launch(data_dir: &Path, metrics: &str, args: &[&str]) -> Host {
-        Host::launch_with(data_dir, metrics, args, Stdio::inherit())
+        Host::launch_with(data_dir, metrics, args, &[], Stdio::inherit())
     }
 
-    fn launch_with(data_dir: &Path, metrics: &str, args: &[&str], stderr: Stdio) -> Host {
+    fn launch_with(
+        data_dir: &Path,
+        metrics: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Host {
         let mut child = Command::new(actor_host_bin())
             .args([
                 "--app-addr",
@@ -123,6 +135,7 @@ impl Host {
             ])
             .arg(data_dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

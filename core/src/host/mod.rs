@@ -44,6 +44,7 @@ use crate::database;
 use crate::lru::Lru;
 use crate::payload::Payload;
 use crate::throttle::LogThrottle;
+use crate::trace::TraceContext;
 
 mod builder;
 mod lifecycle;
@@ -147,7 +148,33 @@ impl Host {
         action: &str,
         payload: impl Into<Payload>,
     ) -> CallResult {
-        let mut payload = payload.into();
+        self.call_in(name, key, action, payload.into(), None).await
+    }
+
+    /// As [`Host::call`], in the caller's trace: the action runs inside a
+    /// `tracing` span carrying the actor's labels, the action and the trace
+    /// (see [`trace`](crate::trace)), and its code sees the trace through
+    /// [`Context::trace`](crate::Context::trace).
+    pub async fn call_traced(
+        &self,
+        name: &str,
+        key: &str,
+        action: &str,
+        payload: impl Into<Payload>,
+        trace: TraceContext,
+    ) -> CallResult {
+        self.call_in(name, key, action, payload.into(), Some(trace))
+            .await
+    }
+
+    async fn call_in(
+        &self,
+        name: &str,
+        key: &str,
+        action: &str,
+        mut payload: Payload,
+        trace: Option<TraceContext>,
+    ) -> CallResult {
         let inner = &self.inner;
         let type_name = inner.type_name(name)?;
         let (action, recorder) = inner.types[type_name]
@@ -176,6 +203,7 @@ impl Host {
                 payload,
                 reply,
                 charges: (held, waiting),
+                trace: trace.map(Box::new),
             };
             let unrun = match send(&live, msg) {
                 Ok(()) => match answer.await {
