@@ -253,6 +253,8 @@ enum Stage {
     },
     /// The registry's own collectors.
     Registry,
+    /// What closes the body in the sink's format.
+    End,
     Done,
 }
 
@@ -386,7 +388,10 @@ impl Exposition {
                     let sink = &mut self.sink;
                     sink.registry(&promoted::families(&self.snapshot, &self.full));
                     sink.registry(&self.store.registry.gather());
-                    sink.end();
+                    self.stage = Stage::End;
+                }
+                Stage::End => {
+                    self.sink.end();
                     self.stage = Stage::Done;
                 }
                 Stage::Done => return,
@@ -403,7 +408,7 @@ impl Exposition {
             self.stage = if self.aggregates {
                 Stage::Aggregates { family: 0 }
             } else {
-                Stage::Done
+                Stage::End
             };
             return;
         }
