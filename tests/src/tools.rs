@@ -147,13 +147,13 @@ impl ReferenceParser {
     /// [`require`] does for a missing tool: fail in CI, else a `SKIPPED` line
     /// and `None`.
     pub fn require(test: &str) -> Option<Self> {
-        let on_path = std::env::var_os("PATH")
+        let on_path: Vec<PathBuf> = std::env::var_os("PATH")
             .map(|p| {
                 std::env::split_paths(&p)
                     .map(|d| d.join("python3"))
                     .collect()
             })
-            .unwrap_or_else(Vec::new);
+            .unwrap_or_default();
         let found = std::iter::once(PathBuf::from("/usr/bin/python3"))
             .chain(on_path)
             .filter(|p| p.is_file())

@@ -1,5 +1,5 @@
-//! The renderer: what a scrape holds, written in bounded chunks, in the text or
-//! the protobuf format.
+//! The renderer: what a scrape holds, written in bounded chunks, in the text,
+//! OpenMetrics or protobuf format.
 //!
 //! A scrape starts with a snapshot of the store (the selected entries, each
 //! type's retired totals and actions; no lock is held after that), then writes
@@ -9,10 +9,14 @@
 //! of about [`Exposition::DEFAULT_CHUNK_BYTES`], so a scrape's memory does not grow with the
 //! number of actors and a server can stop writing when its client goes away.
 //!
-//! Which families and actors a scrape holds is decided here, once; how they are
-//! written is a [`Sink`]: `text.rs` (format 0.0.4) or `proto.rs`
-//! (length-delimited `MetricFamily` messages, with native histograms; the
-//! registry's own families converted by `registry.rs`).
+//! Which families and actors a scrape holds is decided here, once, for every
+//! format; how they are written is a [`Sink`], one file per format, which owns
+//! its escaping, its slot in each entry's label cache and its content type:
+//! `text.rs` (format 0.0.4), `openmetrics.rs` (OpenMetrics 1.0.0: the text
+//! format's samples under its own metadata) or `proto.rs` (length-delimited
+//! `MetricFamily` messages, with native histograms; the registry's own
+//! families converted by `registry.rs`). Adding a format is its file, a
+//! [`Format`] variant and its row in the server's negotiation table.
 
 pub(crate) mod client_model;
 mod openmetrics;

@@ -362,6 +362,9 @@ pub(crate) fn cached_label_block(
 /// Writes family `fi` of the actors from `next` (see [`Sink::actors`]),
 /// `labels` holding their blocks; `header` writes the family's header in
 /// the shape it is typed as, before the first actor.
+// `Sink::actors`' five arguments plus the calling sink's own state (its
+// buffer, its label blocks, its header).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_actors(
     out: &mut String,
     fi: usize,
