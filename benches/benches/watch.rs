@@ -3,7 +3,9 @@
 //! and the default scrape with 64 actors promoted to `full`, each against a
 //! baseline in the same process: one read of every actor's totals
 //! (`Metrics::totals`, the cheapest walk over the store) and the default
-//! `core` scrape with nobody promoted.
+//! `core` scrape with nobody promoted. The default scrape is timed in each
+//! format; OpenMetrics against text is also printed as a ratio of medians of
+//! interleaved renders, so both see the same machine.
 //!
 //! Every actor has the full catalogue populated (`build_ours`); between two
 //! timed ticks nothing is recorded, so a tick's cost is the walk and the
@@ -26,6 +28,39 @@ fn default_scrape(m: &Metrics, format: Format) -> usize {
         ..ScrapeRequest::default()
     };
     m.exposition(&request).map(|chunk| chunk.len()).sum()
+}
+
+/// Median seconds of `rounds` default scrapes in each of `formats`, taken in
+/// turn (one of each per round), so a busy moment weighs on all alike.
+fn interleaved(m: &Metrics, formats: &[Format], rounds: usize) -> Vec<f64> {
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); formats.len()];
+    for _ in 0..rounds {
+        for (f, t) in formats.iter().zip(&mut times) {
+            let started = std::time::Instant::now();
+            std::hint::black_box(default_scrape(m, *f));
+            t.push(started.elapsed().as_secs_f64());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+/// Prints the OpenMetrics and protobuf scrapes' medians against the text one's.
+fn print_ratio(m: &Metrics, what: &str) {
+    let t = interleaved(m, &[Format::Text, Format::OpenMetrics, Format::Protobuf], 9);
+    println!(
+        "{what}: median of 9 interleaved default scrapes: text {:.3} s, OpenMetrics {:.3} s ({:.3}x text), protobuf {:.3} s ({:.3}x text)",
+        t[0],
+        t[1],
+        t[1] / t[0],
+        t[2],
+        t[2] / t[0]
+    );
 }
 
 fn watch(c: &mut Criterion) {
@@ -60,6 +95,7 @@ fn watch(c: &mut Criterion) {
         tick(&m);
     }
     let core_bytes = default_scrape(&m, Format::Text);
+    print_ratio(&m, "80k core");
 
     let mut g = c.benchmark_group("watch");
     g.warm_up_time(Duration::from_secs(1))
@@ -93,6 +129,9 @@ fn watch(c: &mut Criterion) {
     }
     g.bench_function("scrape_80k_core", |b| {
         b.iter(|| default_scrape(&m, Format::Text))
+    });
+    g.bench_function("scrape_80k_core_openmetrics", |b| {
+        b.iter(|| default_scrape(&m, Format::OpenMetrics))
     });
     g.bench_function("scrape_80k_core_protobuf", |b| {
         b.iter(|| default_scrape(&m, Format::Protobuf))
@@ -146,8 +185,12 @@ fn watch(c: &mut Criterion) {
         (text.len() as f64 - core_bytes as f64) / 1e3
     );
     drop(text);
+    print_ratio(&m, "80k core, 64 promoted");
     g.bench_function("scrape_80k_core_64_promoted", |b| {
         b.iter(|| default_scrape(&m, Format::Text))
+    });
+    g.bench_function("scrape_80k_core_openmetrics_64_promoted", |b| {
+        b.iter(|| default_scrape(&m, Format::OpenMetrics))
     });
     g.bench_function("scrape_80k_core_protobuf_64_promoted", |b| {
         b.iter(|| default_scrape(&m, Format::Protobuf))

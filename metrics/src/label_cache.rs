@@ -1,30 +1,49 @@
 //! The renderer's per-entry cache of a label set's written forms.
 //!
-//! A retained actor's label set never changes, so each format writes it once,
-//! on the first scrape that needs it, and keeps the bytes with the entry. The
-//! store holds one [`LabelCache`] per entry without reading it; what goes in a
-//! slot (the escaped text block, the encoded protobuf pairs) is decided by that
-//! format's writer in `render/`, which owns its escaping.
+//! A retained actor's label set never changes, so each exposition format
+//! writes it once, on the first scrape in that format that needs it, and keeps
+//! the bytes with the entry. The store holds one [`LabelCache`] per entry
+//! without reading it, and knows no format: the cache is a row of [`SLOTS`]
+//! empty cells, and each sink in `render/` owns one slot (its `LABEL_SLOT`),
+//! decides what goes in it (an escaped text block, encoded protobuf pairs) and
+//! owns its escaping. Registering an entry stores empty cells only.
 
 use std::sync::{Arc, OnceLock};
 
-/// One entry's label block in each format, filled on first use.
+/// Slots per entry: one per exposition format.
+pub(crate) const SLOTS: usize = 3;
+
+/// One written form of a label set.
+#[derive(Debug, Clone)]
+enum LabelForm {
+    /// A UTF-8 block, written into a text exposition as it is.
+    Str(Arc<str>),
+    /// Encoded bytes, copied into a binary exposition as they are.
+    Bytes(Arc<[u8]>),
+}
+
+/// One entry's label forms, each filled on first use by the sink that owns its slot.
 #[derive(Debug, Default)]
 pub(crate) struct LabelCache {
-    /// The escaped text label block (`actor_id_gen="…",…`).
-    text: OnceLock<Arc<str>>,
-    /// The label pairs as encoded protobuf `Metric.label` fields.
-    proto: OnceLock<Arc<[u8]>>,
+    slots: [OnceLock<LabelForm>; SLOTS],
 }
 
 impl LabelCache {
-    /// The text block, built by `write` on first use.
-    pub(crate) fn text(&self, write: impl FnOnce() -> Arc<str>) -> Arc<str> {
-        self.text.get_or_init(write).clone()
+    /// The UTF-8 block in `slot`, built by `write` on first use.
+    pub(crate) fn str(&self, slot: usize, write: impl FnOnce() -> Arc<str>) -> Arc<str> {
+        match self.slots[slot].get_or_init(|| LabelForm::Str(write())) {
+            LabelForm::Str(s) => s.clone(),
+            // Only the slot's owner fills it, always with the same method.
+            LabelForm::Bytes(_) => unreachable!("label slot {slot} holds bytes, not text"),
+        }
     }
 
-    /// The encoded protobuf pairs, built by `encode` on first use.
-    pub(crate) fn proto(&self, encode: impl FnOnce() -> Arc<[u8]>) -> Arc<[u8]> {
-        self.proto.get_or_init(encode).clone()
+    /// The encoded bytes in `slot`, built by `encode` on first use.
+    pub(crate) fn bytes(&self, slot: usize, encode: impl FnOnce() -> Arc<[u8]>) -> Arc<[u8]> {
+        match self.slots[slot].get_or_init(|| LabelForm::Bytes(encode())) {
+            LabelForm::Bytes(b) => b.clone(),
+            // Only the slot's owner fills it, always with the same method.
+            LabelForm::Str(_) => unreachable!("label slot {slot} holds text, not bytes"),
+        }
     }
 }

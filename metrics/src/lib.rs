@@ -44,13 +44,13 @@
 //! | `config.rs`, `validate.rs` | [`Config`] (its defaults and bounds as associated consts, documented on its setters), [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`](clock::Clock); [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
-//! | `label_cache.rs` | the renderer's per-entry cache of each format's label block, held by the store's entries, read only by `render/` |
+//! | `label_cache.rs` | the renderer's per-entry cache of label blocks: one format-blind slot per sink, held by the store's entries, read only by `render/` |
 //! | `prefetch.rs` | the CPU prefetch hint that walks over scattered entries (totals, scrapes) use |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task (which also runs the promotion tick) |
 //! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
-//! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), the text format (`text.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`), the registry's families converted to it (`registry.rs`), and the promotion families (`promoted.rs`) |
+//! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), one sink per format, each owning its escaping, label cache slot and content type: the text format (`text.rs`), OpenMetrics (`openmetrics.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`, the registry's families converted to it in `registry.rs`); and the promotion families (`promoted.rs`) |
 //! | `exemplar.rs` | exemplar storage ([`exemplar`]): a lock-free slot (a seqlock of atomics) that observers write and scrapes read, and the lazily allocated slots of one histogram; not wired into recording or rendering yet |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!

@@ -1,6 +1,8 @@
-//! A parsed scrape: the Prometheus text format, or the protobuf format, read
-//! back into `(name, labels) → value` (and native histograms), so tests and
-//! tools assert on values, not on text prefixes.
+//! A parsed scrape: the Prometheus text format, OpenMetrics text, or the
+//! protobuf format, read back into `(name, labels) → value` (and native
+//! histograms), so tests and tools assert on values, not on text prefixes.
+//! A scrape reads the same whatever its format: an OpenMetrics counter's type
+//! is kept under its samples' `_total` name, as the text format names it.
 //!
 //! Strict on purpose: a sample without a `# TYPE` for its family, a series that
 //! appears twice, a bad escape or an unparsable value is an error, because any
@@ -59,23 +61,59 @@ pub struct Scrape {
     natives: Vec<NativeSample>,
     types: HashMap<String, String>,
     helps: HashMap<String, String>,
+    units: HashMap<String, String>,
 }
 
 impl Scrape {
     /// Parses the text format 0.0.4.
     pub fn parse(text: &str) -> Result<Scrape, ScrapeError> {
+        Self::parse_lines(text, false)
+    }
+
+    /// Parses OpenMetrics text 1.0.0: as [`Scrape::parse`], and also a body
+    /// that ends with `# EOF` and has nothing after it, no blank line, no
+    /// comment other than `HELP`, `TYPE` and `UNIT`, counter samples named
+    /// `{family}_total`, a `UNIT` only on a family whose name ends with it,
+    /// `"` escaped in `HELP`, timestamps in seconds.
+    pub fn parse_openmetrics(text: &str) -> Result<Scrape, ScrapeError> {
+        let body = text.strip_suffix("# EOF\n").ok_or_else(|| ScrapeError {
+            line: text.lines().count(),
+            what: "the body does not end with # EOF".into(),
+        })?;
+        Self::parse_lines(body, true)
+    }
+
+    fn parse_lines(text: &str, om: bool) -> Result<Scrape, ScrapeError> {
         let mut s = Scrape::default();
         let mut seen = HashSet::new();
         for (i, line) in text.lines().enumerate() {
             let err = |what: String| ScrapeError { line: i + 1, what };
             if line.is_empty() {
+                if om {
+                    return Err(err("blank line".into()));
+                }
                 continue;
             }
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest
                     .split_once(' ')
                     .ok_or_else(|| err("TYPE without a type".into()))?;
-                if s.types.insert(name.to_owned(), kind.to_owned()).is_some() {
+                let (name, kind) = match (om, kind) {
+                    (true, "counter") => {
+                        // The samples, and the text format, name it `…_total`.
+                        let total = format!("{name}_total");
+                        if let Some(help) = s.helps.remove(name) {
+                            s.helps.insert(total.clone(), help);
+                        }
+                        (total, kind)
+                    }
+                    (true, "unknown") => (name.to_owned(), "untyped"),
+                    (true, "untyped") => {
+                        return Err(err("untyped is not an OpenMetrics type".into()));
+                    }
+                    _ => (name.to_owned(), kind),
+                };
+                if s.types.insert(name.clone(), kind.to_owned()).is_some() {
                     return Err(err(format!("second TYPE for {name}")));
                 }
                 continue;
@@ -83,13 +121,26 @@ impl Scrape {
             if let Some(rest) = line.strip_prefix("# HELP ") {
                 let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
                 s.helps
-                    .insert(name.to_owned(), unescape(help, false).map_err(err)?);
+                    .insert(name.to_owned(), unescape(help, om).map_err(err)?);
+                continue;
+            }
+            if om && let Some(rest) = line.strip_prefix("# UNIT ") {
+                let (name, unit) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| err("UNIT without a unit".into()))?;
+                if !name.ends_with(&format!("_{unit}")) {
+                    return Err(err(format!("{name} does not end with its unit {unit}")));
+                }
+                s.units.insert(name.to_owned(), unit.to_owned());
                 continue;
             }
             if line.starts_with('#') {
+                if om {
+                    return Err(err(format!("not an OpenMetrics line: {line:?}")));
+                }
                 continue;
             }
-            let sample = parse_sample(line).map_err(err)?;
+            let sample = parse_sample(line, om).map_err(err)?;
             family_of(&sample.name, &s.types)
                 .ok_or_else(|| err(format!("{} has no # TYPE", sample.name)))?;
             let key = (sample.name.clone(), sample.labels.clone());
@@ -309,6 +360,11 @@ impl Scrape {
         self.types.get(family).map(String::as_str)
     }
 
+    /// The `# UNIT` of a family (OpenMetrics only).
+    pub fn unit_of(&self, family: &str) -> Option<&str> {
+        self.units.get(family).map(String::as_str)
+    }
+
     /// The unescaped `# HELP` of a family.
     pub fn help_of(&self, family: &str) -> Option<&str> {
         self.helps.get(family).map(String::as_str)
@@ -375,7 +431,7 @@ fn is_name_char(c: char, first: bool) -> bool {
     c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
 }
 
-fn parse_sample(line: &str) -> Result<Sample, String> {
+fn parse_sample(line: &str, om: bool) -> Result<Sample, String> {
     let name_end = line
         .char_indices()
         .find(|&(i, c)| !is_name_char(c, i == 0))
@@ -427,8 +483,15 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let value = parts.next().ok_or("no value")?;
     let value = parse_value(value)?;
     if let Some(ts) = parts.next() {
-        ts.parse::<i64>()
-            .map_err(|_| format!("bad timestamp {ts:?}"))?;
+        // Milliseconds in the text format, seconds in OpenMetrics.
+        let valid = if om {
+            ts.parse::<f64>().is_ok_and(f64::is_finite)
+        } else {
+            ts.parse::<i64>().is_ok()
+        };
+        if !valid {
+            return Err(format!("bad timestamp {ts:?}"));
+        }
     }
     if parts.next().is_some() {
         return Err("trailing text after the sample".into());
@@ -510,6 +573,29 @@ mod tests {
             "# TYPE a counter\na one\n",          // bad value
         ] {
             assert!(Scrape::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_reads_as_the_text_format() {
+        let om = "# HELP a A \\\"q\\\"\n# TYPE a counter\na_total{x=\"1\"} 3\n# HELP h_seconds H\n# TYPE h_seconds histogram\n# UNIT h_seconds seconds\nh_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 0.5\nh_seconds_count 2\n# TYPE u unknown\nu 1 1700000000.5\n# EOF\n";
+        let s = Scrape::parse_openmetrics(om).unwrap();
+        assert_eq!(s.get("a_total", &[("x", "1")]), Some(3.0));
+        assert_eq!(s.type_of("a_total"), Some("counter"));
+        assert_eq!(s.help_of("a_total"), Some("A \"q\""));
+        assert_eq!(s.unit_of("h_seconds"), Some("seconds"));
+        assert_eq!(s.get("h_seconds_count", &[]), Some(2.0));
+        assert_eq!(s.type_of("u"), Some("untyped"));
+        for bad in [
+            "# TYPE a counter\na_total 1\n",                  // no EOF
+            "# TYPE a counter\na_total 1\n# EOF\n\n",         // after EOF
+            "# TYPE a counter\na 1\n# EOF\n",                 // counter sample without _total
+            "# TYPE a counter\n\na_total 1\n# EOF\n",         // blank line
+            "# TYPE a gauge\n# UNIT a seconds\na 1\n# EOF\n", // unit not in the name
+            "# TYPE a untyped\na 1\n# EOF\n",                 // 0.0.4's word
+            "# TYPE a gauge\n# comment\na 1\n# EOF\n",        // free comment
+        ] {
+            assert!(Scrape::parse_openmetrics(bad).is_err(), "{bad:?}");
         }
     }
 }

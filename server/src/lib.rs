@@ -6,7 +6,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | 200, text format 0.0.4 (or protobuf with native histograms when `Accept` prefers `application/vnd.google.protobuf`), streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
+//! | `GET /metrics` | 200, in the format `Accept` prefers among text 0.0.4 (the default), OpenMetrics 1.0.0 (`application/openmetrics-text`, what Prometheus asks for first) and protobuf with native histograms (`application/vnd.google.protobuf`), with the `Content-Type` of the format the source wrote (a [`prometheus::Registry`] or [`FnSource`] writes text whatever is asked); streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
 //! | `GET /metrics?detail=off\|core\|full` | per-actor series at that level (default: the instance's `per_actor_detail`) |
 //! | `GET /metrics?actor_key=K&actor_id_gen=G` | only those actors' series, at `full` unless `detail` says otherwise (each parameter repeatable) |
 //! | `GET /healthz` | 200 `ok` while every [`Health`] check passes, else 503 with one `unhealthy: {check}: {why}` line per failing check |
@@ -48,7 +48,7 @@
 //! | `source.rs` | [`MetricsSource`]: what a scrape renders |
 //! | `actors.rs` | `/actors/top` and `/actors`: ranking and the page |
 //! | `routes.rs` | one request: routing, body draining, auth, probes |
-//! | `negotiate.rs` | the format from `Accept` and gzip from `Accept-Encoding`: one q-value list parser |
+//! | `negotiate.rs` | the format from `Accept` (the one table of media ranges) and gzip from `Accept-Encoding`: one q-value list parser |
 //! | `scrape.rs` | one scrape: the query string, the streamed body |
 //! | `serve.rs` | [`MetricsServer`]: binding on this runtime ([`ServerHandle`]) or on a thread and runtime of its own ([`ServerThread`]); shutdown |
 //! | `accept.rs`, `io.rs` | the accept loop: connection and probe slots, accept back-off, graceful close; writes that may stall only so long |
@@ -74,7 +74,7 @@ pub use error::ServerError;
 pub use options::{MAX_REQUEST_BODY, ServerOptions};
 pub use probes::{Health, Readiness};
 pub use serve::{MetricsServer, ServerHandle, ServerThread};
-pub use source::{Chunks, FnSource, MetricsSource};
+pub use source::{Chunks, FnSource, MetricsSource, Scraped};
 pub use validate::OptionsError;
 
 /// The default metrics address: loopback only, port 9091.
@@ -82,5 +82,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9091";
 
 /// The `Content-Type` of the Prometheus text format.
 pub const TEXT_FORMAT: &str = actor_metrics::Format::TEXT_CONTENT_TYPE;
+/// The `Content-Type` of the OpenMetrics text format, served when a scrape's `Accept` prefers it.
+pub const OPENMETRICS_FORMAT: &str = actor_metrics::Format::OPENMETRICS_CONTENT_TYPE;
 /// The `Content-Type` of the protobuf format, served when a scrape's `Accept` prefers it.
 pub const PROTOBUF_FORMAT: &str = actor_metrics::Format::PROTOBUF_CONTENT_TYPE;

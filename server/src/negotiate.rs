@@ -1,5 +1,7 @@
 //! Content negotiation of a scrape: the format from `Accept`, gzip from
-//! `Accept-Encoding`, both read by one parser of q-valued header lists.
+//! `Accept-Encoding`, both read by one parser of q-valued header lists. This
+//! is the only place a format is chosen; the response's `Content-Type` is the
+//! format the source then says it wrote.
 
 use actor_metrics::Format;
 use hyper::header::HeaderValue;
@@ -71,39 +73,53 @@ fn items<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator
         .map(Item::parse)
 }
 
-/// The media ranges that take the text format.
-const TEXT_RANGES: [&str; 3] = ["text/plain", "text/*", "*/*"];
-
-/// The format the `Accept` values ask for: protobuf when
-/// `application/vnd.google.protobuf` (with `proto=io.prometheus.client.MetricFamily`
-/// and `encoding=delimited`, or without them) has a q above zero and above every
-/// text type the client takes (`text/plain`, `text/*`, `*/*`); otherwise text,
-/// also when nothing is said.
-pub(crate) fn format<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Format {
-    let (mut proto, mut text) = (0f32, 0f32);
-    for item in items(values) {
-        if item.is("application/vnd.google.protobuf") {
-            let delimited = item.params().all(|(k, v)| {
-                if k.eq_ignore_ascii_case("proto") {
-                    v == "io.prometheus.client.MetricFamily"
-                } else if k.eq_ignore_ascii_case("encoding") {
-                    v == "delimited"
-                } else {
-                    true
-                }
-            });
-            if delimited {
-                proto = proto.max(item.q);
-            }
-        } else if TEXT_RANGES.iter().any(|r| item.is(r)) {
-            text = text.max(item.q);
+/// Whether `item` of an `Accept` list names `format`: the one negotiation
+/// table (adding a format is one arm here).
+fn names(item: &Item<'_>, format: Format) -> bool {
+    // A parameter that must be `value` when present.
+    let param_is = |key: &str, value: &str| {
+        item.params()
+            .all(|(k, v)| !k.eq_ignore_ascii_case(key) || v == value)
+    };
+    match format {
+        // Also what a client that takes anything gets.
+        Format::Text => ["text/plain", "text/*", "*/*"].iter().any(|r| item.is(r)),
+        // Only the version written; Prometheus also offers the 0.0.1 draft, lower.
+        Format::OpenMetrics => {
+            item.is("application/openmetrics-text") && param_is("version", "1.0.0")
+        }
+        Format::Protobuf => {
+            item.is("application/vnd.google.protobuf")
+                && param_is("proto", "io.prometheus.client.MetricFamily")
+                && param_is("encoding", "delimited")
         }
     }
-    if proto > 0.0 && proto > text {
-        Format::Protobuf
-    } else {
-        Format::Text
+}
+
+/// The format the `Accept` values ask for: the one with the highest q above
+/// zero among the media ranges that name it (see [`names`]); on a tie the
+/// first of [`Format::ALL`] (text, then OpenMetrics, then protobuf); text when
+/// nothing acceptable is named, also when nothing is said.
+///
+/// Prometheus 2.42 sends `application/openmetrics-text;version=1.0.0,…,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`
+/// (OpenMetrics), and with native histograms on, protobuf first with
+/// OpenMetrics at q=0.8 (protobuf).
+pub(crate) fn format<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Format {
+    let mut q = [0f32; Format::ALL.len()];
+    for item in items(values) {
+        for (i, f) in Format::ALL.into_iter().enumerate() {
+            if names(&item, f) {
+                q[i] = q[i].max(item.q);
+            }
+        }
     }
+    let mut best = (Format::Text, 0f32);
+    for (f, q) in Format::ALL.into_iter().zip(q) {
+        if q > best.1 {
+            best = (f, q);
+        }
+    }
+    best.0
 }
 
 /// Whether the `Accept-Encoding` values allow gzip: an explicit `gzip` (or
@@ -201,13 +217,44 @@ mod tests {
         let prometheus = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(fmt(&[prometheus]), Format::Protobuf);
         assert_eq!(fmt(&["application/vnd.google.protobuf"]), Format::Protobuf);
-        // Without the feature, Prometheus asks for text.
+        // Without the feature, Prometheus asks for OpenMetrics first.
         assert_eq!(
             fmt(&[
                 "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
             ]),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            fmt(&["application/openmetrics-text; version=1.0.0; charset=utf-8"]),
+            Format::OpenMetrics
+        );
+        assert_eq!(fmt(&["application/openmetrics-text"]), Format::OpenMetrics);
+        // Another version is not what we write; a tie goes to text.
+        assert_eq!(
+            fmt(&["application/openmetrics-text;version=0.0.1"]),
             Format::Text
         );
+        assert_eq!(
+            fmt(&["application/openmetrics-text;version=2.0.0, text/plain;q=0.1"]),
+            Format::Text
+        );
+        assert_eq!(
+            fmt(&["text/plain, application/openmetrics-text;version=1.0.0"]),
+            Format::Text
+        );
+        assert_eq!(
+            fmt(&["text/plain;q=0.5, application/openmetrics-text;version=1.0.0;q=0.6"]),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            fmt(&["application/openmetrics-text;q=0, */*;q=0.1"]),
+            Format::Text
+        );
+        assert_eq!(
+            fmt(&["application/openmetrics-text;q=0.9, application/vnd.google.protobuf"]),
+            Format::Protobuf
+        );
+        assert_eq!(fmt(&["application/json"]), Format::Text);
         assert_eq!(fmt(&[]), Format::Text);
         assert_eq!(fmt(&["*/*"]), Format::Text);
         assert_eq!(

@@ -20,7 +20,8 @@ use crate::negotiate;
 use crate::options::ServerOptions;
 use crate::scrape::{self, Body, Render};
 use crate::self_metrics::SelfMetrics;
-use crate::source::MetricsSource;
+use crate::source::{MetricsSource, Scraped};
+use actor_metrics::ScrapeRequest;
 
 type Resp = Response<Body>;
 
@@ -93,7 +94,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
                 text(StatusCode::SERVICE_UNAVAILABLE, body)
             }
         }
-        Route::Metrics => metrics(shared, &parts, started),
+        Route::Metrics => metrics(shared, &parts, started).await,
         Route::Actors(f) => actors(shared, &parts, f).await,
     }
 }
@@ -195,7 +196,11 @@ async fn drain(shared: &Shared, headers: &hyper::HeaderMap, body: Incoming) -> R
     }
 }
 
-fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: Instant) -> Resp {
+async fn metrics(
+    shared: Arc<Shared>,
+    parts: &hyper::http::request::Parts,
+    started: Instant,
+) -> Resp {
     if let Some(refused) = unauthorized(&shared, parts) {
         return refused;
     }
@@ -204,23 +209,23 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
         Err(why) => return text(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };
     request.format = negotiate::format(parts.headers.get_all(header::ACCEPT));
-    let content_type = request.format.content_type();
     let gzip = negotiate::accepts_gzip(parts.headers.get_all(header::ACCEPT_ENCODING));
+    // Held by the body until it is done (or dropped with the connection).
+    let Ok(permit) = shared.scrapes.clone().try_acquire_owned() else {
+        return busy();
+    };
+    let Some(scraped) = start(&shared, request).await else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "starting the scrape failed\n",
+        );
+    };
+    // What the source wrote, which need not be what was asked for.
+    let content_type = scraped.format.content_type();
     let body = if parts.method == Method::HEAD {
         scrape::full("")
     } else {
-        // Held by the body until it is done (or dropped with the connection).
-        let Ok(permit) = shared.scrapes.clone().try_acquire_owned() else {
-            return busy();
-        };
-        let render = Render::new(
-            shared.source.clone(),
-            request,
-            gzip,
-            started,
-            shared.selfm.clone(),
-            permit,
-        );
+        let render = Render::new(scraped.chunks, gzip, started, shared.selfm.clone(), permit);
         scrape::body(render, shared.renders.clone())
     };
     let mut r = Response::new(body);
@@ -234,6 +239,23 @@ fn metrics(shared: Arc<Shared>, parts: &hyper::http::request::Parts, started: In
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     r
+}
+
+/// Starts the scrape on the blocking pool (it takes the snapshot), in one of
+/// the render slots every chunk takes; `None` when the server is shutting
+/// down or the source panicked.
+async fn start(shared: &Shared, request: ScrapeRequest) -> Option<Scraped> {
+    let slot = shared.renders.clone().acquire_owned().await.ok()?;
+    let source = shared.source.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        let scraped = source.scrape(&request);
+        drop(slot);
+        scraped
+    })
+    .await;
+    started
+        .inspect_err(|e| tracing::error!(error = %e, "starting the scrape failed"))
+        .ok()
 }
 
 fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Resp {

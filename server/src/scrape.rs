@@ -1,7 +1,9 @@
 //! One scrape of `/metrics`: what the query string asks for, and the streamed
 //! body (the headers' part is `negotiate.rs`).
 //!
-//! The body is rendered one chunk at a time, each on the blocking pool, only when
+//! The scrape is started (its snapshot taken) on the blocking pool before the
+//! headers, since the source says then which format it writes; the body is
+//! rendered one chunk at a time, each on the blocking pool, only when
 //! hyper asks for the next frame: nothing is rendered ahead of the socket, no
 //! store lock is held while the socket is slow, and when the client goes away
 //! hyper drops the body, which drops the render. gzip is streamed too: each
@@ -20,7 +22,7 @@ use hyper::body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::self_metrics::SelfMetrics;
-use crate::source::{Chunks, MetricsSource};
+use crate::source::Chunks;
 
 /// The error a response body can end with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -56,9 +58,7 @@ const GZIP_FRAME: usize = 64 * 1024;
 /// One scrape being rendered: the source's chunks, the gzip stream, and what
 /// the self-metrics need. Dropped before the end, it counts as aborted.
 pub(crate) struct Render {
-    source: Arc<dyn MetricsSource>,
-    request: ScrapeRequest,
-    chunks: Option<Chunks>,
+    chunks: Chunks,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     bytes: u64,
     started: Instant,
@@ -69,18 +69,16 @@ pub(crate) struct Render {
 }
 
 impl Render {
+    /// The render of `chunks`, a scrape the source has started.
     pub(crate) fn new(
-        source: Arc<dyn MetricsSource>,
-        request: ScrapeRequest,
+        chunks: Chunks,
         gzip: bool,
         started: Instant,
         selfm: Arc<SelfMetrics>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         Render {
-            source,
-            request,
-            chunks: None,
+            chunks,
             gzip: gzip
                 .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
             bytes: 0,
@@ -99,15 +97,8 @@ impl Render {
         if self.finished {
             return None;
         }
-        let chunks = match &mut self.chunks {
-            Some(c) => c,
-            // The snapshot is taken here, on the blocking pool, not in the handler.
-            None => self
-                .chunks
-                .insert(self.source.clone().scrape(&self.request)),
-        };
         loop {
-            let Some(chunk) = chunks.next() else {
+            let Some(chunk) = self.chunks.next() else {
                 return self.finish();
             };
             self.bytes += chunk.len() as u64;

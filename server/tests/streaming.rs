@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actor_metrics::{ScrapeRequest, labels::LabelEnum};
-use actor_metrics_server::{Chunks, MetricsSource};
+use actor_metrics_server::{Chunks, MetricsSource, Scraped};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -122,16 +122,20 @@ struct Endless {
 }
 
 impl MetricsSource for Endless {
-    fn scrape(self: Arc<Self>, _: &ScrapeRequest) -> Chunks {
+    fn scrape(self: Arc<Self>, _: &ScrapeRequest) -> Scraped {
         let produced = self.produced.clone();
-        Box::new((0..10_000).map(move |_| {
+        let chunks: Chunks = Box::new((0..10_000).map(move |_| {
             produced.fetch_add(1, Ordering::SeqCst);
             let mut chunk = Vec::with_capacity(64 * 1024);
             while chunk.len() < 64 * 1024 {
                 chunk.extend_from_slice(b"# filler line of a scrape that never ends\n");
             }
             chunk
-        }))
+        }));
+        Scraped {
+            format: actor_metrics::Format::Text,
+            chunks,
+        }
     }
     fn registry(&self) -> Option<prometheus::Registry> {
         Some(self.registry.clone())

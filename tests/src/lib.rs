@@ -40,7 +40,10 @@ pub fn actor_host_bin() -> PathBuf {
     bin
 }
 
-/// The `Accept` header Prometheus sends with `--enable-feature=native-histograms`.
+/// The `Accept` header Prometheus 2.42 sends by default: OpenMetrics first.
+pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// The `Accept` header Prometheus sends with `--enable-feature=native-histograms`: protobuf first.
 pub const PROTOBUF_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// A running `actor-host`, killed on drop.
@@ -272,6 +275,20 @@ impl Host {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).expect("scrape body");
         Scrape::parse_protobuf(&body).expect("protobuf scrape decodes")
+    }
+
+    /// The raw scrape of `/metrics?{query}` in OpenMetrics text, asked for as
+    /// Prometheus 2.42 asks by default.
+    pub fn scrape_openmetrics_with(&self, query: &str) -> String {
+        let resp = ureq::get(&format!("http://{}/metrics?{query}", self.metrics))
+            .set("Accept", OPENMETRICS_ACCEPT)
+            .call()
+            .expect("scrape");
+        assert_eq!(
+            resp.header("content-type"),
+            Some(actor_metrics::Format::OPENMETRICS_CONTENT_TYPE)
+        );
+        resp.into_string().expect("scrape body")
     }
 
     /// The parsed scrape of the metrics port at `full` detail, so a test can

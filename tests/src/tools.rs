@@ -116,3 +116,97 @@ pub fn require(test: &str, tools: &[&Tool]) -> bool {
     );
     false
 }
+
+/// The reference OpenMetrics parser, Python's
+/// `prometheus_client.openmetrics.parser` (Debian `python3-prometheus-client`,
+/// which Debian's own `/usr/bin/python3` imports; a `python3` earlier on
+/// `PATH`, such as a pyenv shim, may not).
+#[derive(Debug)]
+pub struct ReferenceParser {
+    python: PathBuf,
+}
+
+/// The parser's package.
+const REFERENCE_PARSER_PACKAGE: &str = "python3-prometheus-client";
+
+/// Reads stdin with the reference parser; prints the number of samples, or
+/// exits 1 with the parser's complaint.
+const REFERENCE_PARSER_SCRIPT: &str = "\
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+try:
+    families = list(text_string_to_metric_families(sys.stdin.read()))
+except Exception as e:
+    print(f'{type(e).__name__}: {e}')
+    sys.exit(1)
+print(sum(len(f.samples) for f in families))
+";
+
+impl ReferenceParser {
+    /// The first Python that imports the parser, or, if none does, what
+    /// [`require`] does for a missing tool: fail in CI, else a `SKIPPED` line
+    /// and `None`.
+    pub fn require(test: &str) -> Option<Self> {
+        let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("python3"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let found = std::iter::once(PathBuf::from("/usr/bin/python3"))
+            .chain(on_path)
+            .filter(|p| p.is_file())
+            .find(|p| {
+                std::process::Command::new(p)
+                    .args(["-c", "import prometheus_client.openmetrics.parser"])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+        if let Some(python) = found {
+            return Some(ReferenceParser { python });
+        }
+        assert!(
+            !tools_required(),
+            "{test}: no python3 imports prometheus_client.openmetrics.parser, and this run requires it (CI or ACTOR_E2E_REQUIRE_TOOLS is set); install with apt-get install -y {REFERENCE_PARSER_PACKAGE}"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED {test}: prometheus_client.openmetrics.parser not importable; install with apt-get install -y {REFERENCE_PARSER_PACKAGE}"
+        );
+        None
+    }
+
+    /// Parses `body`: the samples the parser read, or its complaint.
+    pub fn parse(&self, body: &str) -> Result<usize, String> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(&self.python)
+            .args(["-c", REFERENCE_PARSER_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the reference parser");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = body.to_owned();
+        // Written from a thread so a large body cannot deadlock on full pipes.
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().expect("reference parser output");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("write to the reference parser");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() {
+            stdout
+                .parse()
+                .map_err(|_| format!("unexpected output {stdout:?}"))
+        } else {
+            Err(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}

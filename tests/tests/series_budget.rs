@@ -1,7 +1,8 @@
 //! The series budget, on the real binary: a `counter` actor after create + one
 //! `increment` costs at most 16 series at the default level (`core`), and
 //! exactly what METRICS.md states at each level (today 0 / 14 / 152 at off /
-//! core / full; 12 at core over protobuf with native histograms).
+//! core / full, the same over OpenMetrics; 12 at core over protobuf with
+//! native histograms).
 
 use actor_e2e_tests::Host;
 use actor_metrics::scrape::Scrape;
@@ -37,6 +38,20 @@ fn a_counter_actor_fits_the_series_budget_at_each_level() {
     let full = series_of(&host.scrape_text_with("detail=full"), &id_gen);
     let off = series_of(&host.scrape_text_with("detail=off"), &id_gen);
     let one = series_of(&host.scrape_text_with("actor_key=budget"), &id_gen);
+    // OpenMetrics (what Prometheus asks for first) writes no `_created`
+    // series: the same series as the text format at each level.
+    let om = |query: &str| {
+        Scrape::parse_openmetrics(&host.scrape_openmetrics_with(query))
+            .expect("OpenMetrics parses")
+            .samples()
+            .iter()
+            .filter(|s| s.labels.get("actor_id_gen").map(String::as_str) == Some(id_gen.as_str()))
+            .count()
+    };
+    assert_eq!(om(""), core, "OpenMetrics at the default level");
+    assert_eq!(om("detail=core"), core, "OpenMetrics at core");
+    assert_eq!(om("detail=full"), full, "OpenMetrics at full");
+    assert_eq!(om("detail=off"), off, "OpenMetrics at off");
     // In protobuf (Prometheus with native histograms) a histogram is one series.
     let proto = host.scrape_protobuf_with("");
     let mine = |l: &std::collections::BTreeMap<String, String>| {

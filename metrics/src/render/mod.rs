@@ -1,5 +1,5 @@
-//! The renderer: what a scrape holds, written in bounded chunks, in the text or
-//! the protobuf format.
+//! The renderer: what a scrape holds, written in bounded chunks, in the text,
+//! OpenMetrics or protobuf format.
 //!
 //! A scrape starts with a snapshot of the store (the selected entries, each
 //! type's retired totals and actions; no lock is held after that), then writes
@@ -9,12 +9,17 @@
 //! of about [`Exposition::DEFAULT_CHUNK_BYTES`], so a scrape's memory does not grow with the
 //! number of actors and a server can stop writing when its client goes away.
 //!
-//! Which families and actors a scrape holds is decided here, once; how they are
-//! written is a [`Sink`]: `text.rs` (format 0.0.4) or `proto.rs`
-//! (length-delimited `MetricFamily` messages, with native histograms; the
-//! registry's own families converted by `registry.rs`).
+//! Which families and actors a scrape holds is decided here, once, for every
+//! format; how they are written is a [`Sink`], one file per format, which owns
+//! its escaping, its slot in each entry's label cache and its content type:
+//! `text.rs` (format 0.0.4), `openmetrics.rs` (OpenMetrics 1.0.0: the text
+//! format's samples under its own metadata) or `proto.rs` (length-delimited
+//! `MetricFamily` messages, with native histograms; the registry's own
+//! families converted by `registry.rs`). Adding a format is its file, a
+//! [`Format`] variant and its row in the server's negotiation table.
 
 pub(crate) mod client_model;
+mod openmetrics;
 mod promoted;
 mod proto;
 mod registry;
@@ -28,28 +33,50 @@ use crate::labels::ActorLabels;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
 use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
 
-/// The exposition format of a scrape.
+/// The exposition format of a scrape. Each is one sink in `render/` (its own
+/// file), which owns its escaping, its label cache slot and its content type;
+/// one match in the renderer maps a format to its sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// Prometheus text format 0.0.4 (classic histograms only).
+    /// Prometheus text format 0.0.4 (classic histograms only, no exemplars).
     #[default]
     Text,
+    /// OpenMetrics text 1.0.0: the text format's samples under OpenMetrics
+    /// metadata (counter families named without `_total`, `# UNIT`), ending
+    /// in `# EOF`.
+    OpenMetrics,
     /// Length-delimited `io.prometheus.client.MetricFamily` messages; histograms
     /// also carry their native buckets.
     Protobuf,
 }
 
 impl Format {
+    /// Every format, in the order content negotiation prefers them on a tie
+    /// (text first: what a client that names no preference gets).
+    pub const ALL: [Format; 3] = [Format::Text, Format::OpenMetrics, Format::Protobuf];
     /// The `Content-Type` of the text format.
-    pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+    pub const TEXT_CONTENT_TYPE: &str = text::CONTENT_TYPE;
+    /// The `Content-Type` of the OpenMetrics text format.
+    pub const OPENMETRICS_CONTENT_TYPE: &str = openmetrics::CONTENT_TYPE;
     /// The `Content-Type` of the protobuf format (and what a scrape's `Accept` names to get it).
-    pub const PROTOBUF_CONTENT_TYPE: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    pub const PROTOBUF_CONTENT_TYPE: &str = proto::CONTENT_TYPE;
 
     /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Text => Self::TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => Self::OPENMETRICS_CONTENT_TYPE,
             Format::Protobuf => Self::PROTOBUF_CONTENT_TYPE,
+        }
+    }
+
+    /// The sink that writes this format; `native`: histograms carry native
+    /// buckets where the format has them.
+    fn sink(self, native: bool) -> Box<dyn Sink> {
+        match self {
+            Format::Text => Box::new(text::TextSink::default()),
+            Format::OpenMetrics => Box::new(openmetrics::OpenMetricsSink::default()),
+            Format::Protobuf => Box::new(proto::ProtoSink::new(native)),
         }
     }
 }
@@ -120,16 +147,26 @@ impl Style {
     }
 }
 
-/// The actors a scrape writes: their entries and their label blocks in the
-/// scrape's format (escaped text, or encoded protobuf label pairs; the other
-/// slice is empty), collected once per scrape, so each family's pass reads a
-/// compact array instead of one more cache line of every entry.
+/// The actors a scrape writes. Each sink keeps their label blocks in its own
+/// form, collected once per scrape (see [`collect_labels`]), so each family's
+/// pass reads a compact array instead of one more cache line of every entry.
 pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
-    pub(crate) text_labels: &'a [Arc<str>],
-    pub(crate) proto_labels: &'a [Arc<[u8]>],
     /// Per entry: promoted, written at `full` (empty: none is).
     pub(crate) full: &'a [bool],
+}
+
+/// A sink's label blocks of `actors`, from each entry's cache: collected on
+/// the first family the sink writes (the entries are the same for the whole
+/// scrape), kept for the rest.
+pub(crate) fn collect_labels<L>(
+    labels: &mut Vec<L>,
+    actors: &Actors<'_>,
+    block: impl Fn(&ActorEntry) -> L,
+) {
+    if labels.len() != actors.entries.len() {
+        *labels = actors.entries.iter().map(|e| block(e)).collect();
+    }
 }
 
 impl Actors<'_> {
@@ -140,12 +177,17 @@ impl Actors<'_> {
     }
 
     /// Starts loading, for the entry [`PREFETCH_AHEAD`] places after `next`,
-    /// the line of family `fi`'s cells and the entry's label block, so the walk
-    /// does not wait on each entry's cache miss. One line of the entry, not the
-    /// whole entry: more would fill the CPU's miss queue with lines this pass
-    /// does not read.
+    /// the line of family `fi`'s cells and the entry's label block (`labels`:
+    /// the sink's blocks as bytes), so the walk does not wait on each entry's
+    /// cache miss. One line of the entry, not the whole entry: more would fill
+    /// the CPU's miss queue with lines this pass does not read.
     #[inline]
-    pub(crate) fn prefetch_ahead(&self, fi: usize, next: usize) {
+    pub(crate) fn prefetch_ahead<'l>(
+        &self,
+        fi: usize,
+        next: usize,
+        labels: impl FnOnce(usize) -> Option<&'l [u8]>,
+    ) {
         let ahead = next + PREFETCH_AHEAD;
         if let Some(e) = self.entries.get(ahead) {
             let cells = std::ptr::addr_of!(e.series)
@@ -153,10 +195,7 @@ impl Actors<'_> {
                 .wrapping_add(SERIES_OFFSETS[fi]);
             prefetch(cells, 64);
         }
-        if let Some(b) = self.text_labels.get(ahead) {
-            prefetch(b.as_ptr(), b.len());
-        }
-        if let Some(b) = self.proto_labels.get(ahead) {
+        if let Some(b) = labels(ahead) {
             prefetch(b.as_ptr(), b.len());
         }
     }
@@ -169,10 +208,22 @@ pub(crate) struct TypeView<'a> {
     pub(crate) snapshot: &'a TypeSnapshot,
 }
 
-/// Where a scrape's bytes go: one implementation per format.
-pub(crate) trait Sink {
+/// Where a scrape's bytes go: one implementation per format, kept for the
+/// whole scrape (with its label blocks); chunks are taken out of it.
+pub(crate) trait Sink: Send {
     /// Bytes in the chunk so far.
     fn len(&self) -> usize;
+    /// Makes room for a chunk of about `bytes`.
+    fn reserve(&mut self, bytes: usize);
+    /// Hands out the chunk so far and starts an empty one.
+    fn take(&mut self) -> Vec<u8>;
+    /// Whether histograms carry native buckets.
+    fn native(&self) -> bool {
+        false
+    }
+    /// Whether a summarised histogram family can hold promoted actors'
+    /// classic buckets beside the others' `_sum`/`_count` (typed a histogram).
+    fn holds_mixed_histograms(&self) -> bool;
     /// Writes family `fi` of the actors from `next`, stopping after the actor
     /// that fills the chunk to `limit` (never before the first); returns the
     /// next actor to write. `next == 0` starts the family.
@@ -188,6 +239,8 @@ pub(crate) trait Sink {
     fn aggregates(&mut self, fi: usize, style: Style, types: &[TypeView<'_>]);
     /// Writes what the registry's collectors gathered.
     fn registry(&mut self, families: &[prometheus::proto::MetricFamily]);
+    /// Writes what closes a complete scrape, if the format has it.
+    fn end(&mut self) {}
 }
 
 /// Where a scrape is.
@@ -204,6 +257,8 @@ enum Stage {
     },
     /// The registry's own collectors.
     Registry,
+    /// What closes the body in the sink's format.
+    End,
     Done,
 }
 
@@ -227,10 +282,8 @@ pub struct Exposition {
     chunk_bytes: usize,
     stage: Stage,
     totals: Vec<Totals>,
-    /// Each entry's label block in the scrape's format, collected at the first
-    /// family; the other format's stays empty.
-    text_labels: Vec<Arc<str>>,
-    proto_labels: Vec<Arc<[u8]>>,
+    /// The format's writer, with its label blocks of this scrape's entries.
+    sink: Box<dyn Sink>,
     /// Per entry, whether it is promoted to `full` (default scrapes only;
     /// empty when no entry is).
     full: Vec<bool>,
@@ -291,6 +344,7 @@ impl Exposition {
         } else {
             Vec::new()
         };
+        let sink = request.format.sink(store.config.native_histograms);
         Exposition {
             store,
             snapshot,
@@ -300,8 +354,7 @@ impl Exposition {
             chunk_bytes: Self::DEFAULT_CHUNK_BYTES,
             stage: Stage::Actors { family: 0, next: 0 },
             totals: Vec::new(),
-            text_labels: Vec::new(),
-            proto_labels: Vec::new(),
+            sink,
             full,
         }
     }
@@ -329,19 +382,20 @@ impl Exposition {
         self.snapshot.entries.len()
     }
 
-    fn native(&self) -> bool {
-        self.format == Format::Protobuf && self.store.config.native_histograms
-    }
-
-    /// Writes into `sink` until it holds a chunk or the scrape is complete.
-    fn fill(&mut self, sink: &mut impl Sink) {
-        while sink.len() < self.chunk_bytes {
+    /// Writes into the sink until it holds a chunk or the scrape is complete.
+    fn fill(&mut self) {
+        while self.sink.len() < self.chunk_bytes {
             match self.stage {
-                Stage::Actors { family, next } => self.write_actors(family, next, sink),
-                Stage::Aggregates { family } => self.write_aggregates(family, sink),
+                Stage::Actors { family, next } => self.write_actors(family, next),
+                Stage::Aggregates { family } => self.write_aggregates(family),
                 Stage::Registry => {
+                    let sink = &mut self.sink;
                     sink.registry(&promoted::families(&self.snapshot, &self.full));
                     sink.registry(&self.store.registry.gather());
+                    self.stage = Stage::End;
+                }
+                Stage::End => {
+                    self.sink.end();
                     self.stage = Stage::Done;
                 }
                 Stage::Done => return,
@@ -349,7 +403,7 @@ impl Exposition {
         }
     }
 
-    fn write_actors(&mut self, family: usize, next: usize, sink: &mut impl Sink) {
+    fn write_actors(&mut self, family: usize, next: usize) {
         let after = |family: usize| Stage::Actors {
             family: family + 1,
             next: 0,
@@ -358,7 +412,7 @@ impl Exposition {
             self.stage = if self.aggregates {
                 Stage::Aggregates { family: 0 }
             } else {
-                Stage::Done
+                Stage::End
             };
             return;
         }
@@ -368,32 +422,26 @@ impl Exposition {
         let histogram = f.kind == crate::cells::Kind::Histogram;
         // Protobuf without native buckets types a summarised family a summary,
         // which cannot hold a promoted actor's buckets: it stays summarised.
-        let promote = !self.full.is_empty()
-            && (below || !histogram || self.format == Format::Text || self.native());
+        let promote =
+            !self.full.is_empty() && (below || !histogram || self.sink.holds_mixed_histograms());
         if below && !promote {
             self.stage = after(family);
             return;
         }
         let style = Style {
             summarise,
-            native: self.native(),
+            native: self.sink.native(),
             only_full: below,
             mixed: promote && histogram && summarise,
         };
         let entries = &self.snapshot.entries;
-        if self.format == Format::Text && self.text_labels.len() != entries.len() {
-            self.text_labels = entries.iter().map(|e| text::label_block(e)).collect();
-        }
-        if self.format == Format::Protobuf && self.proto_labels.len() != entries.len() {
-            self.proto_labels = entries.iter().map(|e| proto::label_block(e)).collect();
-        }
         let actors = Actors {
             entries,
-            text_labels: &self.text_labels,
-            proto_labels: &self.proto_labels,
             full: if promote { &self.full } else { &[] },
         };
-        let next = sink.actors(family, style, &actors, next, self.chunk_bytes);
+        let next = self
+            .sink
+            .actors(family, style, &actors, next, self.chunk_bytes);
         self.stage = if next < entries.len() {
             Stage::Actors { family, next }
         } else {
@@ -401,7 +449,7 @@ impl Exposition {
         };
     }
 
-    fn write_aggregates(&mut self, family: usize, sink: &mut impl Sink) {
+    fn write_aggregates(&mut self, family: usize) {
         if family == FAMILY_COUNT {
             self.stage = Stage::Registry;
             return;
@@ -423,11 +471,11 @@ impl Exposition {
             .collect();
         let style = Style {
             summarise: false,
-            native: self.native(),
+            native: self.sink.native(),
             only_full: false,
             mixed: false,
         };
-        sink.aggregates(family, style, &types);
+        self.sink.aggregates(family, style, &types);
         self.stage = Stage::Aggregates { family: family + 1 };
     }
 }
@@ -441,18 +489,9 @@ impl Iterator for Exposition {
             return None;
         }
         let capacity = self.chunk_bytes.min(1 << 24) + self.chunk_bytes.min(1 << 24) / 4;
-        let out = match self.format {
-            Format::Text => {
-                let mut sink = text::TextSink(String::with_capacity(capacity));
-                self.fill(&mut sink);
-                sink.0.into_bytes()
-            }
-            Format::Protobuf => {
-                let mut sink = proto::ProtoSink::new(capacity);
-                self.fill(&mut sink);
-                sink.into_bytes()
-            }
-        };
+        self.sink.reserve(capacity);
+        self.fill();
+        let out = self.sink.take();
         (!out.is_empty()).then_some(out)
     }
 }

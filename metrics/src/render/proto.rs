@@ -22,8 +22,15 @@ use crate::cells::{Cell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::render::{Actors, Sink, Style, TypeView, registry};
+use crate::render::{Actors, Sink, Style, TypeView, collect_labels, registry};
 use crate::store::ActorEntry;
+
+/// The `Content-Type` of the format (and what a scrape's `Accept` names to get it).
+pub(crate) const CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// This format's slot in each entry's label cache.
+const LABEL_SLOT: usize = 1;
 
 /// Most metrics in one `MetricFamily` message.
 const BATCH: usize = 256;
@@ -34,9 +41,10 @@ fn actor_pairs(labels: &ActorLabels) -> Vec<LabelPair> {
 
 /// An entry's label pairs as encoded `Metric.label` fields, encoded on the
 /// entry's first protobuf scrape and kept with it (like the text label block).
-pub(crate) fn label_block(e: &ActorEntry) -> Arc<[u8]> {
-    e.label_cache
-        .proto(|| Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec()))
+fn label_block(e: &ActorEntry) -> Arc<[u8]> {
+    e.label_cache.bytes(LABEL_SLOT, || {
+        Arc::from(empty(actor_pairs(&e.labels)).encode_to_vec())
+    })
 }
 
 /// One `Metric` message's bytes: the actor's encoded label pairs, then `m`
@@ -213,20 +221,22 @@ for_families! {
     }
 }
 
-/// A chunk of length-delimited messages.
+/// The protobuf format's writer: chunks of length-delimited messages, and
+/// its label blocks of the scrape's actors.
 pub(crate) struct ProtoSink {
     out: Vec<u8>,
+    labels: Vec<Arc<[u8]>>,
+    /// Histograms carry their native buckets.
+    native: bool,
 }
 
 impl ProtoSink {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(native: bool) -> Self {
         ProtoSink {
-            out: Vec::with_capacity(capacity),
+            out: Vec::new(),
+            labels: Vec::new(),
+            native,
         }
-    }
-
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
-        self.out
     }
 
     fn emit(&mut self, f: MetricFamily) {
@@ -252,6 +262,24 @@ impl Sink for ProtoSink {
         self.out.len()
     }
 
+    fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn native(&self) -> bool {
+        self.native
+    }
+
+    /// A summarised family without native buckets is typed a summary, which
+    /// cannot hold buckets; with them, it is a histogram already.
+    fn holds_mixed_histograms(&self) -> bool {
+        self.native
+    }
+
     fn actors(
         &mut self,
         fi: usize,
@@ -263,11 +291,10 @@ impl Sink for ProtoSink {
         let f = &FAMILIES[fi];
         let t = metric_type(f, style.header());
         let write = ACTOR_WRITERS[fi];
+        collect_labels(&mut self.labels, actors, label_block);
         let mut metric = Vec::new();
-        while let (Some(e), Some(labels)) =
-            (actors.entries.get(next), actors.proto_labels.get(next))
-        {
-            actors.prefetch_ahead(fi, next);
+        while let (Some(e), Some(labels)) = (actors.entries.get(next), self.labels.get(next)) {
+            actors.prefetch_ahead(fi, next, |i| self.labels.get(i).map(|b| &b[..]));
             if let Some(style) = actors.style(next, style) {
                 write(fi, &e.series, labels, style, &mut metric);
             }

@@ -4,7 +4,9 @@
 //!
 //! The output is what `prometheus::TextEncoder` writes for the same families
 //! (HELP escaping, label escaping and order, `le` and number formatting), which
-//! `tests/text_encoder.rs` checks.
+//! `tests/text_encoder.rs` checks. OpenMetrics (`openmetrics.rs`) writes the
+//! same sample lines under its own headers, through [`write_actors`] and
+//! [`write_aggregates`].
 
 use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
@@ -12,9 +14,15 @@ use std::sync::{Arc, LazyLock};
 use crate::buckets::Buckets;
 use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Kind};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
+use crate::label_cache::LabelCache;
 use crate::labels::{ActorLabels, LabelEnum};
-use crate::render::{Actors, Sink, Style, TypeView};
-use crate::store::ActorEntry;
+use crate::render::{Actors, Sink, Style, TypeView, collect_labels};
+
+/// The `Content-Type` of the format.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// This format's slot in each entry's [`LabelCache`].
+const LABEL_SLOT: usize = 0;
 
 /// How a value is written.
 #[derive(Debug, Clone, Copy)]
@@ -341,17 +349,112 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
     header(out, name, f.help, type_word(f.kind, shape));
 }
 
-/// The entry's escaped label block, built on the first scrape that needs it.
-pub(crate) fn label_block(e: &ActorEntry) -> Arc<str> {
-    e.label_cache.text(|| actor_label_block(&e.labels))
+/// The escaped label block of an entry whose cache is `cache`, built in
+/// `slot` on the first scrape that needs it (each text format owns a slot).
+pub(crate) fn cached_label_block(
+    cache: &LabelCache,
+    slot: usize,
+    labels: &ActorLabels,
+) -> Arc<str> {
+    cache.str(slot, || actor_label_block(labels))
 }
 
-/// A chunk of text.
-pub(crate) struct TextSink(pub(crate) String);
+/// Writes family `fi` of the actors from `next` (see [`Sink::actors`]),
+/// `labels` holding their blocks; `header` writes the family's header in
+/// the shape it is typed as, before the first actor.
+// `Sink::actors`' five arguments plus the calling sink's own state (its
+// buffer, its label blocks, its header).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_actors(
+    out: &mut String,
+    fi: usize,
+    style: Style,
+    actors: &Actors<'_>,
+    labels: &[Arc<str>],
+    mut next: usize,
+    limit: usize,
+    header: impl FnOnce(&mut String, Shape<'static>),
+) -> usize {
+    let plain = shape(fi, style.summarise);
+    if next == 0 {
+        header(out, shape(fi, style.header().summarise));
+    }
+    let write = ACTOR_WRITERS[fi];
+    // At least one actor per call, so a header is never written twice.
+    while let (Some(e), Some(block)) = (actors.entries.get(next), labels.get(next)) {
+        actors.prefetch_ahead(fi, next, |i| labels.get(i).map(|b| b.as_bytes()));
+        match actors.style(next, style) {
+            Some(s) if s.summarise == style.summarise => write(&e.series, block, plain, out),
+            Some(s) => write(&e.series, block, shape(fi, s.summarise), out),
+            None => {}
+        }
+        next += 1;
+        if out.len() >= limit {
+            break;
+        }
+    }
+    next
+}
+
+/// Writes aggregate family `fi` of every type, after `header`.
+pub(crate) fn write_aggregates(
+    out: &mut String,
+    fi: usize,
+    types: &[TypeView<'_>],
+    header: impl FnOnce(&mut String, Shape<'static>),
+) {
+    let f = &FAMILIES[fi];
+    let shape = shape(fi, false);
+    header(out, shape);
+    let write = AGGREGATE_WRITERS[fi];
+    let mut block = String::new();
+    let mut action_blocks = Vec::new();
+    for view in types {
+        block.clear();
+        push_label(&mut block, "actor_name", view.name);
+        action_blocks.clear();
+        if f.by_action {
+            for (action, _) in &view.snapshot.actions {
+                // `action` sorts before `actor_name`, as TextEncoder orders label names.
+                let mut b = String::with_capacity(block.len() + action.len() + 12);
+                push_label(&mut b, "action", action);
+                b.push(',');
+                b.push_str(&block);
+                action_blocks.push(b);
+            }
+        }
+        let t = TypeText {
+            view,
+            block: &block,
+            action_blocks: &action_blocks,
+        };
+        write(&t, shape, out);
+    }
+}
+
+/// The text format's writer: chunks of text, and its label blocks of the
+/// scrape's actors.
+#[derive(Default)]
+pub(crate) struct TextSink {
+    out: String,
+    labels: Vec<Arc<str>>,
+}
 
 impl Sink for TextSink {
     fn len(&self) -> usize {
-        self.0.len()
+        self.out.len()
+    }
+
+    fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out).into_bytes()
+    }
+
+    fn holds_mixed_histograms(&self) -> bool {
+        true
     }
 
     fn actors(
@@ -359,69 +462,35 @@ impl Sink for TextSink {
         fi: usize,
         style: Style,
         actors: &Actors<'_>,
-        mut next: usize,
+        next: usize,
         limit: usize,
     ) -> usize {
-        let plain = shape(fi, style.summarise);
-        if next == 0 {
-            let header = shape(fi, style.header().summarise);
-            family_header(&mut self.0, &FAMILIES[fi], false, header);
-        }
-        let write = ACTOR_WRITERS[fi];
-        // At least one actor per call, so a header is never written twice.
-        while let (Some(e), Some(block)) = (actors.entries.get(next), actors.text_labels.get(next))
-        {
-            actors.prefetch_ahead(fi, next);
-            match actors.style(next, style) {
-                Some(s) if s.summarise == style.summarise => {
-                    write(&e.series, block, plain, &mut self.0)
-                }
-                Some(s) => write(&e.series, block, shape(fi, s.summarise), &mut self.0),
-                None => {}
-            }
-            next += 1;
-            if self.0.len() >= limit {
-                break;
-            }
-        }
-        next
+        collect_labels(&mut self.labels, actors, |e| {
+            cached_label_block(&e.label_cache, LABEL_SLOT, &e.labels)
+        });
+        write_actors(
+            &mut self.out,
+            fi,
+            style,
+            actors,
+            &self.labels,
+            next,
+            limit,
+            |out, shape| family_header(out, &FAMILIES[fi], false, shape),
+        )
     }
 
     fn aggregates(&mut self, fi: usize, _: Style, types: &[TypeView<'_>]) {
-        let f = &FAMILIES[fi];
-        let shape = shape(fi, false);
-        family_header(&mut self.0, f, true, shape);
-        let write = AGGREGATE_WRITERS[fi];
-        let mut block = String::new();
-        let mut action_blocks = Vec::new();
-        for view in types {
-            block.clear();
-            push_label(&mut block, "actor_name", view.name);
-            action_blocks.clear();
-            if f.by_action {
-                for (action, _) in &view.snapshot.actions {
-                    // `action` sorts before `actor_name`, as TextEncoder orders label names.
-                    let mut b = String::with_capacity(block.len() + action.len() + 12);
-                    push_label(&mut b, "action", action);
-                    b.push(',');
-                    b.push_str(&block);
-                    action_blocks.push(b);
-                }
-            }
-            let t = TypeText {
-                view,
-                block: &block,
-                action_blocks: &action_blocks,
-            };
-            write(&t, shape, &mut self.0);
-        }
+        write_aggregates(&mut self.out, fi, types, |out, shape| {
+            family_header(out, &FAMILIES[fi], true, shape)
+        });
     }
 
     fn registry(&mut self, families: &[prometheus::proto::MetricFamily]) {
         use prometheus::Encoder as _;
         let mut buf = Vec::new();
         match prometheus::TextEncoder::new().encode(families, &mut buf) {
-            Ok(()) => self.0.push_str(&String::from_utf8_lossy(&buf)),
+            Ok(()) => self.out.push_str(&String::from_utf8_lossy(&buf)),
             // A collector registered by someone else broke: the actor families
             // are still written.
             Err(e) => tracing::error!(error = %e, "encoding the prometheus registry failed"),
