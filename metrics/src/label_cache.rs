@@ -4,14 +4,16 @@
 //! writes it once, on the first scrape in that format that needs it, and keeps
 //! the bytes with the entry. The store holds one [`LabelCache`] per entry
 //! without reading it, and knows no format: the cache is a row of [`SLOTS`]
-//! empty cells, and each sink in `render/` owns one slot (its `LABEL_SLOT`),
+//! empty cells, and each sink in `render/` uses one slot (its `LABEL_SLOT`; the
+//! two text formats share theirs),
 //! decides what goes in it (an escaped text block, encoded protobuf pairs) and
 //! owns its escaping. Registering an entry stores empty cells only.
 
 use std::sync::{Arc, OnceLock};
 
-/// Slots per entry: one per exposition format.
-pub(crate) const SLOTS: usize = 3;
+/// Slots per entry: one per written form (the text block, which the text
+/// format and OpenMetrics share, and the protobuf pairs).
+pub(crate) const SLOTS: usize = 2;
 
 /// One written form of a label set.
 #[derive(Debug, Clone)]

@@ -40,8 +40,10 @@ use crate::render::{Actors, Sink, Style, TypeView, collect_labels};
 /// The `Content-Type` of the format.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// This format's slot in each entry's label cache.
-const LABEL_SLOT: usize = 2;
+/// This format's slot in each entry's label cache: the text format's. Both
+/// write the same label block, so a host scraped in both (or moved from one
+/// to the other) keeps one copy per actor, not two.
+const LABEL_SLOT: usize = super::text::LABEL_SLOT;
 
 /// Base units a family name may end in, each then declared by `# UNIT`.
 const UNITS: [&str; 2] = ["seconds", "bytes"];

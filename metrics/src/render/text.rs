@@ -22,7 +22,7 @@ use crate::render::{Actors, Sink, Style, TypeView, collect_labels};
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// This format's slot in each entry's [`LabelCache`].
-const LABEL_SLOT: usize = 0;
+pub(super) const LABEL_SLOT: usize = 0;
 
 /// How a value is written.
 #[derive(Debug, Clone, Copy)]
