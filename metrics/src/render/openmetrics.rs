@@ -27,23 +27,14 @@
 //! in this sink's own writers for those two kinds of line; every other line
 //! stays the text format's.
 
-use std::sync::Arc;
-
 use prometheus::proto::{self as prom, MetricType as T};
 
 use crate::families::{FAMILIES, FamilyInfo};
-use crate::render::text::{
-    self, Shape, cached_label_block, push_f64, push_label, push_u64, type_word,
-};
-use crate::render::{Actors, Sink, Style, TypeView, collect_labels};
+use crate::render::text::{Shape, TextBody, push_f64, push_label, push_u64, type_word};
+use crate::render::{Actors, Sink, Style, TypeView};
 
 /// The `Content-Type` of the format.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// This format's slot in each entry's label cache: the text format's. Both
-/// write the same label block, so a host scraped in both (or moved from one
-/// to the other) keeps one copy per actor, not two.
-const LABEL_SLOT: usize = super::text::LABEL_SLOT;
 
 /// Base units a family name may end in, each then declared by `# UNIT`.
 const UNITS: [&str; 2] = ["seconds", "bytes"];
@@ -103,25 +94,22 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
     header(out, name, f.help, type_word(f.kind, shape));
 }
 
-/// The OpenMetrics writer: chunks of text, and its label blocks of the
-/// scrape's actors.
+/// The OpenMetrics writer: the text format's body and label blocks, its own
+/// family headers.
 #[derive(Default)]
-pub(crate) struct OpenMetricsSink {
-    out: String,
-    labels: Vec<Arc<str>>,
-}
+pub(crate) struct OpenMetricsSink(TextBody);
 
 impl Sink for OpenMetricsSink {
     fn len(&self) -> usize {
-        self.out.len()
+        self.0.len()
     }
 
     fn reserve(&mut self, bytes: usize) {
-        self.out.reserve(bytes);
+        self.0.reserve(bytes);
     }
 
     fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out).into_bytes()
+        self.0.take()
     }
 
     /// As in the text format: a summarised histogram family with promoted
@@ -141,35 +129,26 @@ impl Sink for OpenMetricsSink {
         next: usize,
         limit: usize,
     ) -> usize {
-        collect_labels(&mut self.labels, actors, |e| {
-            cached_label_block(&e.label_cache, LABEL_SLOT, &e.labels)
-        });
-        text::write_actors(
-            &mut self.out,
-            fi,
-            style,
-            actors,
-            &self.labels,
-            next,
-            limit,
-            |out, shape| family_header(out, &FAMILIES[fi], false, shape),
-        )
+        self.0
+            .actors(fi, style, actors, (next, limit), |out, shape| {
+                family_header(out, &FAMILIES[fi], false, shape)
+            })
     }
 
     fn aggregates(&mut self, fi: usize, _: Style, types: &[TypeView<'_>]) {
-        text::write_aggregates(&mut self.out, fi, types, |out, shape| {
+        self.0.aggregates(fi, types, |out, shape| {
             family_header(out, &FAMILIES[fi], true, shape)
         });
     }
 
     fn registry(&mut self, families: &[prom::MetricFamily]) {
         for f in families {
-            registry_family(&mut self.out, f);
+            registry_family(self.0.out(), f);
         }
     }
 
     fn end(&mut self) {
-        self.out.push_str("# EOF\n");
+        self.0.push_str("# EOF\n");
     }
 }
 

@@ -21,8 +21,10 @@ use crate::render::{Actors, Sink, Style, TypeView, collect_labels};
 /// The `Content-Type` of the format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// This format's slot in each entry's [`LabelCache`].
-pub(super) const LABEL_SLOT: usize = 0;
+/// The text formats' slot in each entry's [`LabelCache`]: the text format
+/// and OpenMetrics write the same label block, so a host scraped in both
+/// keeps one copy per actor ([`TextBody`]).
+const LABEL_SLOT: usize = 0;
 
 /// How a value is written.
 #[derive(Debug, Clone, Copy)]
@@ -432,25 +434,86 @@ pub(crate) fn write_aggregates(
     }
 }
 
-/// The text format's writer: chunks of text, and its label blocks of the
-/// scrape's actors.
+/// What both text formats (this one and OpenMetrics) write into: chunks of
+/// text, and the label blocks of the scrape's actors, which they share (one
+/// cache slot, the same bytes). Each format gives its own family headers.
 #[derive(Default)]
-pub(crate) struct TextSink {
+pub(crate) struct TextBody {
     out: String,
     labels: Vec<Arc<str>>,
 }
 
-impl Sink for TextSink {
-    fn len(&self) -> usize {
+impl TextBody {
+    pub(crate) fn len(&self) -> usize {
         self.out.len()
     }
 
-    fn reserve(&mut self, bytes: usize) {
+    pub(crate) fn reserve(&mut self, bytes: usize) {
         self.out.reserve(bytes);
     }
 
-    fn take(&mut self) -> Vec<u8> {
+    pub(crate) fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out).into_bytes()
+    }
+
+    pub(crate) fn push_str(&mut self, s: &str) {
+        self.out.push_str(s);
+    }
+
+    pub(crate) fn out(&mut self) -> &mut String {
+        &mut self.out
+    }
+
+    /// Family `fi` of the actors from `next` (see [`Sink::actors`]), headed by `header`.
+    pub(crate) fn actors(
+        &mut self,
+        fi: usize,
+        style: Style,
+        actors: &Actors<'_>,
+        (next, limit): (usize, usize),
+        header: impl FnOnce(&mut String, Shape<'static>),
+    ) -> usize {
+        collect_labels(&mut self.labels, actors, |e| {
+            cached_label_block(&e.label_cache, LABEL_SLOT, &e.labels)
+        });
+        write_actors(
+            &mut self.out,
+            fi,
+            style,
+            actors,
+            &self.labels,
+            next,
+            limit,
+            header,
+        )
+    }
+
+    /// Aggregate family `fi` of every type, headed by `header`.
+    pub(crate) fn aggregates(
+        &mut self,
+        fi: usize,
+        types: &[TypeView<'_>],
+        header: impl FnOnce(&mut String, Shape<'static>),
+    ) {
+        write_aggregates(&mut self.out, fi, types, header);
+    }
+}
+
+/// The text format's writer.
+#[derive(Default)]
+pub(crate) struct TextSink(TextBody);
+
+impl Sink for TextSink {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn reserve(&mut self, bytes: usize) {
+        self.0.reserve(bytes);
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        self.0.take()
     }
 
     fn holds_mixed_histograms(&self) -> bool {
@@ -465,23 +528,14 @@ impl Sink for TextSink {
         next: usize,
         limit: usize,
     ) -> usize {
-        collect_labels(&mut self.labels, actors, |e| {
-            cached_label_block(&e.label_cache, LABEL_SLOT, &e.labels)
-        });
-        write_actors(
-            &mut self.out,
-            fi,
-            style,
-            actors,
-            &self.labels,
-            next,
-            limit,
-            |out, shape| family_header(out, &FAMILIES[fi], false, shape),
-        )
+        self.0
+            .actors(fi, style, actors, (next, limit), |out, shape| {
+                family_header(out, &FAMILIES[fi], false, shape)
+            })
     }
 
     fn aggregates(&mut self, fi: usize, _: Style, types: &[TypeView<'_>]) {
-        write_aggregates(&mut self.out, fi, types, |out, shape| {
+        self.0.aggregates(fi, types, |out, shape| {
             family_header(out, &FAMILIES[fi], true, shape)
         });
     }
@@ -490,7 +544,7 @@ impl Sink for TextSink {
         use prometheus::Encoder as _;
         let mut buf = Vec::new();
         match prometheus::TextEncoder::new().encode(families, &mut buf) {
-            Ok(()) => self.out.push_str(&String::from_utf8_lossy(&buf)),
+            Ok(()) => self.0.push_str(&String::from_utf8_lossy(&buf)),
             // A collector registered by someone else broke: the actor families
             // are still written.
             Err(e) => tracing::error!(error = %e, "encoding the prometheus registry failed"),
