@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use actor_metrics::exemplar::InCall;
 use actor_metrics::labels::{Inbox, ShutdownReason, StartupPhase};
 use actor_metrics::{ActionMetrics, ActorMetrics};
 use futures::FutureExt;
@@ -349,10 +350,16 @@ impl Serving<'_> {
         }
         // The trace is the call context's while the action runs (actor code
         // reads it through `Context::trace`), and comes back for the recording.
+        // While the action's future is polled, its trace is the thread's
+        // current one: a commit it makes gets the call's exemplar.
+        let in_call = trace.as_deref().map(TraceContext::call_trace);
         ctx.set_trace(trace);
         let t0 = Instant::now();
-        let running =
-            AssertUnwindSafe(self.behaviour.call(ctx, action, payload.into_value())).catch_unwind();
+        let running = AssertUnwindSafe(InCall::new(
+            in_call,
+            self.behaviour.call(ctx, action, payload.into_value()),
+        ))
+        .catch_unwind();
         let outcome = tokio::select! {
             biased;
             outcome = running => Some(outcome),
@@ -361,13 +368,15 @@ impl Serving<'_> {
         let elapsed = t0.elapsed();
         let trace = ctx.set_trace(None);
         drop(held);
-        // The recording site of the call's exemplar, once the metrics take
-        // one: `trace.map(|t| t.exemplar(elapsed.as_secs_f64(), t0 + elapsed))`
-        // gives its ids and time with no clock read and no allocation; an
-        // untraced call has `None` and records as it does now.
-        let _ = trace;
-        self.metrics
-            .record_action(&recorder, elapsed, matches!(outcome, Some(Ok(Ok(_)))));
+        // The call's exemplar: its ids and end time, with no clock read and
+        // no allocation. An untraced call has none and records as before.
+        let exemplar = trace.map(|t| t.exemplar(elapsed.as_secs_f64(), t0 + elapsed));
+        self.metrics.record_action_traced(
+            &recorder,
+            elapsed,
+            matches!(outcome, Some(Ok(Ok(_)))),
+            exemplar.as_ref(),
+        );
         let info = self.info;
         match outcome {
             Some(Ok(result)) => {

@@ -11,9 +11,11 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::buckets::ACTION_BUCKETS;
+use crate::buckets::{ACTION_BUCKETS, SQLITE_BUCKETS};
+use crate::config::DetailLevel;
+use crate::exemplar::{ActorExemplars, Exemplar};
 use crate::families::{ActionCells, OwnGauges, Totals, for_families, opt_buckets};
 use crate::labels::*;
 use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record, Recording};
@@ -62,6 +64,7 @@ impl ActorType {
             rec: Recording {
                 stopped: AtomicBool::new(false),
                 native: self.store.config.native_histograms,
+                full: self.store.config.per_actor_detail == DetailLevel::Full,
             },
             own: OwnGauges::default(),
         }))
@@ -174,13 +177,29 @@ impl ActorMetrics {
 
     /// Whether this actor was registered under its type's overflow label set.
     pub fn is_overflow(&self) -> bool {
-        self.0.entry.overflow
+        self.0.entry.overflow()
     }
 
     /// Records one action call: calls (and errors if `!ok`) and duration, per
     /// actor and per (`actor_name`, `action`).
     #[inline]
     pub fn record_action(&self, action: &ActionMetrics, elapsed: Duration, ok: bool) {
+        self.record_action_traced(action, elapsed, ok, None);
+    }
+
+    /// Records one action call like [`ActorMetrics::record_action`], and
+    /// offers its `exemplar` (the call's trace, `elapsed` in seconds, when it
+    /// ended) to the duration buckets and, when `!ok`, the error counter: per
+    /// (`actor_name`, `action`) always, per actor when the store is at `full`
+    /// or the actor is promoted. With `None` it is `record_action`.
+    #[inline]
+    pub fn record_action_traced(
+        &self,
+        action: &ActionMetrics,
+        elapsed: Duration,
+        ok: bool,
+        exemplar: Option<&Exemplar>,
+    ) {
         let secs = elapsed.as_secs_f64();
         let s = &self.0.entry.series;
         let a = &action.0;
@@ -195,6 +214,42 @@ impl ActorMetrics {
             .observe(&ACTION_BUCKETS, secs, native);
         a.action_duration_seconds
             .observe(&ACTION_BUCKETS, secs, native);
+        if let Some(e) = exemplar {
+            a.exemplars.offer(e, ok);
+            if let Some(own) = self.own_exemplars() {
+                own.offer_action(e, ok);
+            }
+        }
+    }
+
+    /// Records one SQLite commit that took `took` and ended at `at`: its
+    /// duration, and, when the thread runs a traced call ([`exemplar::current`](crate::exemplar::current)),
+    /// its exemplar (per type always, per actor at `full` or promoted).
+    #[inline]
+    pub fn record_sqlite_commit(&self, took: Duration, at: Instant) {
+        let secs = took.as_secs_f64();
+        self.0.entry.series.sqlite_commit_duration_seconds.observe(
+            &SQLITE_BUCKETS,
+            secs,
+            self.0.rec.native,
+        );
+        if let Some(trace) = crate::exemplar::current() {
+            let e = trace.exemplar(secs, at);
+            self.0.entry.ty.commit_exemplars.offer(&SQLITE_BUCKETS, &e);
+            if let Some(own) = self.own_exemplars() {
+                own.offer_commit(&e);
+            }
+        }
+    }
+
+    /// The actor's own exemplar slots, allocated on first use, when it keeps
+    /// them: the store is at `full`, or the actor is promoted. Read only on a
+    /// traced call, so an untraced one pays nothing for it.
+    #[inline]
+    fn own_exemplars(&self) -> Option<&ActorExemplars> {
+        let r = &*self.0;
+        let e = &r.entry;
+        (r.rec.full || e.window.promoted().is_some()).then(|| e.exemplars.get_or_init(Box::default))
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 pub(crate) struct Expiry<T> {
     pub(crate) deadline: Instant,
     pub(crate) item: T,
-    pub(crate) epoch: u64,
+    pub(crate) epoch: u32,
 }
 
 /// A deadline-ordered FIFO of [`Expiry`] items.

@@ -227,6 +227,8 @@ for_families! {
         #[derive(Debug, Default)]
         pub(crate) struct ActionCells {
             $(pub(crate) $af: $acell,)*
+            /// Its duration buckets' and errors' exemplars.
+            pub(crate) exemplars: crate::exemplar::ActionExemplars,
         }
 
         /// One actor type's totals over its live, retained and removed actors: what

@@ -9,12 +9,14 @@ use std::time::Duration;
 use crate::buckets::Buckets;
 use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal};
 
-/// What a registration's recorders share: its stop flag, and whether its
-/// histograms record native buckets.
+/// What a registration's recorders share: its stop flag, whether its
+/// histograms record native buckets, and whether it keeps exemplars of its
+/// own whatever its promotion (the store is at `full`).
 #[derive(Debug)]
 pub(crate) struct Recording {
     pub(crate) stopped: AtomicBool,
     pub(crate) native: bool,
+    pub(crate) full: bool,
 }
 
 /// How a family's cell is recorded through a handle: the cell, the

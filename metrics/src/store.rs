@@ -20,7 +20,7 @@
 //! The store knows neither the sweeper nor the renderer: they read it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use prometheus::Registry;
@@ -28,10 +28,12 @@ use prometheus::Registry;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::MetricsError;
+use crate::exemplar::{ActorExemplars, HistogramExemplars};
 use crate::expiry::{Expiry, ExpiryQueue};
 use crate::families::{ActionCells, ActorSeries, OwnGauges, Totals};
 use crate::label_cache::LabelCache;
 use crate::labels::ActorLabels;
+use crate::lazy::LazyBox;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
 use crate::self_metrics::SelfMetrics;
 use crate::trouble::{Reason, Watch, Window};
@@ -42,17 +44,18 @@ pub(crate) struct ActorEntry {
     pub(crate) labels: Arc<ActorLabels>,
     pub(crate) ty: Arc<TypeInner>,
     pub(crate) series: ActorSeries,
-    /// Bumped each time the last live registration stops; an expiry item carries
-    /// the epoch it was queued at, so a revived-then-stopped-again entry is not
-    /// removed by a stale item.
-    pub(crate) epoch: AtomicU64,
-    /// The shared overflow label set of its type (not counted against the cap).
-    pub(crate) overflow: bool,
+    /// Its stop count, and whether it is its type's shared overflow label set
+    /// (not counted against the cap), in one word.
+    pub(crate) epoch: Epoch,
     /// The renderer's written forms of `labels`; the store never reads them.
     pub(crate) label_cache: LabelCache,
     /// Its windowed figures, taken by the promotion tick, and whether it is
     /// promoted to `full` detail.
     pub(crate) window: Window,
+    /// Its exemplars, allocated by its first traced call made while it keeps
+    /// them (`full`, or promoted). The pointer takes the bytes [`Epoch`] gave
+    /// up (see `an_entry_is_no_larger_for_its_exemplar_pointer`).
+    pub(crate) exemplars: LazyBox<ActorExemplars>,
 }
 
 impl ActorEntry {
@@ -65,16 +68,53 @@ impl ActorEntry {
             labels,
             ty,
             series,
-            epoch: AtomicU64::new(0),
-            overflow,
+            epoch: Epoch::new(overflow),
             label_cache: LabelCache::default(),
             window: Window::default(),
+            exemplars: LazyBox::default(),
         }
+    }
+
+    /// Whether this is its type's shared overflow label set.
+    #[inline]
+    pub(crate) fn overflow(&self) -> bool {
+        self.epoch.overflow()
     }
 
     /// Live registrations (the `actor_active` value).
     pub(crate) fn live(&self) -> u32 {
         self.series.active.get()
+    }
+}
+
+/// An entry's stop count and its overflow flag in one 32-bit word: the
+/// flag is bit 0, and each stop adds 2, so it never touches the flag.
+///
+/// An expiry item carries the epoch it was queued at, so a
+/// revived-then-stopped-again entry is not removed by a stale item. The count
+/// wraps after 2^31 stops: a stale item could only match again if that many
+/// stops of one label set came within one retention window, by which time
+/// the expiry queue would hold 2^31 items of it.
+#[derive(Debug)]
+pub(crate) struct Epoch(AtomicU32);
+
+impl Epoch {
+    fn new(overflow: bool) -> Self {
+        Epoch(AtomicU32::new(u32::from(overflow)))
+    }
+
+    #[inline]
+    fn overflow(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & 1 != 0
+    }
+
+    /// Counts one stop; returns the new epoch.
+    fn bump(&self) -> u32 {
+        self.0.fetch_add(2, Ordering::SeqCst).wrapping_add(2)
+    }
+
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -90,6 +130,8 @@ pub(crate) struct TypeInner {
     /// Promotions of its actors to `full` detail, per [`Reason`]:
     /// `actor_type_detail_promotions_total`.
     pub(crate) promotions: [AtomicU64; Reason::ALL.len()],
+    /// Exemplars of `actor_type_sqlite_commit_duration_seconds`.
+    pub(crate) commit_exemplars: HistogramExemplars,
 }
 
 impl std::fmt::Debug for TypeInner {
@@ -219,6 +261,7 @@ impl Store {
             retired: ActorSeries::default(),
             actions: RwLock::new(Vec::new()),
             promotions: Default::default(),
+            commit_exemplars: HistogramExemplars::default(),
         });
         types.push(t.clone());
         t
@@ -307,7 +350,7 @@ impl Store {
                 if e.series.active.leave() != 1 {
                     return None;
                 }
-                let epoch = e.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                let epoch = e.epoch.bump();
                 self.selfm.live.dec();
                 self.selfm.expiring.inc();
                 let now = self.clock.now();
@@ -348,15 +391,13 @@ impl Store {
         let removed = self
             .retained
             .remove_if_sync(&item.item.labels, |e| {
-                Arc::ptr_eq(e, &item.item)
-                    && e.live() == 0
-                    && e.epoch.load(Ordering::SeqCst) == item.epoch
+                Arc::ptr_eq(e, &item.item) && e.live() == 0 && e.epoch.get() == item.epoch
             })
             .is_some();
         if removed {
             let e = &item.item;
             e.series.fold_into(&e.ty.retired);
-            if !e.overflow {
+            if !e.overflow() {
                 self.count.fetch_sub(1, Ordering::SeqCst);
             }
             self.selfm.expiring.dec();
@@ -374,7 +415,7 @@ impl Store {
             let Some(item) = self.expiry.pop_front() else {
                 break false;
             };
-            if item.item.overflow {
+            if item.item.overflow() {
                 passed.push(item);
                 continue;
             }
@@ -415,7 +456,7 @@ impl Store {
             .is_some();
         if removed {
             entry.series.fold_into(&entry.ty.retired);
-            if !entry.overflow {
+            if !entry.overflow() {
                 self.count.fetch_sub(1, Ordering::SeqCst);
             }
             self.selfm.live.dec();
@@ -467,5 +508,35 @@ impl Store {
             })
             .collect();
         Snapshot { entries, types }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exemplar pointer lives in the bytes the 64-bit epoch and the
+    /// separate overflow flag took: an actor at `core` costs what it cost
+    /// before exemplars (736 bytes of entry).
+    #[test]
+    fn an_entry_is_no_larger_for_its_exemplar_pointer() {
+        assert!(
+            size_of::<ActorEntry>() <= 736,
+            "{} bytes",
+            size_of::<ActorEntry>()
+        );
+    }
+
+    #[test]
+    fn stops_count_in_steps_of_two_and_never_touch_the_overflow_flag() {
+        for overflow in [false, true] {
+            let e = Epoch::new(overflow);
+            e.0.store(u32::MAX - 1 - u32::from(!overflow), Ordering::SeqCst);
+            for _ in 0..3 {
+                let before = e.get();
+                assert_eq!(e.bump(), before.wrapping_add(2));
+                assert_eq!(e.overflow(), overflow);
+            }
+        }
     }
 }

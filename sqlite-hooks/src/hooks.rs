@@ -91,10 +91,11 @@ fn on_wal(conn: &mut Connection, s: Arc<State>, checkpoint_pages: u32) -> rusqli
         s.guard("wal", || {
             let started = s.commit_started.swap(0, Relaxed);
             if started != 0 {
-                let took = s.since_epoch().saturating_sub(started);
-                s.metrics
-                    .sqlite_commit_duration_seconds()
-                    .observe_duration(Duration::from_nanos(took));
+                let ended = s.since_epoch();
+                let took = Duration::from_nanos(ended.saturating_sub(started));
+                // With the call's trace as an exemplar when a traced action commits.
+                let at = s.epoch + Duration::from_nanos(ended);
+                s.metrics.record_sqlite_commit(took, at);
             }
             let last = s.wal_pages.swap(pages, Relaxed);
             // The WAL restarts from its start after a complete checkpoint.

@@ -27,7 +27,7 @@ pub mod traceparent;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actor_metrics::exemplar::{Exemplar, SpanId, TraceId};
+use actor_metrics::exemplar::{CallTrace, Exemplar, SpanId, TraceId};
 use tokio::time::Instant;
 
 pub use traceparent::{Traceparent, TraceparentError};
@@ -152,6 +152,18 @@ impl TraceContext {
         let since = at.saturating_duration_since(self.anchor).as_nanos();
         self.anchor_unix_ns
             .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+    }
+
+    /// The call's ids and clock anchor as the metrics' [`CallTrace`]: what a
+    /// recording site that does not see the call (a SQLite commit) reads
+    /// while the action runs.
+    pub fn call_trace(&self) -> CallTrace {
+        CallTrace::new(
+            self.trace_id,
+            self.span_id,
+            self.anchor.into_std(),
+            self.anchor_unix_ns,
+        )
     }
 
     /// The exemplar of an observation of `value` made at `at` in this call:

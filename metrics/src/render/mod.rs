@@ -315,7 +315,7 @@ impl Exposition {
                 .map(|k| ActorLabels::new("", None, k, store.envoy_key.clone(), max))
                 .collect();
             let snapshot = store.snapshot(|e| {
-                !e.overflow
+                !e.overflow()
                     && (keys.iter().any(|k| k.actor_key() == e.labels.actor_key())
                         || request
                             .actor_id_gens

@@ -83,7 +83,7 @@ pub struct WatchReport {
 pub(crate) fn tick(store: &Store, now: Instant) -> WatchReport {
     let cfg = &store.config.promotion;
     let windows = cfg.windows();
-    let snapshot = store.snapshot(|e| !e.overflow);
+    let snapshot = store.snapshot(|e| !e.overflow());
     let mut state = store.watch.state.lock();
     let mut report = WatchReport {
         actors: snapshot.entries.len(),

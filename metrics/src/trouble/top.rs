@@ -197,8 +197,9 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
             })?,
     };
     let window = windows[w];
-    let snapshot = store
-        .snapshot(|e| !e.overflow && query.actor_type.as_deref().is_none_or(|t| *e.ty.name == *t));
+    let snapshot = store.snapshot(|e| {
+        !e.overflow() && query.actor_type.as_deref().is_none_or(|t| *e.ty.name == *t)
+    });
     let floor = cfg.min_calls as f64;
     let mut rows: Vec<(f64, f64, &Arc<ActorEntry>)> = Vec::new();
     for e in &snapshot.entries {
