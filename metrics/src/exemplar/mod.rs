@@ -11,10 +11,10 @@
 //! * `actor_type_action_duration_seconds` buckets and
 //!   `actor_type_action_errors_total`, per (`actor_name`, `action`), always;
 //! * `actor_type_sqlite_commit_duration_seconds` buckets, per type, always;
-//! * the same three families per actor ([`ActorExemplars`]) when the store is
+//! * the same three families per actor (`kept.rs`) when the store is
 //!   at `full` or the actor is promoted: the per-actor slots are one lazily
-//!   allocated box behind a pointer in the actor's entry that fits in the
-//!   entry's padding, so an actor at `core` costs not one byte more.
+//!   allocated box behind a pointer in the actor's entry, in bytes the entry
+//!   already had, so an actor at `core` costs not one byte more.
 //!
 //! A SQLite commit happens inside the action that makes it, deep in code that
 //! knows nothing of the call: [`InCall`] makes the call's [`CallTrace`] the
