@@ -95,6 +95,15 @@ impl ActorType {
 #[derive(Clone, Debug)]
 pub struct ActionMetrics(Arc<ActionCells>);
 
+#[cfg(test)]
+impl ActionMetrics {
+    /// The exemplars kept for this action, for tests that cannot read them
+    /// from a scrape.
+    pub(crate) fn exemplars(&self) -> &crate::exemplar::ActionExemplars {
+        &self.0.exemplars
+    }
+}
+
 /// One registration of an actor's label set; dropped with the last handle clone.
 struct Registration {
     entry: Arc<ActorEntry>,
@@ -178,6 +187,11 @@ impl ActorMetrics {
     /// Whether this actor was registered under its type's overflow label set.
     pub fn is_overflow(&self) -> bool {
         self.0.entry.overflow()
+    }
+
+    /// Whether this handle's series live in `metrics` (not in another instance).
+    pub(crate) fn is_of(&self, metrics: &crate::Metrics) -> bool {
+        Arc::ptr_eq(&self.0.store, &metrics.0)
     }
 
     /// Records one action call: calls (and errors if `!ok`) and duration, per
