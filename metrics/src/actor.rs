@@ -95,15 +95,6 @@ impl ActorType {
 #[derive(Clone, Debug)]
 pub struct ActionMetrics(Arc<ActionCells>);
 
-#[cfg(test)]
-impl ActionMetrics {
-    /// The exemplars kept for this action, for tests that cannot read them
-    /// from a scrape.
-    pub(crate) fn exemplars(&self) -> &crate::exemplar::ActionExemplars {
-        &self.0.exemplars
-    }
-}
-
 /// One registration of an actor's label set; dropped with the last handle clone.
 struct Registration {
     entry: Arc<ActorEntry>,
