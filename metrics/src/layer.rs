@@ -47,6 +47,11 @@
 //! registry lookup of the span at its records and close that every layer's
 //! `on_record` and `on_close` pays.
 //!
+//! While an action span is entered, its trace is the thread's current one
+//! ([`exemplar::current`](crate::exemplar::current)), so a SQLite commit the
+//! call makes ([`ActorMetrics::record_sqlite_commit`], which the SQLite
+//! hooks call) carries the call's exemplar too.
+//!
 //! Do not install the layer on top of `actor-core`'s host: the host records
 //! its calls itself, and the layer would count each call twice.
 //!
@@ -102,7 +107,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::exemplar::{CallTrace, SpanId, TraceId};
+use crate::exemplar::{CallTrace, SpanId, TraceId, replace_current};
 use crate::{ActionMetrics, ActorMetrics, Metrics};
 
 /// The fields of one action span that name its actor and action, as the span
@@ -216,6 +221,7 @@ impl ActionLayer {
             trace,
             failed: fields.outcome.failed,
             start: self.metrics.0.clock.now(),
+            entered: Vec::new(),
         })
     }
 
@@ -267,6 +273,33 @@ where
         }
     }
 
+    /// While the call's span is entered, its trace is the thread's current
+    /// one, so a SQLite commit made inside it carries the call's exemplar.
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if span.name() != self.span_name {
+            return;
+        }
+        let mut ext = span.extensions_mut();
+        if let Some(call) = ext.get_mut::<Call>()
+            && call.trace.is_some()
+        {
+            call.entered.push(replace_current(call.trace));
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if span.name() != self.span_name {
+            return;
+        }
+        if let Some(call) = span.extensions_mut().get_mut::<Call>()
+            && let Some(previous) = call.entered.pop()
+        {
+            replace_current(previous);
+        }
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         if span.name() != self.span_name {
@@ -289,6 +322,9 @@ struct Call {
     trace: Option<CallTrace>,
     failed: bool,
     start: tokio::time::Instant,
+    /// The thread's current traces this span's enters replaced, one per
+    /// enter not yet exited (a span may be entered again while entered).
+    entered: Vec<Option<CallTrace>>,
 }
 
 impl Call {

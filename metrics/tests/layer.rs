@@ -538,3 +538,44 @@ async fn exemplars_are_timed_from_the_close_through_one_anchor() {
     assert!((error_at - at - 5.0).abs() < 1e-6, "{error_at} - {at}");
     assert_eq!(kept.len(), 3, "none for the all-zero trace: {kept:?}");
 }
+
+/// A commit made while the call's span is entered carries the call's trace;
+/// one made after it is exited carries none.
+#[tokio::test(start_paused = true)]
+async fn a_commit_inside_an_entered_action_span_carries_its_trace() {
+    let m = full();
+    let actors = register(&m);
+    let a = actors[0].clone();
+    let layer = ActionLayer::new(m.clone(), resolver(actors, Arc::default()));
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let span = tracing::error_span!(
+        "action",
+        actor_name = "counter",
+        actor_id_gen = "a1:1",
+        action = "increment",
+        trace_id = TRACE,
+        span_id = SPAN,
+    );
+    let at = std::time::Instant::now();
+    span.in_scope(|| {
+        // Entered twice (nested), then exited: the trace stays until the last exit.
+        span.in_scope(|| a.record_sqlite_commit(Duration::from_millis(2), at));
+        assert!(actor_metrics::exemplar::current().is_some());
+    });
+    assert_eq!(actor_metrics::exemplar::current(), None);
+    a.record_sqlite_commit(Duration::from_secs(20), at);
+    drop(span);
+    let on_commits: Vec<_> = openmetrics_exemplars(&m)
+        .into_iter()
+        .filter(|e| e.name.contains("sqlite_commit"))
+        .collect();
+    assert_eq!(
+        on_commits.len(),
+        2,
+        "per type and per actor: {on_commits:?}"
+    );
+    for e in &on_commits {
+        assert_eq!(e.exemplar["trace_id"], TRACE, "{e:?}");
+        assert_eq!(e.value, 0.002);
+    }
+}
