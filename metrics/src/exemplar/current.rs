@@ -74,6 +74,7 @@ pub fn current() -> Option<CallTrace> {
 /// Makes `trace` this thread's current trace; returns the one it replaces.
 /// For a caller that pairs it with a later `replace` of the returned one on
 /// the same thread (the tracing layer's span enter and exit).
+#[cfg(feature = "tracing-layer")]
 pub(crate) fn replace(trace: Option<CallTrace>) -> Option<CallTrace> {
     CURRENT.with(|c| c.replace(trace))
 }

@@ -78,6 +78,7 @@ mod current;
 mod kept;
 mod slot;
 
+#[cfg(feature = "tracing-layer")]
 pub(crate) use current::replace as replace_current;
 pub use current::{CallTrace, InCall, current, in_call};
 pub(crate) use kept::{ActionExemplars, ActorExemplars, Carrier, Kept};
