@@ -181,6 +181,7 @@ impl ActorMetrics {
     }
 
     /// Whether this handle's series live in `metrics` (not in another instance).
+    #[cfg(feature = "tracing-layer")]
     pub(crate) fn is_of(&self, metrics: &crate::Metrics) -> bool {
         Arc::ptr_eq(&self.0.store, &metrics.0)
     }
