@@ -35,15 +35,12 @@ pub use traceparent::{Traceparent, TraceparentError};
 /// The trace one action call runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
-    trace_id: TraceId,
-    /// This call's own span.
-    span_id: SpanId,
+    /// The trace, this call's own span, and the wall-clock time of the
+    /// instant the context was made.
+    call: CallTrace,
     /// The caller's span, when the trace was continued.
     parent_id: Option<SpanId>,
     flags: u8,
-    /// Nanoseconds since the Unix epoch at `anchor`.
-    anchor_unix_ns: u64,
-    anchor: Instant,
 }
 
 /// Where a [`TraceContext`] came from.
@@ -106,23 +103,20 @@ impl TraceContext {
             .and_then(|d| u64::try_from(d.as_nanos()).ok())
             .unwrap_or(0);
         TraceContext {
-            trace_id,
-            span_id,
+            call: CallTrace::new(trace_id, span_id, Instant::now().into_std(), anchor_unix_ns),
             parent_id,
             flags,
-            anchor_unix_ns,
-            anchor: Instant::now(),
         }
     }
 
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
-        self.trace_id
+        self.call.trace_id
     }
 
     /// This call's span id (new for each call).
     pub fn span_id(&self) -> SpanId {
-        self.span_id
+        self.call.span_id
     }
 
     /// The caller's span id, when the caller's trace was continued.
@@ -139,8 +133,8 @@ impl TraceContext {
     /// callee, and what the app API returns.
     pub fn traceparent(&self) -> Traceparent {
         Traceparent {
-            trace_id: self.trace_id,
-            parent_id: self.span_id,
+            trace_id: self.call.trace_id,
+            parent_id: self.call.span_id,
             flags: self.flags,
         }
     }
@@ -149,33 +143,21 @@ impl TraceContext {
     /// context was made), computed with no clock read.
     #[inline]
     pub fn unix_ns_at(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.anchor).as_nanos();
-        self.anchor_unix_ns
-            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
+        self.call.unix_ns_at(at.into_std())
     }
 
     /// The call's ids and clock anchor as the metrics' [`CallTrace`]: what a
     /// recording site that does not see the call (a SQLite commit) reads
     /// while the action runs.
     pub fn call_trace(&self) -> CallTrace {
-        CallTrace::new(
-            self.trace_id,
-            self.span_id,
-            self.anchor.into_std(),
-            self.anchor_unix_ns,
-        )
+        self.call
     }
 
     /// The exemplar of an observation of `value` made at `at` in this call:
     /// its ids and wall-clock time, with no allocation and no clock read.
     #[inline]
     pub fn exemplar(&self, value: f64, at: Instant) -> Exemplar {
-        Exemplar {
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            value,
-            timestamp_ns: self.unix_ns_at(at),
-        }
+        self.call.exemplar(value, at.into_std())
     }
 }
 
@@ -242,26 +224,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_exemplar_is_timed_from_the_anchor_without_a_clock_read() {
         let t = TraceContext::start();
+        // Time is paused: this is the instant the context was made at.
+        let anchor = Instant::now();
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")
             .as_nanos() as u64;
         // Made within the last second.
-        assert!(now_ns.abs_diff(t.unix_ns_at(t.anchor)) < 1_000_000_000);
-        let later = t.anchor + Duration::from_millis(1500);
+        assert!(now_ns.abs_diff(t.unix_ns_at(anchor)) < 1_000_000_000);
+        let later = anchor + Duration::from_millis(1500);
         let e = t.exemplar(0.25, later);
-        assert_eq!(e.timestamp_ns, t.unix_ns_at(t.anchor) + 1_500_000_000);
+        assert_eq!(e.timestamp_ns, t.unix_ns_at(anchor) + 1_500_000_000);
         assert_eq!(
             (e.trace_id, e.span_id, e.value),
             (t.trace_id(), t.span_id(), 0.25)
         );
-        let before = t
-            .anchor
+        let before = anchor
             .checked_sub(Duration::from_secs(1))
             .expect("after start");
         assert_eq!(
             t.unix_ns_at(before),
-            t.unix_ns_at(t.anchor),
+            t.unix_ns_at(anchor),
             "never before the anchor"
         );
     }
