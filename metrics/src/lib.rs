@@ -51,7 +51,7 @@
 //! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
 //! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), one sink per format, each owning its escaping, label cache slot and content type: the text format (`text.rs`), OpenMetrics (`openmetrics.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`, the registry's families converted to it in `registry.rs`); and the promotion families (`promoted.rs`) |
-//! | `exemplar.rs` | exemplar storage ([`exemplar`]): a lock-free slot (a seqlock of atomics) that observers write and scrapes read, and the lazily allocated slots of one histogram; not wired into recording or rendering yet |
+//! | `exemplar/` | exemplars ([`exemplar`]): the ids and [`Exemplar`](exemplar::Exemplar) (`mod.rs`), a lock-free slot (a seqlock of atomics) that observers write and scrapes read and the lazily allocated slots of one histogram (`slot.rs`), the families that keep them and one actor's and one action's holders (`kept.rs`), and the thread's current call trace for recording sites that do not see the call (`current.rs`) |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.

@@ -23,6 +23,21 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One exemplar of a scrape (OpenMetrics or protobuf), on the sample it follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarSample {
+    /// The sample's name (`…_bucket`, `…_total`).
+    pub name: String,
+    /// The sample's labels (`le` included for a bucket).
+    pub labels: BTreeMap<String, String>,
+    /// The exemplar's own labels (`trace_id`, `span_id`).
+    pub exemplar: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+    /// Its time in seconds since the Unix epoch, if it has one.
+    pub timestamp: Option<f64>,
+}
+
 /// What went wrong, with the 1-based line number.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("line {line}: {what}")]
@@ -59,6 +74,7 @@ pub struct NativeSample {
 pub struct Scrape {
     samples: Vec<Sample>,
     natives: Vec<NativeSample>,
+    exemplars: Vec<ExemplarSample>,
     types: HashMap<String, String>,
     helps: HashMap<String, String>,
     units: HashMap<String, String>,
@@ -140,7 +156,16 @@ impl Scrape {
                 }
                 continue;
             }
+            // Only OpenMetrics has exemplars: ` # {labels} value [timestamp]`.
+            let (line, exemplar) = match line.split_once(" # ") {
+                Some((sample, exemplar)) if om => (sample, Some(exemplar)),
+                _ => (line, None),
+            };
             let sample = parse_sample(line, om).map_err(err)?;
+            if let Some(exemplar) = exemplar {
+                let e = parse_exemplar(&sample, exemplar).map_err(err)?;
+                s.exemplars.push(e);
+            }
             family_of(&sample.name, &s.types)
                 .ok_or_else(|| err(format!("{} has no # TYPE", sample.name)))?;
             let key = (sample.name.clone(), sample.labels.clone());
@@ -232,42 +257,87 @@ impl Scrape {
         labels: BTreeMap<String, String>,
         m: client_model::Metric,
     ) -> Result<(), String> {
-        let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+        let exemplars = &mut self.exemplars;
+        let mut push_exemplar = |sample: &Sample, e: &client_model::Exemplar| {
+            exemplars.push(ExemplarSample {
+                name: sample.name.clone(),
+                labels: sample.labels.clone(),
+                exemplar: e
+                    .label
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.name.clone().unwrap_or_default(),
+                            l.value.clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+                value: e.value.unwrap_or(0.0),
+                timestamp: e
+                    .timestamp
+                    .as_ref()
+                    .map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9),
+            });
+        };
+        let samples = &mut self.samples;
+        let mut push = |suffix: &str,
+                        extra: Option<(&str, String)>,
+                        value: f64,
+                        exemplar: Option<&client_model::Exemplar>| {
             let mut labels = labels.clone();
             if let Some((k, v)) = extra {
                 labels.insert(k.to_owned(), v);
             }
-            self.samples.push(Sample {
+            let sample = Sample {
                 name: format!("{name}{suffix}"),
                 labels,
                 value,
-            });
+            };
+            if let Some(e) = exemplar {
+                push_exemplar(&sample, e);
+            }
+            samples.push(sample);
         };
         match t {
-            MetricType::Counter => push("", None, m.counter.and_then(|c| c.value).unwrap_or(0.0)),
-            MetricType::Gauge => push("", None, m.gauge.and_then(|g| g.value).unwrap_or(0.0)),
-            MetricType::Untyped => push("", None, m.untyped.and_then(|u| u.value).unwrap_or(0.0)),
+            MetricType::Counter => {
+                let c = m.counter.unwrap_or_default();
+                push("", None, c.value.unwrap_or(0.0), c.exemplar.as_ref());
+            }
+            MetricType::Gauge => push("", None, m.gauge.and_then(|g| g.value).unwrap_or(0.0), None),
+            MetricType::Untyped => push(
+                "",
+                None,
+                m.untyped.and_then(|u| u.value).unwrap_or(0.0),
+                None,
+            ),
             MetricType::Summary => {
                 let sm = m.summary.unwrap_or_default();
-                push("_sum", None, sm.sample_sum.unwrap_or(0.0));
-                push("_count", None, sm.sample_count.unwrap_or(0) as f64);
+                push("_sum", None, sm.sample_sum.unwrap_or(0.0), None);
+                push("_count", None, sm.sample_count.unwrap_or(0) as f64, None);
             }
             MetricType::Histogram | MetricType::GaugeHistogram => {
                 let h = m.histogram.unwrap_or_default();
                 let count = h.sample_count.unwrap_or(0);
                 let sum = h.sample_sum.unwrap_or(0.0);
                 if !h.bucket.is_empty() {
+                    // `+Inf` is implicit, or sent when it carries an exemplar.
+                    let mut inf = None;
                     for b in &h.bucket {
                         let le = b.upper_bound.unwrap_or(f64::INFINITY);
+                        if le == f64::INFINITY {
+                            inf = b.exemplar.as_ref();
+                            continue;
+                        }
                         push(
                             "_bucket",
                             Some(("le", fmt_le(le))),
                             b.cumulative_count.unwrap_or(0) as f64,
+                            b.exemplar.as_ref(),
                         );
                     }
-                    push("_bucket", Some(("le", "+Inf".into())), count as f64);
-                    push("_sum", None, sum);
-                    push("_count", None, count as f64);
+                    push("_bucket", Some(("le", "+Inf".into())), count as f64, inf);
+                    push("_sum", None, sum, None);
+                    push("_count", None, count as f64, None);
                 }
                 if let Some(schema) = h.schema {
                     let buckets = native_buckets(&h).map_err(|what| format!("{name}: {what}"))?;
@@ -285,6 +355,21 @@ impl Scrape {
             }
         }
         Ok(())
+    }
+
+    /// Every exemplar, in the order of the samples they follow.
+    pub fn exemplars(&self) -> &[ExemplarSample] {
+        &self.exemplars
+    }
+
+    /// The exemplar on sample `name` whose labels include `labels`, if one.
+    pub fn exemplar(&self, name: &str, labels: &[(&str, &str)]) -> Option<&ExemplarSample> {
+        self.exemplars.iter().find(|e| {
+            e.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| e.labels.get(*k).is_some_and(|x| x == v))
+        })
     }
 
     /// Every sample.
@@ -429,6 +514,40 @@ fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> Option<&'a s
 
 fn is_name_char(c: char, first: bool) -> bool {
     c.is_ascii_alphabetic() || c == '_' || c == ':' || (!first && c.is_ascii_digit())
+}
+
+/// The exemplar after `sample`'s value: `{labels} value [timestamp]`, its
+/// labels at most 128 characters in all (the OpenMetrics limit).
+fn parse_exemplar(sample: &Sample, text: &str) -> Result<ExemplarSample, String> {
+    if !text.starts_with('{') {
+        return Err(format!("exemplar without labels: {text:?}"));
+    }
+    let e = parse_sample(&format!("exemplar{text}"), true)?;
+    let chars: usize = e
+        .labels
+        .iter()
+        .map(|(k, v)| k.chars().count() + v.chars().count())
+        .sum();
+    if chars > 128 {
+        return Err(format!(
+            "exemplar labels of {chars} characters (at most 128)"
+        ));
+    }
+    let timestamp = text
+        .rsplit_once('}')
+        .and_then(|(_, rest)| rest.split_ascii_whitespace().nth(1))
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|e| format!("exemplar timestamp {t:?}: {e}"))
+        })
+        .transpose()?;
+    Ok(ExemplarSample {
+        name: sample.name.clone(),
+        labels: sample.labels.clone(),
+        exemplar: e.labels,
+        value: e.value,
+        timestamp,
+    })
 }
 
 fn parse_sample(line: &str, om: bool) -> Result<Sample, String> {

@@ -531,7 +531,7 @@ mod tests {
     fn stops_count_in_steps_of_two_and_never_touch_the_overflow_flag() {
         for overflow in [false, true] {
             let e = Epoch::new(overflow);
-            e.0.store(u32::MAX - 1 - u32::from(!overflow), Ordering::SeqCst);
+            e.0.store((u32::MAX - 3) | u32::from(overflow), Ordering::SeqCst);
             for _ in 0..3 {
                 let before = e.get();
                 assert_eq!(e.bump(), before.wrapping_add(2));

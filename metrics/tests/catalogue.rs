@@ -109,7 +109,7 @@ fn testing_apply_reaches_every_non_action_family() {
     let m = Metrics::new(Config::default()).unwrap();
     let a = m.actor_type("t").register("a", Some(1), "k");
     for f in &FAMILIES {
-        let label = (!f.label_values.is_empty()).then_some(f.label_values.len() - 1);
+        let label = (!f.label_values.is_empty()).then(|| f.label_values.len() - 1);
         let op = match f.kind {
             Kind::Counter => Op::Inc(1),
             Kind::Gauge => Op::Set(1),

@@ -196,6 +196,41 @@ fn latency_panels_are_in_seconds() {
     );
 }
 
+/// Every latency panel drawn from the action or commit buckets asks Grafana
+/// for exemplars, and the shipped data source links their `trace_id` to a
+/// trace store: a dot on the panel opens the call.
+#[test]
+fn latency_panels_show_exemplars_that_link_to_the_trace() {
+    let text =
+        std::fs::read_to_string(deploy_path("grafana/actor-metrics.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut with = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap_or("");
+            let buckets = [
+                "action_duration_seconds_bucket",
+                "sqlite_commit_duration_seconds_bucket",
+            ]
+            .iter()
+            .any(|b| expr.contains(b));
+            if buckets && panel["type"] == "timeseries" {
+                assert_eq!(t["exemplar"], true, "{}: {expr}", panel["title"]);
+                with += 1;
+            }
+        }
+    }
+    assert!(with >= 6, "{with} targets with exemplars");
+    let ds = std::fs::read_to_string(deploy_path("grafana/datasource.yml")).expect("datasource");
+    let lines: Vec<&str> = ds.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "exemplarTraceIdDestinations:")
+        .expect("exemplar links");
+    assert_eq!(lines[at + 1], "- name: trace_id", "{ds}");
+    assert!(lines[at + 2].starts_with("datasourceUid: "), "{ds}");
+}
+
 /// The shipped rules count the first shutdown timeout either way (the
 /// promtool tests above cover both shapes); this checks the host's side of the
 /// contract: every reason's aggregate child exists at 0 once the type is

@@ -35,6 +35,28 @@ pub struct Gauge {
 pub struct Counter {
     #[prost(double, optional, tag = "1")]
     pub value: Option<f64>,
+    #[prost(message, optional, tag = "2")]
+    pub exemplar: Option<Exemplar>,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Timestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// An exemplar: its labels (`trace_id`, `span_id`), value and time.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Exemplar {
+    #[prost(message, repeated, tag = "1")]
+    pub label: Vec<LabelPair>,
+    #[prost(double, optional, tag = "2")]
+    pub value: Option<f64>,
+    #[prost(message, optional, tag = "3")]
+    pub timestamp: Option<Timestamp>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -70,6 +92,8 @@ pub struct Bucket {
     /// Inclusive.
     #[prost(double, optional, tag = "2")]
     pub upper_bound: Option<f64>,
+    #[prost(message, optional, tag = "3")]
+    pub exemplar: Option<Exemplar>,
 }
 
 /// Consecutive native buckets: `offset` from the previous span's end (or the

@@ -22,13 +22,20 @@
 //! every whole-number bucket series of a host that moves from text to
 //! OpenMetrics. The reference parser accepts both.
 //!
-//! Exemplars (later): OpenMetrics carries them after the value of `_bucket`
-//! and `_total` lines (`… 3 # {trace_id="…"} 0.25 1700000000.123`). They go
-//! in this sink's own writers for those two kinds of line; every other line
-//! stays the text format's.
+//! Exemplars: the one thing a sample line carries here and not in the text
+//! format. After the value of a `_bucket` line of a family that keeps them
+//! (action and commit durations) and of an action-error `_total` line, the
+//! series' kept exemplar, if it has one: `… 3 # {trace_id="…",span_id="…"}
+//! 0.7 1733400000.123` (its value, then when it was observed, in seconds with
+//! millisecond precision, which is what Prometheus stores). The text
+//! writers take this syntax ([`push_exemplar`]) from the sink, so it is
+//! written here only. Each export marks the exemplar read, so a bucket's next
+//! exemplar is the slowest call of the next scrape interval (see
+//! [`crate::exemplar`]).
 
 use prometheus::proto::{self as prom, MetricType as T};
 
+use crate::exemplar::Exemplar;
 use crate::families::{FAMILIES, FamilyInfo};
 use crate::render::text::{Shape, TextBody, push_f64, push_label, push_u64, type_word};
 use crate::render::{Actors, Sink, Style, TypeView};
@@ -94,10 +101,35 @@ fn family_header(out: &mut String, f: &FamilyInfo, aggregate: bool, shape: Shape
     header(out, name, f.help, type_word(f.kind, shape));
 }
 
+/// Writes ` # {trace_id="…",span_id="…"} <value> <seconds>` after a sample's
+/// value. An exemplar with no time (a clock before 1970) is written without.
+pub(crate) fn push_exemplar(out: &mut String, e: &Exemplar) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        " # {{trace_id=\"{}\",span_id=\"{}\"}} ",
+        e.trace_id, e.span_id
+    );
+    push_f64(out, e.value);
+    if e.timestamp_ns > 0 {
+        let (secs, ms) = (
+            e.timestamp_ns / 1_000_000_000,
+            e.timestamp_ns % 1_000_000_000 / 1_000_000,
+        );
+        let _ = write!(out, " {secs}.{ms:03}");
+    }
+}
+
 /// The OpenMetrics writer: the text format's body and label blocks, its own
-/// family headers.
-#[derive(Default)]
+/// family headers, and exemplars.
 pub(crate) struct OpenMetricsSink(TextBody);
+
+impl Default for OpenMetricsSink {
+    fn default() -> Self {
+        OpenMetricsSink(TextBody::with_exemplars(push_exemplar))
+    }
+}
 
 impl Sink for OpenMetricsSink {
     fn len(&self) -> usize {
@@ -288,6 +320,31 @@ mod tests {
             out,
             "# HELP x_bytes A \\\"b\\\"\\\\\\n\n# TYPE x_bytes counter\n# UNIT x_bytes bytes\n"
         );
+    }
+
+    #[test]
+    fn an_exemplar_is_written_with_its_ids_value_and_time_in_seconds() {
+        use crate::exemplar::{SpanId, TraceId};
+        let mut e = Exemplar {
+            trace_id: TraceId([0xab; 16]),
+            span_id: SpanId([0x01; 8]),
+            value: 0.7,
+            timestamp_ns: 1_733_400_000_123_456_789,
+        };
+        let mut out = String::new();
+        push_exemplar(&mut out, &e);
+        assert_eq!(
+            out,
+            format!(
+                " # {{trace_id=\"{}\",span_id=\"0101010101010101\"}} 0.7 1733400000.123",
+                "ab".repeat(16)
+            )
+        );
+        e.timestamp_ns = 0;
+        e.value = 1.0;
+        out.clear();
+        push_exemplar(&mut out, &e);
+        assert!(out.ends_with("} 1"), "{out}");
     }
 
     #[test]

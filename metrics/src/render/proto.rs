@@ -8,17 +8,23 @@
 //! own. Per actor below `full`, a histogram is sent as its native buckets only
 //! (one series in Prometheus); at `full`, and for aggregates, with its classic
 //! buckets too.
+//!
+//! Exemplars ride on the classic buckets and the counters that keep them
+//! (`Bucket.exemplar`, `Counter.exemplar`), where OpenMetrics writes them: a
+//! histogram sent as native buckets only carries none. The `+Inf` bucket,
+//! implicit otherwise, is sent when it has an exemplar.
 
 use std::sync::{Arc, OnceLock};
 
 use prost::Message as _;
 
 use super::client_model::{
-    Bucket, BucketSpan, Counter, EncodedFamily, Gauge, Histogram, LabelPair, Metric, MetricFamily,
-    MetricType, Summary, classic, empty, family, pair,
+    Bucket, BucketSpan, Counter, EncodedFamily, Exemplar as ExemplarMessage, Gauge, Histogram,
+    LabelPair, Metric, MetricFamily, MetricType, Summary, Timestamp, classic, empty, family, pair,
 };
 use crate::buckets::{SCHEMA, ZERO_THRESHOLD};
 use crate::cells::{Cell, HistogramTotal, Kind};
+use crate::exemplar::{Carrier, Exemplar, Kept};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 
 use crate::labels::{ActorLabels, LabelEnum};
@@ -57,37 +63,58 @@ fn with_labels(labels: &[u8], m: &Metric) -> Vec<u8> {
     bytes
 }
 
-/// A total of family `fi` as one `Metric`.
-trait AsMetric {
-    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric;
+/// An exemplar as its message.
+fn exemplar_message(e: &Exemplar) -> ExemplarMessage {
+    ExemplarMessage {
+        label: vec![
+            pair("trace_id", &e.trace_id.to_string()),
+            pair("span_id", &e.span_id.to_string()),
+        ],
+        value: Some(e.value),
+        // A clock before 1970 (timestamp 0) sends no time.
+        timestamp: (e.timestamp_ns > 0).then_some(Timestamp {
+            seconds: (e.timestamp_ns / 1_000_000_000) as i64,
+            nanos: (e.timestamp_ns % 1_000_000_000) as i32,
+        }),
+    }
 }
 
-fn number(fi: usize, v: f64, label: Vec<LabelPair>) -> Metric {
+/// A total of family `fi` as one `Metric`, with the exemplars `kept` for it.
+trait AsMetric {
+    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>, kept: Kept<'_>) -> Metric;
+}
+
+fn number(fi: usize, v: f64, label: Vec<LabelPair>, kept: Kept<'_>) -> Metric {
     let mut m = empty(label);
     match FAMILIES[fi].kind {
-        Kind::Counter => m.counter = Some(Counter { value: Some(v) }),
+        Kind::Counter => {
+            m.counter = Some(Counter {
+                value: Some(v),
+                exemplar: kept.counter().as_ref().map(exemplar_message),
+            })
+        }
         _ => m.gauge = Some(Gauge { value: Some(v) }),
     }
     m
 }
 
 impl AsMetric for u64 {
-    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>) -> Metric {
-        number(fi, *self as f64, label)
+    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>, kept: Kept<'_>) -> Metric {
+        number(fi, *self as f64, label, kept)
     }
 }
 
 impl AsMetric for i64 {
-    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>) -> Metric {
-        number(fi, *self as f64, label)
+    fn as_metric(&self, fi: usize, _: Style, label: Vec<LabelPair>, kept: Kept<'_>) -> Metric {
+        number(fi, *self as f64, label, kept)
     }
 }
 
 impl AsMetric for HistogramTotal {
-    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>) -> Metric {
+    fn as_metric(&self, fi: usize, style: Style, label: Vec<LabelPair>, kept: Kept<'_>) -> Metric {
         let buckets = FAMILIES[fi].buckets;
         let classic_buckets = || match buckets {
-            Some(b) => classic_buckets(&self.classic_counts(b), b.bounds()),
+            Some(b) => classic_buckets(&self.classic_counts(b), b.bounds(), self.count(), kept),
             None => Vec::new(),
         };
         let mut m = empty(label);
@@ -130,20 +157,31 @@ impl AsMetric for HistogramTotal {
     }
 }
 
-/// Cumulative classic buckets (`+Inf` left implicit: it is the count).
-fn classic_buckets(counts: &[u64], bounds: &[f64]) -> Vec<Bucket> {
+/// Cumulative classic buckets with their exemplars; `+Inf` (the count) is
+/// left implicit unless it has an exemplar.
+fn classic_buckets(counts: &[u64], bounds: &[f64], count: u64, kept: Kept<'_>) -> Vec<Bucket> {
     let mut cumulative = 0u64;
-    bounds
+    let mut buckets: Vec<Bucket> = bounds
         .iter()
         .zip(counts)
-        .map(|(b, n)| {
+        .enumerate()
+        .map(|(i, (b, n))| {
             cumulative += n;
             Bucket {
                 cumulative_count: Some(cumulative),
                 upper_bound: Some(*b),
+                exemplar: kept.bucket(i).as_ref().map(exemplar_message),
             }
         })
-        .collect()
+        .collect();
+    if let Some(e) = kept.bucket(bounds.len()) {
+        buckets.push(Bucket {
+            cumulative_count: Some(count),
+            upper_bound: Some(f64::INFINITY),
+            exemplar: Some(exemplar_message(&e)),
+        });
+    }
+    buckets
 }
 
 /// The `TYPE` of family `f` written in `style`.
@@ -157,10 +195,12 @@ fn metric_type(f: &FamilyInfo, style: Style) -> MetricType {
 }
 
 /// Writes one actor's metrics of family `fi` into `out`, each as a `Metric`
-/// message's bytes, given the actor's encoded label pairs.
-type ActorWriter = fn(usize, &ActorSeries, &[u8], Style, &mut Vec<Vec<u8>>);
-/// Writes one type's metrics of aggregate family `fi` into `out`.
-type AggregateWriter = fn(usize, &TypeView<'_>, Style, &mut Vec<Metric>);
+/// message's bytes,
+/// given the actor's encoded label pairs and its exemplars of the family.
+type ActorWriter = fn(usize, &ActorSeries, &[u8], Style, Kept<'_>, &mut Vec<Vec<u8>>);
+/// Writes one type's metrics of aggregate family `fi` into `out`, with the
+/// exemplars of `Carrier` when the family keeps them.
+type AggregateWriter = fn(usize, &TypeView<'_>, Style, Option<Carrier>, &mut Vec<Metric>);
 
 /// Reads one cell into a total of its kind.
 fn read<C: Cell>(cell: &C) -> C::Total {
@@ -175,10 +215,10 @@ for_families! {
     action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
-            $(|fi, s, labels, style, out| {
-                out.push(with_labels(labels, &read(&s.$sf).as_metric(fi, style, Vec::new())));
+            $(|fi, s, labels, style, kept, out| {
+                out.push(with_labels(labels, &read(&s.$sf).as_metric(fi, style, Vec::new(), kept)));
             },)*
-            $(|fi, s, labels, style, out| {
+            $(|fi, s, labels, style, _, out| {
                 // The extra label's pair for each value, built once per process.
                 static EXTRA: OnceLock<Vec<LabelPair>> = OnceLock::new();
                 let extra = EXTRA.get_or_init(|| {
@@ -188,33 +228,38 @@ for_families! {
                         .collect()
                 });
                 for (i, c) in s.$lf.used() {
-                    let m = read(c).as_metric(fi, style, vec![extra[i].clone()]);
+                    let m = read(c).as_metric(fi, style, vec![extra[i].clone()], Kept::None);
                     out.push(with_labels(labels, &m));
                 }
             },)*
-            $(|fi, s, labels, style, out| {
-                out.push(with_labels(labels, &read(&s.$af).as_metric(fi, style, Vec::new())));
+            $(|fi, s, labels, style, kept, out| {
+                out.push(with_labels(labels, &read(&s.$af).as_metric(fi, style, Vec::new(), kept)));
             },)*
         ];
 
         /// Aggregate writers, indexed like [`FAMILIES`]; every label value, at 0 until used.
         static AGGREGATE_WRITERS: [AggregateWriter; FAMILY_COUNT] = [
-            $(|fi, t, style, out| {
-                out.push(t.totals.$sf.as_metric(fi, style, vec![pair("actor_name", t.name)]));
+            $(|fi, t, style, carrier, out| {
+                let kept = match carrier {
+                    Some(Carrier::CommitDuration) => Kept::Buckets(&t.snapshot.ty.commit_exemplars),
+                    _ => Kept::None,
+                };
+                out.push(t.totals.$sf.as_metric(fi, style, vec![pair("actor_name", t.name)], kept));
             },)*
-            $(|fi, t, style, out| {
+            $(|fi, t, style, _, out| {
                 for (i, v) in t.totals.$lf.iter().enumerate() {
                     let label = vec![
                         pair("actor_name", t.name),
                         pair(<$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]),
                     ];
-                    out.push(v.as_metric(fi, style, label));
+                    out.push(v.as_metric(fi, style, label, Kept::None));
                 }
             },)*
-            $(|fi, t, style, out| {
+            $(|fi, t, style, carrier, out| {
                 for (action, cells) in &t.snapshot.actions {
                     let label = vec![pair("action", action), pair("actor_name", t.name)];
-                    out.push(read(&cells.$af).as_metric(fi, style, label));
+                    let kept = carrier.map_or(Kept::None, |c| cells.exemplars.kept(c));
+                    out.push(read(&cells.$af).as_metric(fi, style, label, kept));
                 }
             },)*
         ];
@@ -291,12 +336,18 @@ impl Sink for ProtoSink {
         let f = &FAMILIES[fi];
         let t = metric_type(f, style.header());
         let write = ACTOR_WRITERS[fi];
+        let carrier = Carrier::of(fi);
         collect_labels(&mut self.labels, actors, label_block);
         let mut metric = Vec::new();
         while let (Some(e), Some(labels)) = (actors.entries.get(next), self.labels.get(next)) {
             actors.prefetch_ahead(fi, next, |i| self.labels.get(i).map(|b| &b[..]));
             if let Some(style) = actors.style(next, style) {
-                write(fi, &e.series, labels, style, &mut metric);
+                // Only an actor that keeps exemplars has any.
+                let kept = match (carrier, e.exemplars.get()) {
+                    (Some(c), Some(kept)) => kept.kept(c),
+                    _ => Kept::None,
+                };
+                write(fi, &e.series, labels, style, kept, &mut metric);
             }
             next += 1;
             if metric.len() >= BATCH {
@@ -315,9 +366,10 @@ impl Sink for ProtoSink {
     fn aggregates(&mut self, fi: usize, style: Style, types: &[TypeView<'_>]) {
         let f = &FAMILIES[fi];
         let write = AGGREGATE_WRITERS[fi];
+        let carrier = Carrier::of(fi);
         let mut metric = Vec::new();
         for view in types {
-            write(fi, view, style, &mut metric);
+            write(fi, view, style, carrier, &mut metric);
         }
         if !metric.is_empty() {
             self.emit(family(

@@ -39,6 +39,7 @@ fn metric(t: T, m: &prom::Metric) -> Metric {
         T::COUNTER => {
             out.counter = Some(Counter {
                 value: Some(m.get_counter().get_value()),
+                exemplar: None,
             });
         }
         T::GAUGE => {
@@ -69,6 +70,7 @@ fn histogram(h: &prom::Histogram) -> Histogram {
             .map(|b| Bucket {
                 cumulative_count: Some(b.cumulative_count()),
                 upper_bound: Some(b.upper_bound()),
+                exemplar: None,
             })
             .collect(),
     )

@@ -13,6 +13,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::buckets::Buckets;
 use crate::cells::{ActiveCell, Cell, CounterCell, GaugeCell, HistogramCell, HistogramTotal, Kind};
+use crate::exemplar::{Carrier, Exemplar, Kept};
 use crate::families::{ActorSeries, FAMILIES, FAMILY_COUNT, FamilyInfo, for_families};
 use crate::label_cache::LabelCache;
 use crate::labels::{ActorLabels, LabelEnum};
@@ -45,6 +46,44 @@ pub(crate) fn type_word(kind: Kind, shape: Shape<'_>) -> &'static str {
         (Kind::Gauge, _) => "gauge",
         (Kind::Histogram, Shape::Summary) => "summary",
         (Kind::Histogram, _) => "histogram",
+    }
+}
+
+/// Writes one exemplar after a sample's value, in the syntax of a format
+/// that carries exemplars (OpenMetrics owns it).
+pub(crate) type ExemplarSyntax = fn(&mut String, &Exemplar);
+
+/// What the lines of one series carry after their values: the exemplars
+/// kept for it, in the syntax of the format that carries them; nothing for
+/// the text format 0.0.4 (no syntax) or a series that keeps none.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct LineExemplars<'a> {
+    kept: Kept<'a>,
+    syntax: Option<ExemplarSyntax>,
+}
+
+impl<'a> LineExemplars<'a> {
+    /// `kept`, written with `syntax` (when the format has one).
+    pub(crate) fn new(kept: Kept<'a>, syntax: Option<ExemplarSyntax>) -> Self {
+        LineExemplars { kept, syntax }
+    }
+
+    /// Writes bucket `i`'s exemplar, if any, and marks it exported.
+    fn bucket(self, out: &mut String, i: usize) {
+        if let Some(write) = self.syntax
+            && let Some(e) = self.kept.bucket(i)
+        {
+            write(out, &e);
+        }
+    }
+
+    /// Writes the counter's exemplar, if any, and marks it exported.
+    fn counter(self, out: &mut String) {
+        if let Some(write) = self.syntax
+            && let Some(e) = self.kept.counter()
+        {
+            write(out, &e);
+        }
     }
 }
 
@@ -155,19 +194,41 @@ pub(crate) fn push_f64(out: &mut String, v: f64) {
 
 /// A total that can be written as samples.
 pub(crate) trait TextValue {
-    fn write(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>);
+    fn write(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        shape: Shape<'_>,
+        ex: LineExemplars<'_>,
+    );
 }
 
 impl TextValue for u64 {
-    fn write(&self, out: &mut String, name: &str, labels: &str, _: Shape<'_>) {
+    fn write(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        _: Shape<'_>,
+        ex: LineExemplars<'_>,
+    ) {
         sample(out, name, "", labels, None);
         push_u64(out, *self);
+        ex.counter(out);
         out.push('\n');
     }
 }
 
 impl TextValue for i64 {
-    fn write(&self, out: &mut String, name: &str, labels: &str, _: Shape<'_>) {
+    fn write(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        _: Shape<'_>,
+        _: LineExemplars<'_>,
+    ) {
         sample(out, name, "", labels, None);
         push_i64(out, *self);
         out.push('\n');
@@ -175,7 +236,14 @@ impl TextValue for i64 {
 }
 
 impl TextValue for HistogramTotal {
-    fn write(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+    fn write(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        shape: Shape<'_>,
+        ex: LineExemplars<'_>,
+    ) {
         let count = match shape {
             Shape::Histogram(le, buckets) => {
                 let counts = self.classic_counts(buckets);
@@ -190,6 +258,7 @@ impl TextValue for HistogramTotal {
                     };
                     sample(out, name, "_bucket", labels, Some(le));
                     push_u64(out, cumulative);
+                    ex.bucket(out, i);
                     out.push('\n');
                 }
                 cumulative
@@ -253,17 +322,24 @@ fn extra_labels(out: &mut String, block: &str, label: &str, value: &str) {
 
 /// A cell written straight from its atomics.
 trait WriteCell {
-    fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>);
+    fn write_cell(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        shape: Shape<'_>,
+        ex: LineExemplars<'_>,
+    );
 }
 
 /// Counters and gauges: read, write.
 macro_rules! write_read {
     ($($cell:ty),*) => {$(
         impl WriteCell for $cell {
-            fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+            fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>, ex: LineExemplars<'_>) {
                 let mut t = Default::default();
                 self.add_to(&mut t);
-                TextValue::write(&t, out, name, labels, shape);
+                TextValue::write(&t, out, name, labels, shape, ex);
             }
         }
     )*};
@@ -271,7 +347,14 @@ macro_rules! write_read {
 write_read!(CounterCell, GaugeCell, ActiveCell);
 
 impl WriteCell for HistogramCell {
-    fn write_cell(&self, out: &mut String, name: &str, labels: &str, shape: Shape<'_>) {
+    fn write_cell(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        shape: Shape<'_>,
+        ex: LineExemplars<'_>,
+    ) {
         if let Shape::Summary = shape {
             // `_sum` and `_count` need no bucket: skip collecting them.
             let (count, sum) = self.count_and_sum();
@@ -280,12 +363,13 @@ impl WriteCell for HistogramCell {
         }
         let mut t = HistogramTotal::default();
         self.add_to(&mut t);
-        t.write(out, name, labels, shape);
+        t.write(out, name, labels, shape, ex);
     }
 }
 
-/// Writes one actor's samples of one family: `(series, label block, shape, out)`.
-pub(crate) type ActorWriter = fn(&ActorSeries, &str, Shape<'_>, &mut String);
+/// Writes one actor's samples of one family: `(series, label block, shape,
+/// its exemplars, out)`.
+pub(crate) type ActorWriter = fn(&ActorSeries, &str, Shape<'_>, LineExemplars<'_>, &mut String);
 
 /// Writes one type's samples of one aggregate family.
 pub(crate) type AggregateWriter = fn(&TypeText<'_>, Shape<'_>, &mut String);
@@ -297,6 +381,31 @@ pub(crate) struct TypeText<'a> {
     pub(crate) block: &'a str,
     /// `action="…",actor_name="…"` per action, in the snapshot's action order.
     pub(crate) action_blocks: &'a [String],
+    /// The family's exemplars and their syntax, when the format writes them.
+    pub(crate) exemplars: Option<(Carrier, ExemplarSyntax)>,
+}
+
+impl TypeText<'_> {
+    /// The type's own exemplars of the family (the commit buckets).
+    fn type_exemplars(&self) -> LineExemplars<'_> {
+        match self.exemplars {
+            Some((Carrier::CommitDuration, syntax)) => LineExemplars::new(
+                Kept::Buckets(&self.view.snapshot.ty.commit_exemplars),
+                Some(syntax),
+            ),
+            _ => LineExemplars::default(),
+        }
+    }
+
+    /// One action's exemplars of the family.
+    fn action_exemplars<'c>(&self, cells: &'c crate::families::ActionCells) -> LineExemplars<'c> {
+        match self.exemplars {
+            Some((carrier, syntax)) => {
+                LineExemplars::new(cells.exemplars.kept(carrier), Some(syntax))
+            }
+            None => LineExemplars::default(),
+        }
+    }
 }
 
 for_families! {
@@ -305,18 +414,18 @@ for_families! {
     action(af, acell, ab, alevel, aname, ahelp) => {
         /// Per-actor writers, indexed like [`FAMILIES`].
         pub(crate) static ACTOR_WRITERS: [ActorWriter; FAMILY_COUNT] = [
-            $(|s, block, shape, out| {
-                s.$sf.write_cell(out, concat!("actor_", $sname), block, shape);
+            $(|s, block, shape, ex, out| {
+                s.$sf.write_cell(out, concat!("actor_", $sname), block, shape, ex);
             },)*
-            $(|s, block, shape, out| {
+            $(|s, block, shape, _, out| {
                 let mut labels = String::new();
                 for (i, c) in s.$lf.used() {
                     extra_labels(&mut labels, block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
-                    c.write_cell(out, concat!("actor_", $lname), &labels, shape);
+                    c.write_cell(out, concat!("actor_", $lname), &labels, shape, LineExemplars::default());
                 }
             },)*
-            $(|s, block, shape, out| {
-                s.$af.write_cell(out, concat!("actor_", $aname), block, shape);
+            $(|s, block, shape, ex, out| {
+                s.$af.write_cell(out, concat!("actor_", $aname), block, shape, ex);
             },)*
         ];
 
@@ -325,20 +434,20 @@ for_families! {
         /// sees the first event.
         pub(crate) static AGGREGATE_WRITERS: [AggregateWriter; FAMILY_COUNT] = [
             $(|t, shape, out| {
-                t.view.totals.$sf.write(out, concat!("actor_type_", $sname), t.block, shape);
+                t.view.totals.$sf.write(out, concat!("actor_type_", $sname), t.block, shape, t.type_exemplars());
             },)*
             $(|t, shape, out| {
                 let mut labels = String::new();
                 for (i, v) in t.view.totals.$lf.iter().enumerate() {
                     extra_labels(&mut labels, t.block, <$le as LabelEnum>::LABEL, <$le as LabelEnum>::VALUES[i]);
-                    v.write(out, concat!("actor_type_", $lname), &labels, shape);
+                    v.write(out, concat!("actor_type_", $lname), &labels, shape, LineExemplars::default());
                 }
             },)*
             $(|t, shape, out| {
                 for ((_, cells), block) in t.view.snapshot.actions.iter().zip(t.action_blocks) {
                     let mut v = Default::default();
                     cells.$af.add_to(&mut v);
-                    v.write(out, concat!("actor_type_", $aname), block, shape);
+                    v.write(out, concat!("actor_type_", $aname), block, shape, t.action_exemplars(cells));
                 }
             },)*
         ];
@@ -375,6 +484,7 @@ pub(crate) fn write_actors(
     labels: &[Arc<str>],
     mut next: usize,
     limit: usize,
+    syntax: Option<ExemplarSyntax>,
     header: impl FnOnce(&mut String, Shape<'static>),
 ) -> usize {
     let plain = shape(fi, style.summarise);
@@ -382,12 +492,18 @@ pub(crate) fn write_actors(
         header(out, shape(fi, style.header().summarise));
     }
     let write = ACTOR_WRITERS[fi];
+    let carrier = syntax.and(Carrier::of(fi));
     // At least one actor per call, so a header is never written twice.
     while let (Some(e), Some(block)) = (actors.entries.get(next), labels.get(next)) {
         actors.prefetch_ahead(fi, next, |i| labels.get(i).map(|b| b.as_bytes()));
+        // Only an actor that keeps exemplars has any: one null check for the others.
+        let ex = match (carrier, e.exemplars.get()) {
+            (Some(c), Some(kept)) => LineExemplars::new(kept.kept(c), syntax),
+            _ => LineExemplars::default(),
+        };
         match actors.style(next, style) {
-            Some(s) if s.summarise == style.summarise => write(&e.series, block, plain, out),
-            Some(s) => write(&e.series, block, shape(fi, s.summarise), out),
+            Some(s) if s.summarise == style.summarise => write(&e.series, block, plain, ex, out),
+            Some(s) => write(&e.series, block, shape(fi, s.summarise), ex, out),
             None => {}
         }
         next += 1;
@@ -403,6 +519,7 @@ pub(crate) fn write_aggregates(
     out: &mut String,
     fi: usize,
     types: &[TypeView<'_>],
+    syntax: Option<ExemplarSyntax>,
     header: impl FnOnce(&mut String, Shape<'static>),
 ) {
     let f = &FAMILIES[fi];
@@ -429,6 +546,7 @@ pub(crate) fn write_aggregates(
             view,
             block: &block,
             action_blocks: &action_blocks,
+            exemplars: syntax.and_then(|s| Carrier::of(fi).map(|c| (c, s))),
         };
         write(&t, shape, out);
     }
@@ -441,9 +559,19 @@ pub(crate) fn write_aggregates(
 pub(crate) struct TextBody {
     out: String,
     labels: Vec<Arc<str>>,
+    /// How the format writes exemplars, if it carries them.
+    exemplars: Option<ExemplarSyntax>,
 }
 
 impl TextBody {
+    /// A body whose lines carry their exemplars, written by `syntax`.
+    pub(crate) fn with_exemplars(syntax: ExemplarSyntax) -> Self {
+        TextBody {
+            exemplars: Some(syntax),
+            ..TextBody::default()
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.out.len()
     }
@@ -484,6 +612,7 @@ impl TextBody {
             &self.labels,
             next,
             limit,
+            self.exemplars,
             header,
         )
     }
@@ -495,7 +624,7 @@ impl TextBody {
         types: &[TypeView<'_>],
         header: impl FnOnce(&mut String, Shape<'static>),
     ) {
-        write_aggregates(&mut self.out, fi, types, header);
+        write_aggregates(&mut self.out, fi, types, self.exemplars, header);
     }
 }
 
@@ -592,7 +721,13 @@ mod tests {
             let mut t = HistogramTotal::default();
             cell.add_to(&mut t);
             let mut out = String::new();
-            t.write(&mut out, "h", "a=\"1\"", shape(fi, false));
+            t.write(
+                &mut out,
+                "h",
+                "a=\"1\"",
+                shape(fi, false),
+                LineExemplars::default(),
+            );
             assert!(
                 out.starts_with("h_bucket{a=\"1\",le=\"0.001\"} 2\n"),
                 "{out}"
@@ -601,7 +736,13 @@ mod tests {
             assert!(out.contains("h_bucket{a=\"1\",le=\"+Inf\"} 4\n"), "{out}");
             assert!(out.ends_with("h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n"));
             let mut out = String::new();
-            t.write(&mut out, "h", "a=\"1\"", shape(fi, true));
+            t.write(
+                &mut out,
+                "h",
+                "a=\"1\"",
+                shape(fi, true),
+                LineExemplars::default(),
+            );
             assert_eq!(out, "h_sum{a=\"1\"} 100.2015\nh_count{a=\"1\"} 4\n");
             assert_eq!(type_word(Kind::Histogram, shape(fi, true)), "summary");
         }
