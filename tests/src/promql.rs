@@ -188,6 +188,11 @@ impl StoredExemplar {
     pub fn trace_id(&self) -> &str {
         self.labels.get("trace_id").map_or("", String::as_str)
     }
+
+    /// Its `span_id` label, or `""`.
+    pub fn span_id(&self) -> &str {
+        self.labels.get("span_id").map_or("", String::as_str)
+    }
 }
 
 /// The number in a `[timestamp, "value"]` pair.
