@@ -180,6 +180,11 @@ impl ActorMetrics {
         self.0.entry.overflow()
     }
 
+    /// Whether this handle's series live in `metrics` (not in another instance).
+    pub(crate) fn is_of(&self, metrics: &crate::Metrics) -> bool {
+        Arc::ptr_eq(&self.0.store, &metrics.0)
+    }
+
     /// Records one action call: calls (and errors if `!ok`) and duration, per
     /// actor and per (`actor_name`, `action`).
     #[inline]

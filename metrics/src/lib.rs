@@ -52,6 +52,7 @@
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
 //! | `render/` | every byte of exposition: selection and chunking, promoted actors at `full` (`mod.rs`), one sink per format, each owning its escaping, label cache slot and content type: the text format (`text.rs`), OpenMetrics (`openmetrics.rs`), the protobuf format with native histograms (`proto.rs`, `client_model.rs`, the registry's families converted to it in `registry.rs`); and the promotion families (`promoted.rs`) |
 //! | `exemplar/` | exemplars ([`exemplar`]): the ids and [`Exemplar`](exemplar::Exemplar) (`mod.rs`), a lock-free slot (a seqlock of atomics) that observers write and scrapes read and the lazily allocated slots of one histogram (`slot.rs`), the families that keep them and one actor's and one action's holders (`kept.rs`), and the thread's current call trace for recording sites that do not see the call (`current.rs`) |
+//! | `layer.rs` | feature `tracing-layer`: `layer::ActionLayer`, a `tracing` layer that records action calls from the spans a runtime wraps them in |
 //! | `self_metrics.rs` | the subsystem's report on itself |
 //!
 //! The sweeper and the renderer read the store; the store knows neither.
@@ -85,6 +86,8 @@ mod expiry;
 pub mod families;
 mod label_cache;
 pub mod labels;
+#[cfg(feature = "tracing-layer")]
+pub mod layer;
 mod lazy;
 mod native;
 mod prefetch;

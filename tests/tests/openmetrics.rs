@@ -1,6 +1,7 @@
 //! OpenMetrics on the real binary: the reference parser (Python's
 //! `prometheus_client.openmetrics.parser`) accepts every OpenMetrics body at
-//! every level and selection, reading the samples ours reads; and a real
+//! every level and selection, exemplars included, reading the samples ours
+//! reads; and a real
 //! Prometheus 2.42 under the shipped config negotiates OpenMetrics, with the
 //! shipped rules loaded, and stores the exact values.
 
@@ -55,6 +56,19 @@ fn the_reference_parser_accepts_every_openmetrics_body() {
         assert_eq!(theirs, ours.samples().len(), "{query:?}: samples read");
         if query.starts_with("actor_key=om") {
             assert!(theirs > 0, "{query:?}");
+        }
+        // The app API traces every call, so the type's buckets and error
+        // counter carry exemplars, and the reference parser read them too.
+        if !query.starts_with("actor_key") {
+            for name in [
+                "actor_type_action_duration_seconds_bucket",
+                "actor_type_action_errors_total",
+            ] {
+                assert!(
+                    ours.exemplars().iter().any(|e| e.name == name),
+                    "{query:?}: no exemplar on {name}"
+                );
+            }
         }
     }
     // It is a strict parser: a body cut before `# EOF` is refused.

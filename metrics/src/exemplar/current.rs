@@ -71,6 +71,13 @@ pub fn current() -> Option<CallTrace> {
     CURRENT.with(Cell::get)
 }
 
+/// Makes `trace` this thread's current trace; returns the one it replaces.
+/// For a caller that pairs it with a later `replace` of the returned one on
+/// the same thread (the tracing layer's span enter and exit).
+pub(crate) fn replace(trace: Option<CallTrace>) -> Option<CallTrace> {
+    CURRENT.with(|c| c.replace(trace))
+}
+
 /// Puts the previous current trace back, also when the scope unwinds.
 struct Restore(Option<CallTrace>);
 

@@ -11,10 +11,10 @@
 //! * `actor_type_action_duration_seconds` buckets and
 //!   `actor_type_action_errors_total`, per (`actor_name`, `action`), always;
 //! * `actor_type_sqlite_commit_duration_seconds` buckets, per type, always;
-//! * the same three families per actor ([`ActorExemplars`]) when the store is
+//! * the same three families per actor (`kept.rs`) when the store is
 //!   at `full` or the actor is promoted: the per-actor slots are one lazily
-//!   allocated box behind a pointer in the actor's entry that fits in the
-//!   entry's padding, so an actor at `core` costs not one byte more.
+//!   allocated box behind a pointer in the actor's entry, in bytes the entry
+//!   already had, so an actor at `core` costs not one byte more.
 //!
 //! A SQLite commit happens inside the action that makes it, deep in code that
 //! knows nothing of the call: [`InCall`] makes the call's [`CallTrace`] the
@@ -78,6 +78,7 @@ mod current;
 mod kept;
 mod slot;
 
+pub(crate) use current::replace as replace_current;
 pub use current::{CallTrace, InCall, current, in_call};
 pub(crate) use kept::{ActionExemplars, ActorExemplars, Carrier, Kept};
 pub use slot::{ExemplarSlot, HistogramExemplars, READ_ATTEMPTS};
@@ -107,10 +108,36 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     f.write_str(std::str::from_utf8(text).expect("hex digits are ASCII"))
 }
 
+/// `N` bytes from exactly `2 × N` lowercase hex digits (the W3C form), or
+/// `None`.
+fn read_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    for (b, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+        *b = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(bytes)
+}
+
 impl TraceId {
     /// Whether the id may be used: not all zeros.
     pub const fn is_valid(&self) -> bool {
         u128::from_ne_bytes(self.0) != 0
+    }
+
+    /// The id written as 32 lowercase hex digits, or `None` for any other
+    /// text (uppercase included). All zeros reads, and is not [valid](Self::is_valid).
+    pub fn from_hex(text: &[u8]) -> Option<TraceId> {
+        read_hex(text).map(TraceId)
     }
 }
 
@@ -118,6 +145,12 @@ impl SpanId {
     /// Whether the id may be used: not all zeros.
     pub const fn is_valid(&self) -> bool {
         u64::from_ne_bytes(self.0) != 0
+    }
+
+    /// The id written as 16 lowercase hex digits, or `None` for any other
+    /// text (uppercase included). All zeros reads, and is not [valid](Self::is_valid).
+    pub fn from_hex(text: &[u8]) -> Option<SpanId> {
+        read_hex(text).map(SpanId)
     }
 }
 
@@ -157,4 +190,37 @@ pub struct Exemplar {
     pub value: f64,
     /// When, in nanoseconds since the Unix epoch.
     pub timestamp_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_from_their_hex_and_nothing_else_reads() {
+        let t = TraceId(*b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36");
+        assert_eq!(TraceId::from_hex(t.to_string().as_bytes()), Some(t));
+        let s = SpanId(*b"\x00\xf0\x67\xaa\x0b\xa9\x02\xb7");
+        assert_eq!(SpanId::from_hex(b"00f067aa0ba902b7"), Some(s));
+        assert_eq!(TraceId::from_hex(&[b'0'; 32]), Some(TraceId::default()));
+        for bad in [
+            &b"00F067AA0BA902B7"[..], // uppercase
+            b"00f067aa0ba902b",       // short
+            b"00f067aa0ba902b7a",     // long
+            b"00f067aa0ba902bg",      // not hex
+            b"",
+        ] {
+            assert_eq!(
+                SpanId::from_hex(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            TraceId::from_hex(b"00f067aa0ba902b7"),
+            None,
+            "a span id is no trace id"
+        );
+    }
 }

@@ -18,10 +18,13 @@ const VERSION: u64 = 4;
 /// rare, so a scrape that gives up here was unlucky on a very hot slot.
 pub const READ_ATTEMPTS: usize = 64;
 
-const TRACE_HI: usize = 0;
-const TRACE_LO: usize = 1;
-const SPAN: usize = 2;
-const VALUE: usize = 3;
+// The value first: an offer reads the sequence word and the value only, and
+// the first 16 bytes of a slot never straddle a cache line (slots are 48
+// bytes, so they start at 0, 48, 32 or 16 modulo 64).
+const VALUE: usize = 0;
+const TRACE_HI: usize = 1;
+const TRACE_LO: usize = 2;
+const SPAN: usize = 3;
 const TIME: usize = 4;
 
 /// One exemplar, written by concurrent observers and read by scrapes (see the
