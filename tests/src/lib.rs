@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod promql;
 pub mod shipped;
 pub mod tools;
+pub mod traced;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -419,6 +420,9 @@ pub enum Role {
     NativeHistograms,
     /// A server that also accepts remote writes (`--web.enable-remote-write-receiver`).
     Receiver,
+    /// A server with `--enable-feature=exemplar-storage`: it keeps the
+    /// exemplars it scrapes and answers `/api/v1/query_exemplars`.
+    Exemplars,
     /// Agent mode: scrapes and remote-writes, stores nothing queryable.
     Agent,
 }
@@ -470,12 +474,15 @@ impl Prometheus {
             Role::Receiver => command
                 .arg(format!("--storage.tsdb.path={}", data.display()))
                 .arg("--web.enable-remote-write-receiver"),
+            Role::Exemplars => command
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg("--enable-feature=exemplar-storage"),
             Role::Agent => command
                 .arg("--enable-feature=agent")
                 .arg(format!("--storage.agent.path={}", data.display())),
         };
         let name = match role {
-            Role::Server | Role::NativeHistograms => "prometheus",
+            Role::Server | Role::NativeHistograms | Role::Exemplars => "prometheus",
             Role::Receiver => "prometheus-receiver",
             Role::Agent => "prometheus-agent",
         };
@@ -497,5 +504,24 @@ impl Prometheus {
     /// The single value of an instant query, if it returned exactly one series.
     pub fn value(&self, promql: &str) -> Option<f64> {
         self.api.value(promql)
+    }
+
+    /// `Ok` once Prometheus has read the host's families as OpenMetrics, else
+    /// what its metadata says. Only an OpenMetrics scrape names a counter
+    /// family without `_total` and gives a unit: that is how Prometheus 2.42
+    /// shows which format it negotiated (its targets page does not).
+    pub fn read_openmetrics(&self) -> Result<(), String> {
+        let calls = self.api.metadata("actor_action_calls");
+        let calls_total = self.api.metadata("actor_action_calls_total");
+        let duration = self.api.metadata("actor_action_duration_seconds");
+        let counter = calls.first().is_some_and(|m| m["type"] == "counter");
+        let unit = duration.first().is_some_and(|m| m["unit"] == "seconds");
+        if counter && calls_total.is_empty() && unit {
+            Ok(())
+        } else {
+            Err(format!(
+                "actor_action_calls: {calls:?}, actor_action_calls_total: {calls_total:?}, actor_action_duration_seconds: {duration:?}"
+            ))
+        }
     }
 }

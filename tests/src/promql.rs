@@ -1,5 +1,6 @@
 //! The Prometheus HTTP query API (`/api/v1/query`, `/api/v1/query_range`,
-//! `/api/v1/series`), which Prometheus and VictoriaMetrics both serve.
+//! `/api/v1/series`), which Prometheus and VictoriaMetrics both serve, and
+//! what only Prometheus answers (`/api/v1/metadata`, `/api/v1/query_exemplars`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,6 +102,48 @@ impl PromApi {
         data.as_array().cloned().unwrap_or_default()
     }
 
+    /// Prometheus' metadata for the family `metric`: `[{type, help, unit}]`,
+    /// empty when it has none under that name.
+    pub fn metadata(&self, metric: &str) -> Vec<Value> {
+        let data = self.get("/api/v1/metadata", &[("metric", metric)]);
+        data[metric].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every exemplar stored between `start` and `end` on the series that
+    /// `promql`'s selectors match, one per exemplar with its series' labels
+    /// (Prometheus with `--enable-feature=exemplar-storage`).
+    pub fn query_exemplars(&self, promql: &str, start: f64, end: f64) -> Vec<StoredExemplar> {
+        let (start, end) = (start.to_string(), end.to_string());
+        let data = self.get(
+            "/api/v1/query_exemplars",
+            &[("query", promql), ("start", &start), ("end", &end)],
+        );
+        let labels = |v: &Value| -> BTreeMap<String, String> {
+            v.as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for series in data.as_array().into_iter().flatten() {
+            for e in series["exemplars"].as_array().into_iter().flatten() {
+                out.push(StoredExemplar {
+                    series: labels(&series["seriesLabels"]),
+                    labels: labels(&e["labels"]),
+                    value: e["value"]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("{promql}: exemplar value in {e}")),
+                    timestamp: e["timestamp"]
+                        .as_f64()
+                        .unwrap_or_else(|| panic!("{promql}: exemplar timestamp in {e}")),
+                });
+            }
+        }
+        out
+    }
+
     /// The single value of an instant query, if it returned exactly one series.
     pub fn value(&self, promql: &str) -> Option<f64> {
         let r = self.query(promql);
@@ -124,6 +167,31 @@ impl PromApi {
             );
         }
         out
+    }
+}
+
+/// One exemplar as `/api/v1/query_exemplars` answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredExemplar {
+    /// The labels of the series it is on (`__name__`, `le`, `job`...).
+    pub series: BTreeMap<String, String>,
+    /// Its own labels (`trace_id`, `span_id`).
+    pub labels: BTreeMap<String, String>,
+    /// The observed value.
+    pub value: f64,
+    /// When it was observed, in seconds since the Unix epoch.
+    pub timestamp: f64,
+}
+
+impl StoredExemplar {
+    /// Its `trace_id` label, or `""`.
+    pub fn trace_id(&self) -> &str {
+        self.labels.get("trace_id").map_or("", String::as_str)
+    }
+
+    /// Its `span_id` label, or `""`.
+    pub fn span_id(&self) -> &str {
+        self.labels.get("span_id").map_or("", String::as_str)
     }
 }
 

@@ -4,6 +4,7 @@
 //! inside the action, JSON and text, carry its `trace_id` and `span_id`.
 
 use actor_e2e_tests::Host;
+use actor_e2e_tests::traced::{self, Answer, json_lines};
 use serde_json::Value;
 
 /// The specification's example.
@@ -14,45 +15,10 @@ fn traceparent(flags: &str) -> String {
     format!("00-{TRACE}-{PARENT}-{flags}")
 }
 
-/// What the app API answered to a call: status, body, and its two trace headers.
-struct Answer {
-    status: u16,
-    body: Value,
-    traceparent: String,
-    trace_id: String,
-}
-
-impl Answer {
-    /// The host's span id, from its `traceparent`.
-    fn span_id(&self) -> &str {
-        let parts: Vec<&str> = self.traceparent.split('-').collect();
-        assert_eq!(parts.len(), 4, "{}", self.traceparent);
-        parts[2]
-    }
-}
-
-/// `POST`s an action call with `traceparent` headers (none, one or several).
+/// `POST`s an action call on the counter `key` with `traceparent` headers
+/// (none, one or several).
 fn call(host: &Host, key: &str, action: &str, body: &str, traceparents: &[&str]) -> Answer {
-    let url = format!("http://{}/actors/counter/{key}/actions/{action}", host.app);
-    let mut request = ureq::post(&url).set("content-type", "application/json");
-    for t in traceparents {
-        request = request.set("traceparent", t);
-    }
-    let response = match request.send_string(body) {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{url}: {e}"),
-    };
-    let header = |name: &str| {
-        let all = response.all(name);
-        assert_eq!(all.len(), 1, "one {name} header: {all:?}");
-        all[0].to_owned()
-    };
-    Answer {
-        status: response.status(),
-        traceparent: header("traceparent"),
-        trace_id: header("trace-id"),
-        body: serde_json::from_str(&response.into_string().expect("body")).expect("JSON body"),
-    }
+    traced::call(host, "counter", key, action, body, traceparents)
 }
 
 /// A `get` call on `k1` sent over a raw connection with every value in
@@ -88,14 +54,6 @@ fn check_headers(a: &Answer) {
     assert_ne!(a.trace_id, "0".repeat(32));
     assert_ne!(a.span_id(), "0".repeat(16));
     assert!(a.traceparent.starts_with(&format!("00-{}-", a.trace_id)));
-}
-
-/// The JSON log lines whose message is `message`.
-fn json_lines(log: &str, message: &str) -> Vec<Value> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == message)
-        .collect()
 }
 
 #[test]
