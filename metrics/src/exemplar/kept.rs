@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use super::{Exemplar, ExemplarSlot, HistogramExemplars};
 use crate::buckets::{ACTION_BUCKETS, SQLITE_BUCKETS};
+use crate::lazy::LazyBox;
 use crate::families::{FAMILIES, FAMILY_COUNT};
 
 /// A family that carries exemplars.
@@ -70,16 +71,28 @@ impl<'a> Kept<'a> {
 /// per histogram on its first offer.
 #[derive(Debug, Default)]
 pub(crate) struct ActorExemplars {
-    action_duration: HistogramExemplars,
+    action_duration: LazyBox<HistogramExemplars>,
     action_errors: ExemplarSlot,
-    commit_duration: HistogramExemplars,
+    commit_duration: LazyBox<HistogramExemplars>,
+}
+
+/// The slots behind `lazy`, allocated on first use.
+#[inline]
+fn slots(lazy: &LazyBox<HistogramExemplars>) -> &HistogramExemplars {
+    lazy.get_or_init(Box::default)
+}
+
+/// What the lines of the histogram behind `lazy` carry: nothing until it
+/// was offered an exemplar.
+fn kept_buckets(lazy: &LazyBox<HistogramExemplars>) -> Kept<'_> {
+    lazy.get().map_or(Kept::None, Kept::Buckets)
 }
 
 impl ActorExemplars {
     /// Offers one action call's exemplar: its duration, and its error.
     #[inline]
     pub(crate) fn offer_action(&self, e: &Exemplar, ok: bool) {
-        self.action_duration.offer(&ACTION_BUCKETS, e);
+        slots(&self.action_duration).offer(&ACTION_BUCKETS, e);
         if !ok {
             self.action_errors.store(&Exemplar { value: 1.0, ..*e });
         }
@@ -88,20 +101,21 @@ impl ActorExemplars {
     /// Offers one commit's exemplar.
     #[inline]
     pub(crate) fn offer_commit(&self, e: &Exemplar) {
-        self.commit_duration.offer(&SQLITE_BUCKETS, e);
+        slots(&self.commit_duration).offer(&SQLITE_BUCKETS, e);
     }
 
     /// What `c`'s lines carry.
     pub(crate) fn kept(&self, c: Carrier) -> Kept<'_> {
         match c {
-            Carrier::ActionDuration => Kept::Buckets(&self.action_duration),
+            Carrier::ActionDuration => kept_buckets(&self.action_duration),
             Carrier::ActionErrors => Kept::Counter(&self.action_errors),
-            Carrier::CommitDuration => Kept::Buckets(&self.commit_duration),
+            Carrier::CommitDuration => kept_buckets(&self.commit_duration),
         }
     }
 }
 
-/// One (`actor_name`, `action`)'s exemplars: duration buckets and the latest error.
+/// One (`actor_name`, `action`)'s exemplars: duration buckets and the
+/// latest error, inline (672 bytes per action of a type).
 #[derive(Debug, Default)]
 pub(crate) struct ActionExemplars {
     duration: HistogramExemplars,

@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use super::{Exemplar, SpanId, TraceId};
 use crate::buckets::{Buckets, MAX_BUCKETS};
-use crate::lazy::LazyBox;
 
 /// A write is under way.
 const WRITING: u64 = 1;
@@ -186,47 +185,42 @@ impl ExemplarSlot {
 }
 
 /// The exemplar slots of one histogram, one per classic bucket (`+Inf`
-/// last), allocated on the first offer: 8 bytes (a null pointer) until then,
-/// `(MAX_BUCKETS + 1) × 48` bytes after. Per type they are always there; per
-/// actor they belong only where exemplars are exported (`full`, promoted), so
-/// an actor at `core` pays nothing.
-#[derive(Debug, Default)]
+/// last), inline: `(MAX_BUCKETS + 1) × 48` bytes. An offer is the bucket's
+/// index (arithmetic on the value) and its slot's two words, with no pointer
+/// to follow first. Per type they are always there; one actor's are behind a
+/// lazily allocated box (`kept.rs`), so an actor at `core` pays nothing.
+#[derive(Debug)]
 pub struct HistogramExemplars {
-    slots: LazyBox<[ExemplarSlot; MAX_BUCKETS + 1]>,
+    slots: [ExemplarSlot; MAX_BUCKETS + 1],
+}
+
+impl Default for HistogramExemplars {
+    fn default() -> Self {
+        HistogramExemplars {
+            slots: std::array::from_fn(|_| ExemplarSlot::default()),
+        }
+    }
 }
 
 impl HistogramExemplars {
     /// Offers `e` to the slot of the classic bucket of `buckets` its value
-    /// falls in (see [`ExemplarSlot::offer`]); returns whether it was kept.
-    /// Allocates the slots on the first offer only.
+    /// falls in (see [`ExemplarSlot::offer`], which never keeps a NaN);
+    /// returns whether it was kept.
     #[inline]
     pub fn offer(&self, buckets: &Buckets, e: &Exemplar) -> bool {
-        if e.value.is_nan() {
-            return false;
-        }
-        let slots = self
-            .slots
-            .get_or_init(|| Box::new(std::array::from_fn(|_| ExemplarSlot::default())));
-        slots[buckets.index_by_octave(e.value)].offer(e)
+        self.slots[buckets.index_by_octave(e.value)].offer(e)
     }
 
-    /// The slot of bucket `index` (`+Inf` at `buckets.bounds().len()`), if
-    /// any offer allocated the slots.
+    /// The slot of bucket `index` (`+Inf` at `buckets.bounds().len()`).
     pub fn slot(&self, index: usize) -> Option<&ExemplarSlot> {
-        self.slots.get().and_then(|s| s.get(index))
-    }
-
-    /// Whether an offer has allocated the slots.
-    pub fn is_allocated(&self) -> bool {
-        self.slots.get().is_some()
+        self.slots.get(index)
     }
 
     /// Every kept exemplar with its bucket index, marked exported.
     pub fn export(&self) -> impl Iterator<Item = (usize, Exemplar)> + '_ {
         self.slots
-            .get()
-            .into_iter()
-            .flat_map(|s| s.iter().enumerate())
+            .iter()
+            .enumerate()
             .filter_map(|(i, slot)| slot.export().map(|e| (i, e)))
     }
 }
@@ -307,12 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn histogram_slots_are_allocated_on_the_first_offer_and_chosen_by_bucket() {
+    fn histogram_slots_are_chosen_by_bucket_and_never_keep_nan() {
         let h = HistogramExemplars::default();
-        assert!(!h.is_allocated());
         assert_eq!(h.export().count(), 0);
         assert!(!h.offer(&ACTION_BUCKETS, &ex(0, f64::NAN)));
-        assert!(!h.is_allocated(), "NaN allocates nothing");
+        assert_eq!(h.export().count(), 0, "NaN is not kept");
         let bounds = ACTION_BUCKETS.bounds();
         // On a bound (le is inclusive), just above it, and past the last one.
         assert!(h.offer(&ACTION_BUCKETS, &ex(1, bounds[0])));
@@ -328,6 +321,7 @@ mod tests {
             ]
         );
         assert!(h.slot(2).is_some_and(|s| s.read().is_none()));
+        assert!(h.slot(bounds.len() + 1).is_none_or(|s| s.read().is_none()));
     }
 
     /// An exemplar whose every word follows from `r`, so a reader can tell a
