@@ -8,6 +8,11 @@
 //! * `observe_store`: the observation, then a write of its exemplar into one
 //!   slot every time: what a write itself costs, the policy's worst case.
 //!
+//! `exemplar_record_call` measures the recording site itself: one action
+//! call recorded (`record_action`: two counters, two histograms) against the
+//! same call recorded with its exemplar (`record_action_traced`), at `core`
+//! (the type's slots) and at `full` (the type's and the actor's).
+//!
 //! Values as in `hot_path`'s observe groups: one octave (one actor's steady
 //! latency) and spread over 13 octaves; the default instance (native buckets
 //! on). The claim is the ratio `observe_offer / observe` (goal ≤ 1.3).
@@ -170,5 +175,83 @@ fn interleaved(group: &str, b: &mut Bench<'_>) {
     assert!(b.last.writes() > 0 && b.last.read().is_some());
 }
 
-criterion_group!(benches, exemplar);
+/// One call recorded untraced, traced at `core`, traced at `full`; each
+/// cycles through the same 1,024 durations.
+fn record_call(c: &mut Criterion) {
+    use actor_metrics::{Config, DetailLevel, Metrics};
+    let spread: Vec<Duration> = values()[1]
+        .1
+        .iter()
+        .map(|v| Duration::from_secs_f64(*v * 10.0))
+        .collect();
+    let core = Metrics::new(Config {
+        per_actor_detail: DetailLevel::Core,
+        ..Config::default()
+    })
+    .expect("default config");
+    let full = bench_metrics(ManualClock::new(), Duration::from_secs(600));
+    let handles = |m: &Metrics| {
+        let ty = m.actor_type("counter");
+        (
+            ty.register("actor-0000001", Some(1), "user-1"),
+            ty.action("increment"),
+        )
+    };
+    let (core_actor, core_action) = handles(&core);
+    let (full_actor, full_action) = handles(&full);
+    let mut e = Exemplar {
+        trace_id: TraceId([0x4b; 16]),
+        span_id: SpanId([0x0a; 8]),
+        value: 0.0,
+        timestamp_ns: 1_764_000_000_000_000_000,
+    };
+    let mut n = 0usize;
+    let mut run = |which: usize| {
+        n = n.wrapping_add(1);
+        let d = black_box(spread[n & 1023]);
+        e.value = d.as_secs_f64();
+        e.timestamp_ns += 1;
+        let ok = !n.is_multiple_of(64);
+        match which {
+            0 => black_box(&core_actor).record_action(&core_action, d, ok),
+            1 => black_box(&core_actor).record_action_traced(&core_action, d, ok, Some(&e)),
+            _ => black_box(&full_actor).record_action_traced(&full_action, d, ok, Some(&e)),
+        }
+    };
+    for which in 0..3 {
+        for _ in 0..4096 {
+            run(which);
+        }
+    }
+    let mut g = c.benchmark_group("exemplar_record_call");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    g.bench_function("untraced", |t| t.iter(|| run(0)));
+    g.bench_function("traced_core", |t| t.iter(|| run(1)));
+    g.bench_function("traced_full", |t| t.iter(|| run(2)));
+    g.finish();
+    let mut totals = [Duration::ZERO; 3];
+    for round in 0..ROUNDS {
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            let t0 = Instant::now();
+            for _ in 0..PER_ROUND {
+                run(which);
+            }
+            totals[which] += t0.elapsed();
+        }
+    }
+    let ns = |d: Duration| d.as_secs_f64() * 1e9 / (ROUNDS * PER_ROUND) as f64;
+    println!(
+        "exemplar_record_call interleaved ({ROUNDS} rounds x {PER_ROUND}): untraced {:.2} ns, traced_core {:.2} ns ({:.3} x), traced_full {:.2} ns ({:.3} x)",
+        ns(totals[0]),
+        ns(totals[1]),
+        totals[1].as_secs_f64() / totals[0].as_secs_f64(),
+        ns(totals[2]),
+        totals[2].as_secs_f64() / totals[0].as_secs_f64(),
+    );
+}
+
+criterion_group!(benches, exemplar, record_call);
 criterion_main!(benches);

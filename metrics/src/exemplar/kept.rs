@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 
 use super::{Exemplar, ExemplarSlot, HistogramExemplars};
 use crate::buckets::{ACTION_BUCKETS, SQLITE_BUCKETS};
-use crate::lazy::LazyBox;
 use crate::families::{FAMILIES, FAMILY_COUNT};
+use crate::lazy::LazyBox;
 
 /// A family that carries exemplars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

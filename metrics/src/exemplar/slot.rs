@@ -51,21 +51,38 @@ const WRITE_ATTEMPTS: usize = 2;
 
 impl ExemplarSlot {
     /// Keeps `e` if the slot is empty, its exemplar was exported, or `e` is
-    /// larger (the slowest since the last export); returns whether it kept it.
-    /// A NaN value is never kept. Never waits and never allocates.
+    /// larger (the slowest since the last export); returns whether it was
+    /// kept. A NaN value is never kept. Never waits and never allocates.
+    ///
+    /// The common case, a slot that already holds a slower call of this
+    /// interval, is inlined: two loads and a compare. Taking the slot is not.
     #[inline]
     pub fn offer(&self, e: &Exemplar) -> bool {
         // Acquire: the value read below is at least the one this version
         // published; if the compare-and-swap then succeeds, no write came in
         // between, so it was exactly that one.
-        let mut s = self.seq.load(Ordering::Acquire);
+        let s = self.seq.load(Ordering::Acquire);
+        if s & (WRITING | EXPORTED) == 0 {
+            let kept = f64::from_bits(self.words[VALUE].load(Ordering::Relaxed));
+            // Not greater: smaller, equal, or either one NaN.
+            if e.value.partial_cmp(&kept) != Some(std::cmp::Ordering::Greater) {
+                return false;
+            }
+        }
+        self.take_for(s, e)
+    }
+
+    /// The rest of [`ExemplarSlot::offer`]: `e` beats what the slot held at
+    /// sequence `s`, or the slot was exported (or is being written).
+    #[cold]
+    #[inline(never)]
+    fn take_for(&self, mut s: u64, e: &Exemplar) -> bool {
         for _ in 0..WRITE_ATTEMPTS {
             if s & WRITING != 0 {
                 return false;
             }
             if s & EXPORTED == 0 {
                 let kept = f64::from_bits(self.words[VALUE].load(Ordering::Relaxed));
-                // Not greater: smaller, equal, or either one NaN.
                 if e.value.partial_cmp(&kept) != Some(std::cmp::Ordering::Greater) {
                     return false;
                 }
