@@ -12,6 +12,10 @@
 //! cargo run --release -p actor-benches --bin cap -- [--actors 100000] [--live 10000] [--minutes 3] [--level core] [--promoted 64]
 //! ```
 //!
+//! The live actors' calls are traced (each records an exemplar, as every app
+//! API call does), and Prometheus runs with `exemplar-storage`, so the
+//! OpenMetrics scrape carries and stores exemplars.
+//!
 //! `--promoted N` makes the first N live actors fail half their calls, and
 //! ticks the promotion watch until they are promoted to `full` detail (the
 //! default `max_promoted` is 64): the cap scrape with promoted actors.
@@ -24,9 +28,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actor_benches::rss_bytes;
+use actor_metrics::exemplar::{Exemplar, SpanId, TraceId};
 use actor_metrics::labels::{
     Inbox, LabelEnum, MutationReason, SqliteOp, StartupPhase, StatementKind,
 };
@@ -294,9 +299,21 @@ fn main() {
         let (stop, updates) = (stop.clone(), updates.clone());
         let increment = increment.clone();
         std::thread::spawn(move || {
+            let mut n: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 for a in &live {
-                    a.record_action(&increment, Duration::from_micros(700), true);
+                    // Traced, as every app API call is: exemplars on the
+                    // type's buckets and on the promoted actors' own.
+                    n += 1;
+                    let e = Exemplar {
+                        trace_id: TraceId((u128::from(n) << 1 | 1).to_be_bytes()),
+                        span_id: SpanId((n | 1).to_be_bytes()),
+                        value: 0.0007,
+                        timestamp_ns: SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64),
+                    };
+                    a.record_action_traced(&increment, Duration::from_micros(700), true, Some(&e));
                     a.sqlite_commits_total().inc();
                 }
                 updates.fetch_add(live.len() as u64, Ordering::Relaxed);
@@ -346,7 +363,9 @@ fn main() {
         .expect("address");
     let mut prom = Command::new("prometheus");
     if args.native {
-        prom.arg("--enable-feature=native-histograms");
+        prom.arg("--enable-feature=native-histograms,exemplar-storage");
+    } else {
+        prom.arg("--enable-feature=exemplar-storage");
     }
     let mut prom = prom
         .arg(format!("--config.file={config}"))
