@@ -352,7 +352,12 @@ impl Serving<'_> {
         // reads it through `Context::trace`), and comes back for the recording.
         // While the action's future is polled, its trace is the thread's
         // current one: a commit it makes gets the call's exemplar.
-        let in_call = trace.as_deref().map(TraceContext::call_trace);
+        // Only a sampled trace: an exemplar of a trace the caller chose not
+        // to record would link to nothing (OpenTelemetry's default filter).
+        let in_call = trace
+            .as_deref()
+            .filter(|t| t.sampled())
+            .map(TraceContext::call_trace);
         ctx.set_trace(trace);
         let t0 = Instant::now();
         let running = AssertUnwindSafe(InCall::new(
@@ -369,8 +374,11 @@ impl Serving<'_> {
         let trace = ctx.set_trace(None);
         drop(held);
         // The call's exemplar: its ids and end time, with no clock read and
-        // no allocation. An untraced call has none and records as before.
-        let exemplar = trace.map(|t| t.exemplar(elapsed.as_secs_f64(), t0 + elapsed));
+        // no allocation. An untraced or unsampled call has none and records
+        // as before.
+        let exemplar = trace
+            .filter(|t| t.sampled())
+            .map(|t| t.exemplar(elapsed.as_secs_f64(), t0 + elapsed));
         self.metrics.record_action_traced(
             &recorder,
             elapsed,

@@ -75,6 +75,16 @@ impl ActorEntry {
         }
     }
 
+    /// Its own exemplars, when it keeps them now: every actor does when
+    /// the store is at `full` (`all`), another only while promoted. A demoted
+    /// actor's slots stay allocated until its entry goes, but are not shown:
+    /// they stopped being offered calls at the demotion.
+    #[inline]
+    pub(crate) fn kept_exemplars(&self, all: bool) -> Option<&ActorExemplars> {
+        let kept = self.exemplars.get()?;
+        (all || self.window.promoted().is_some()).then_some(kept)
+    }
+
     /// Whether this is its type's shared overflow label set.
     #[inline]
     pub(crate) fn overflow(&self) -> bool {

@@ -196,12 +196,17 @@ fn an_actor_keeps_its_own_exemplars_at_full_and_not_at_core() {
 }
 
 /// The actor that stands out is promoted and keeps the trace of its slow
-/// call on its own bucket; the healthy ones keep none of their own.
+/// call on its own bucket; the healthy ones keep none of their own. Once
+/// demoted, its own exemplars are no longer shown, in the default scrape or
+/// in full: they stopped following its calls.
 #[test]
-fn a_promoted_actor_keeps_its_own_exemplars() {
+fn a_promoted_actor_keeps_its_own_exemplars_until_demoted() {
     let m = Metrics::new(Config {
         envoy_key: "e".into(),
-        promotion: Promotion::default(),
+        promotion: Promotion {
+            hold: Duration::from_secs(20),
+            ..Promotion::default()
+        },
         ..Config::default()
     })
     .unwrap();
@@ -241,6 +246,64 @@ fn a_promoted_actor_keeps_its_own_exemplars() {
         s.exemplars()
     );
     assert!(own("healthy-0").is_none());
+    let error = |s: &Scrape| {
+        s.exemplar("actor_action_errors_total", &[("actor_key", "bad")])
+            .is_some()
+    };
+    call(&bad, &inc, 0.01, false, &tb);
+    assert!(error(&openmetrics(&m)), "promoted: its error's exemplar");
+
+    // Healthy from now on: demoted after the hold.
+    let mut tick = 3;
+    let demoted = loop {
+        tick += 1;
+        assert!(tick < 80, "never demoted");
+        for a in healthy.iter().chain([&bad]) {
+            for _ in 0..20 {
+                a.record_action(&inc, Duration::from_millis(1), true);
+            }
+        }
+        m.watch(t0 + Duration::from_secs(10) * tick);
+        let promoted = Scrape::parse(&m.render())
+            .unwrap()
+            .series("actor_detail_promoted")
+            .any(|x| x.labels["actor_key"] == "bad");
+        if !promoted {
+            break tick;
+        }
+    };
+    assert!(demoted > 4, "demoted at tick {demoted}");
+    // A traced failure after the demotion takes no slot of its own, and the
+    // old ones are not shown, at the default level or in full.
+    call(&bad, &inc, 0.7, false, &trace(10));
+    for request in [
+        ScrapeRequest::default(),
+        ScrapeRequest {
+            detail: Some(DetailLevel::Full),
+            ..ScrapeRequest::default()
+        },
+    ] {
+        let body = m
+            .exposition(&ScrapeRequest {
+                format: Format::OpenMetrics,
+                ..request.clone()
+            })
+            .flatten()
+            .collect::<Vec<u8>>();
+        let s = Scrape::parse_openmetrics(std::str::from_utf8(&body).unwrap()).unwrap();
+        assert!(
+            s.exemplars()
+                .iter()
+                .all(|e| e.name.starts_with("actor_type_")),
+            "{request:?}: {:?}",
+            s.exemplars()
+        );
+        assert!(
+            s.exemplar("actor_type_action_errors_total", &[("action", "increment")])
+                .is_some_and(|e| e.exemplar["trace_id"] == hex(&[10; 16])),
+            "the type's error exemplar is the latest"
+        );
+    }
 }
 
 #[test]

@@ -43,6 +43,8 @@ const KEY: &str = "traced";
 /// The trace of the slow call, and of the failing call the test looks for.
 const SLOW_TRACE: &str = "5105e7a1c0ffee00000000000000a700";
 const FAIL_TRACE: &str = "fa11ed00c0ffee00000000000000e422";
+/// A failing call the caller did not sample.
+const UNSAMPLED_TRACE: &str = "005a4b1ed0c0ffee000000000000e422";
 /// The caller's span in every `traceparent` sent.
 const PARENT: &str = "b7ad6b7169203331";
 
@@ -255,4 +257,30 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
         assert_eq!(span["actor_key"], KEY, "{span}");
         assert_eq!(span["action"], action, "{span}");
     }
+
+    // A trace the caller did not sample leaves no exemplar (it would link
+    // to a trace nobody recorded): the error counters keep the last sampled
+    // failure. The call itself still runs in the caller's trace, and its
+    // log lines carry it.
+    let unsampled = format!("00-{UNSAMPLED_TRACE}-{PARENT}-00");
+    let answer = traced::call(&host, "counter", KEY, "fail", "{}", &[&unsampled]);
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.trace_id, UNSAMPLED_TRACE);
+    assert!(
+        answer.traceparent.ends_with("-00"),
+        "{}",
+        answer.traceparent
+    );
+    let body = host.scrape_openmetrics_with("");
+    let scrape = actor_metrics::scrape::Scrape::parse_openmetrics(&body).expect("OpenMetrics");
+    for (name, labels) in [
+        ("actor_action_errors_total", [("actor_key", KEY)]),
+        ("actor_type_action_errors_total", [("action", "fail")]),
+    ] {
+        let kept = scrape
+            .exemplar(name, &labels)
+            .unwrap_or_else(|| panic!("{name}: an exemplar"));
+        assert_eq!(kept.exemplar["trace_id"], FAIL_TRACE, "{name}: {kept:?}");
+    }
+    span_of_line(&host.log(), "failing as asked", UNSAMPLED_TRACE);
 }

@@ -154,6 +154,9 @@ pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
     /// Per entry: promoted, written at `full` (empty: none is).
     pub(crate) full: &'a [bool],
+    /// Every actor keeps its own exemplars (the store is at `full`); else
+    /// only the promoted ones do ([`ActorEntry::kept_exemplars`]).
+    pub(crate) all_keep_exemplars: bool,
 }
 
 /// A sink's label blocks of `actors`, from each entry's cache: collected on
@@ -438,6 +441,7 @@ impl Exposition {
         let actors = Actors {
             entries,
             full: if promote { &self.full } else { &[] },
+            all_keep_exemplars: self.store.config.per_actor_detail == DetailLevel::Full,
         };
         let next = self
             .sink

@@ -343,7 +343,7 @@ impl Sink for ProtoSink {
             actors.prefetch_ahead(fi, next, |i| self.labels.get(i).map(|b| &b[..]));
             if let Some(style) = actors.style(next, style) {
                 // Only an actor that keeps exemplars has any.
-                let kept = match (carrier, e.exemplars.get()) {
+                let kept = match (carrier, e.kept_exemplars(actors.all_keep_exemplars)) {
                     (Some(c), Some(kept)) => kept.kept(c),
                     _ => Kept::None,
                 };

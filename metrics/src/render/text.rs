@@ -497,7 +497,7 @@ pub(crate) fn write_actors(
     while let (Some(e), Some(block)) = (actors.entries.get(next), labels.get(next)) {
         actors.prefetch_ahead(fi, next, |i| labels.get(i).map(|b| b.as_bytes()));
         // Only an actor that keeps exemplars has any: one null check for the others.
-        let ex = match (carrier, e.exemplars.get()) {
+        let ex = match (carrier, e.kept_exemplars(actors.all_keep_exemplars)) {
             (Some(c), Some(kept)) => LineExemplars::new(kept.kept(c), syntax),
             _ => LineExemplars::default(),
         };
