@@ -66,9 +66,12 @@ impl Bench<'_> {
         black_box(self.actor)
             .sqlite_commit_duration_seconds()
             .observe(v);
-        self.exemplar.value = v;
-        self.exemplar.timestamp_ns += 1;
-        black_box(&self.slots).offer(&SQLITE_BUCKETS, &self.exemplar);
+        let (template, n) = (&self.exemplar, self.n as u64);
+        black_box(&self.slots).offer_with(&SQLITE_BUCKETS, v, || Exemplar {
+            value: v,
+            timestamp_ns: template.timestamp_ns + n,
+            ..*template
+        });
         if self.n.is_multiple_of(EXPORT_EVERY) {
             for kept in self.slots.export() {
                 black_box(kept);

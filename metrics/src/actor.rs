@@ -240,10 +240,15 @@ impl ActorMetrics {
             self.0.rec.native,
         );
         if let Some(trace) = crate::exemplar::current() {
-            let e = trace.exemplar(secs, at);
-            self.0.entry.ty.commit_exemplars.offer(&SQLITE_BUCKETS, &e);
+            // Built only where it is kept: most commits lose to a slower one.
+            let make = || trace.exemplar(secs, at);
+            self.0
+                .entry
+                .ty
+                .commit_exemplars
+                .offer_with(&SQLITE_BUCKETS, secs, make);
             if let Some(own) = self.own_exemplars() {
-                own.offer_commit(&e);
+                own.offer_commit(secs, make);
             }
         }
     }

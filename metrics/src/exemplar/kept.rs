@@ -98,10 +98,10 @@ impl ActorExemplars {
         }
     }
 
-    /// Offers one commit's exemplar.
+    /// Offers one commit of `secs`, whose exemplar `make` builds if kept.
     #[inline]
-    pub(crate) fn offer_commit(&self, e: &Exemplar) {
-        slots(&self.commit_duration).offer(&SQLITE_BUCKETS, e);
+    pub(crate) fn offer_commit(&self, secs: f64, make: impl FnOnce() -> Exemplar) {
+        slots(&self.commit_duration).offer_with(&SQLITE_BUCKETS, secs, make);
     }
 
     /// What `c`'s lines carry.

@@ -72,6 +72,21 @@ impl ExemplarSlot {
         self.take_for(s, e)
     }
 
+    /// As [`ExemplarSlot::offer`] for an observation of `value`, whose
+    /// exemplar `make` builds only when it is kept: a call that loses to the
+    /// kept one (the common case) never builds its exemplar.
+    #[inline]
+    pub fn offer_with(&self, value: f64, make: impl FnOnce() -> Exemplar) -> bool {
+        let s = self.seq.load(Ordering::Acquire);
+        if s & (WRITING | EXPORTED) == 0 {
+            let kept = f64::from_bits(self.words[VALUE].load(Ordering::Relaxed));
+            if value.partial_cmp(&kept) != Some(std::cmp::Ordering::Greater) {
+                return false;
+            }
+        }
+        self.take_for(s, &make())
+    }
+
     /// The rest of [`ExemplarSlot::offer`]: `e` beats what the slot held at
     /// sequence `s`, or the slot was exported (or is being written).
     #[cold]
@@ -226,6 +241,18 @@ impl HistogramExemplars {
     #[inline]
     pub fn offer(&self, buckets: &Buckets, e: &Exemplar) -> bool {
         self.slots[buckets.index_by_octave(e.value)].offer(e)
+    }
+
+    /// As [`HistogramExemplars::offer`] for an observation of `value`, whose
+    /// exemplar `make` builds only when its bucket's slot keeps it.
+    #[inline]
+    pub fn offer_with(
+        &self,
+        buckets: &Buckets,
+        value: f64,
+        make: impl FnOnce() -> Exemplar,
+    ) -> bool {
+        self.slots[buckets.index_by_octave(value)].offer_with(value, make)
     }
 
     /// The slot of bucket `index` (`+Inf` at `buckets.bounds().len()`).
