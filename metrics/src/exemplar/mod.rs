@@ -4,9 +4,10 @@
 //!
 //! # Where exemplars are kept
 //!
-//! A traced call offers an [`Exemplar`] after the observation it belongs to;
-//! an observation outside a traced call offers nothing, so that path costs
-//! what it cost before exemplars. They are kept on:
+//! A traced call (of a sampled trace) offers an [`Exemplar`] after the
+//! observation it belongs to; an observation outside a traced call offers
+//! nothing, so that path costs what it cost before exemplars. They are kept
+//! on:
 //!
 //! * `actor_type_action_duration_seconds` buckets and
 //!   `actor_type_action_errors_total`, per (`actor_name`, `action`), always;
@@ -14,7 +15,9 @@
 //! * the same three families per actor (`kept.rs`) when the store is
 //!   at `full` or the actor is promoted: the per-actor slots are one lazily
 //!   allocated box behind a pointer in the actor's entry, in bytes the entry
-//!   already had, so an actor at `core` costs not one byte more.
+//!   already had, so an actor at `core` costs not one byte more. They are
+//!   shown only while the actor keeps them: a demoted actor's stop following
+//!   its calls, so they are no longer written.
 //!
 //! A SQLite commit happens inside the action that makes it, deep in code that
 //! knows nothing of the call: [`InCall`] makes the call's [`CallTrace`] the
@@ -34,13 +37,15 @@
 //!   does. The slowest call of each latency band in each scrape interval is
 //!   the trace an operator wants to open, where "the latest" is whichever call
 //!   happened to come last. It is also cheaper: once a bucket holds its
-//!   interval's slowest so far, an offer is two loads and a compare, and a
-//!   write happens about `1 + ln n` times for `n` offers in one interval.
+//!   interval's slowest so far, an offer is two loads and a compare (and
+//!   [`ExemplarSlot::offer_with`] does not even build the losing exemplar),
+//!   and a write happens about `1 + ln n` times for `n` offers in one
+//!   interval.
 //!   An exemplar stays readable after its export (several scrapers, or a
 //!   scrape that failed downstream, read it again) until an offer replaces it.
 //! * A counter keeps **the latest** ([`ExemplarSlot::store`]): every increment
-//!   of a counter that has exemplars (action calls, errors) is one event of
-//!   the same weight, so the most recent one is the useful pointer.
+//!   of a counter that has exemplars (action errors) is one event of the same
+//!   weight, so the most recent one is the useful pointer.
 //!
 //! Both are best effort under contention: an offer that finds another write
 //! in progress on the same slot is dropped rather than waited for (the two
