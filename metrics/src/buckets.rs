@@ -4,7 +4,7 @@
 //! Each histogram family names its set in `families.rs`; the sets and their
 //! reasons are listed in METRICS.md.
 
-use crate::native::{MAX_KEY, MIN_KEY, key};
+use crate::native::{Head, MAX_KEY, MIN_KEY, SPLITS_PER_OCTAVE, key, span_of};
 pub use crate::native::{NativeRange, SCHEMA, ZERO_THRESHOLD, upper_bound as native_upper_bound};
 
 /// Words of a bitmap over every native key.
@@ -95,7 +95,8 @@ impl Octaves {
 
 impl Buckets {
     /// Declares a bucket set: at most [`MAX_BUCKETS`] increasing finite classic
-    /// bounds inside the native range, no two in one native bucket (checked at
+    /// bounds inside the native range, no two in one native bucket and at most
+    /// four in one power of two (checked at
     /// compile time), and the range of its native buckets.
     pub const fn new(name: &'static str, bounds: &'static [f64], native: NativeRange) -> Self {
         assert!(bounds.len() <= MAX_BUCKETS, "too many buckets");
@@ -118,6 +119,11 @@ impl Buckets {
                 "two classic bounds share a native bucket"
             );
             split_keys[i] = k;
+            assert!(
+                i < SPLITS_PER_OCTAVE
+                    || span_of(split_keys[i - SPLITS_PER_OCTAVE]).0 != span_of(k).0,
+                "more classic bounds in one octave than a span keeps split counts for"
+            );
             let bit = (k - MIN_KEY) as usize;
             split_mask[bit / 64] |= 1 << (bit % 64);
             i += 1;
@@ -142,6 +148,17 @@ impl Buckets {
         self.split_keys[..self.bounds.len()]
             .iter()
             .position(|s| *s == k)
+    }
+
+    /// The head of `octave`'s span: which classic bounds lie inside it.
+    pub(crate) fn head_of(&self, octave: i32) -> Head {
+        let keys = &self.split_keys[..self.bounds.len()];
+        let first = keys.partition_point(|&k| span_of(k).0 < octave);
+        let splits = keys[first..]
+            .iter()
+            .take_while(|&&k| span_of(k).0 == octave)
+            .count();
+        Head::new(octave, first, splits)
     }
 
     /// Exact classic counts (non-cumulative, `+Inf` last) from native buckets
