@@ -14,8 +14,9 @@
 //! octave a histogram observes is held inline in its cell, in the words the
 //! classic counts take when native buckets are off, so a histogram that stays
 //! within one octave (most of one actor's) allocates nothing and an expired
-//! actor's histograms are folded and freed with the entry. Later octaves get a
-//! span each, boxed in a table allocated when a second octave is seen. An
+//! actor's histograms are folded and freed with the entry. A second octave's
+//! span sits in one small block allocated when that octave is first seen;
+//! later octaves get a span each, boxed in a table ([`Others`]). An
 //! observation is an index computation (exponent bits, a table load and one
 //! compare), a head-word load and compare (one or two more loads for a
 //! boxed span) and one atomic add: no lock, and no allocation once its span
@@ -226,9 +227,44 @@ pub(crate) struct Span {
     above: [AtomicU64; SPLITS_PER_OCTAVE],
 }
 
-/// Every span past the first, by `octave - LOWEST_OCTAVE`; the table is
-/// allocated when a histogram sees its second octave.
-pub(crate) type Others = [LazyBox<Span>; MAX_OCTAVES];
+/// Every span past a histogram's first, allocated when it sees a second
+/// octave: that octave's span inline, claimed by its head word (0 until
+/// then), and the others boxed in a table by `octave - LOWEST_OCTAVE`,
+/// allocated when a third octave is seen. A histogram over two octaves
+/// (a fast path and a slow one) costs one small block, not a table.
+#[derive(Debug, Default)]
+pub(crate) struct Others {
+    head: AtomicU64,
+    counts: [AtomicU64; PER_OCTAVE as usize],
+    above: [AtomicU64; SPLITS_PER_OCTAVE],
+    rest: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
+}
+
+impl Others {
+    /// The inline span, given its head word's value.
+    #[inline]
+    fn second(&self, head: u64) -> SpanRef<'_> {
+        SpanRef {
+            head: Head(head & HEAD_BITS),
+            counts: &self.counts,
+            above: &self.above,
+        }
+    }
+}
+
+/// Claims the span whose head word is `word` for `head` (with `mode` bits) if
+/// no octave holds it yet; returns the word as it then stands.
+fn claim(word: &AtomicU64, head: Head, mode: u64) -> u64 {
+    let mut cur = word.load(Ordering::Acquire);
+    while cur & TAG_BITS == 0 {
+        let new = cur | mode | head.0;
+        match word.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return new,
+            Err(now) => cur = now,
+        }
+    }
+    cur
+}
 
 /// One span, inline in its cell or boxed: its head, bucket counts and split
 /// counts (the observations of a split bucket above its classic bound).
@@ -318,39 +354,39 @@ impl<'a> Native<'a> {
         }
     }
 
-    /// The boxed span of `octave`, if it exists.
+    /// The span of `octave` past the first, if it exists.
     #[inline]
     fn other(&self, octave: i32) -> Option<SpanRef<'a>> {
+        let others = self.others.get()?;
+        let head = others.head.load(Ordering::Acquire);
+        if head & TAG_BITS == Head::tag(octave) {
+            return Some(others.second(head));
+        }
         // Keys are clamped to a range's top (at most HIGHEST_OCTAVE), and the
         // lowest key above the zero threshold is in LOWEST_OCTAVE.
         let i = (octave - LOWEST_OCTAVE) as usize;
-        self.others.get()?[i].get().map(SpanRef::boxed)
+        others.rest.get()?[i].get().map(SpanRef::boxed)
     }
 
-    /// The span of `octave`, found or created with `head`: the inline one if
-    /// it is still unclaimed, or else a boxed one in the table.
+    /// The span of `octave`, found or created with `head`: the cell's own if
+    /// it is still unclaimed, or else the second, or else a boxed one.
     #[cold]
     fn create(&self, octave: i32, head: Head) -> SpanRef<'a> {
         let tag = Head::tag(octave);
-        let mut cur = self.head.load(Ordering::Acquire);
-        while cur & TAG_BITS == 0 {
-            let new = cur | MODE_NATIVE | head.0;
-            match self
-                .head
-                .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return self.first(new),
-                Err(now) => cur = now,
-            }
+        let first = claim(self.head, head, MODE_NATIVE);
+        if first & TAG_BITS == tag {
+            return self.first(first);
         }
-        if cur & TAG_BITS == tag {
-            return self.first(cur);
+        let others = self.others.get_or_init(Box::default);
+        let second = claim(&others.head, head, 0);
+        if second & TAG_BITS == tag {
+            return others.second(second);
         }
-        let others = self
-            .others
+        let rest = others
+            .rest
             .get_or_init(|| Box::new(std::array::from_fn(|_| LazyBox::default())));
         let i = (octave - LOWEST_OCTAVE) as usize;
-        SpanRef::boxed(others[i].get_or_init(|| {
+        SpanRef::boxed(rest[i].get_or_init(|| {
             Box::new(Span {
                 head,
                 counts: Default::default(),
@@ -373,10 +409,19 @@ impl<'a> Native<'a> {
     fn spans(&self) -> impl Iterator<Item = SpanRef<'a>> + use<'a> {
         let head = self.head.load(Ordering::Acquire);
         let first = (head & TAG_BITS != 0).then(|| self.first(head));
-        let others = self.others.get().into_iter().flat_map(|o| o.iter());
+        let others = self.others.get();
+        let second = others.and_then(|o| {
+            let head = o.head.load(Ordering::Acquire);
+            (head & TAG_BITS != 0).then(|| o.second(head))
+        });
+        let rest = others
+            .and_then(|o| o.rest.get())
+            .into_iter()
+            .flat_map(|r| r.iter());
         first
             .into_iter()
-            .chain(others.filter_map(LazyBox::get).map(SpanRef::boxed))
+            .chain(second)
+            .chain(rest.filter_map(LazyBox::get).map(SpanRef::boxed))
     }
 
     /// Observations held (zero bucket included).
