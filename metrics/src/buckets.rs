@@ -138,16 +138,16 @@ impl Buckets {
         }
     }
 
-    /// The classic bound inside native bucket `k`, if any: its index.
+    /// The rank, among the classic bounds inside the octave of native
+    /// bucket `k`, of the bound inside bucket `k`, if there is one: with the
+    /// span's first split index it gives the bound's index. Bit operations on
+    /// the split mask, no search (bucket `k`'s octave is one byte of the mask).
     #[inline]
-    pub(crate) fn split_of(&self, k: i32) -> Option<usize> {
+    pub(crate) fn split_rank(&self, k: i32) -> Option<usize> {
         let bit = (k - MIN_KEY) as usize;
-        if self.split_mask[bit / 64] & (1 << (bit % 64)) == 0 {
-            return None;
-        }
-        self.split_keys[..self.bounds.len()]
-            .iter()
-            .position(|s| *s == k)
+        let slot = bit % 8;
+        let octave = (self.split_mask[bit / 64] >> (bit % 64 - slot)) as u8;
+        (octave & (1 << slot) != 0).then(|| (octave & ((1 << slot) - 1)).count_ones() as usize)
     }
 
     /// The head of `octave`'s span: which classic bounds lie inside it.
@@ -299,6 +299,27 @@ pub static SWEEP_BUCKETS: Buckets = Buckets::new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A span's first split plus the rank is the index of the bound inside
+    /// each split bucket, and no other bucket has a rank.
+    #[test]
+    fn split_ranks_name_the_bound_inside_each_bucket() {
+        for b in [
+            &ACTION_BUCKETS,
+            &SQLITE_BUCKETS,
+            &TASK_BUCKETS,
+            &SHUTDOWN_BUCKETS,
+            &STARTUP_BUCKETS,
+            &SWEEP_BUCKETS,
+        ] {
+            for k in MIN_KEY..=b.native().max_key() {
+                let inside = b.bounds().iter().position(|bound| key(*bound) == k);
+                let (octave, _) = span_of(k);
+                let at = b.split_rank(k).map(|r| b.head_of(octave).first_split() + r);
+                assert_eq!(at, inside, "{} key {k}", b.name());
+            }
+        }
+    }
 
     #[test]
     fn the_octave_index_agrees_with_the_compares_for_every_set() {

@@ -191,7 +191,7 @@ impl Head {
         (self.0 & TAG_BITS) as i32 - 1 + LOWEST_OCTAVE
     }
 
-    fn first_split(self) -> usize {
+    pub(crate) fn first_split(self) -> usize {
         ((self.0 >> 8) & 0xff) as usize
     }
 
@@ -345,12 +345,13 @@ impl<'a> Native<'a> {
             self.create(octave, buckets.head_of(octave))
         };
         span.counts[slot].fetch_add(1, Ordering::Relaxed);
-        if let Some(i) = buckets.split_of(k)
-            && v > buckets.bounds()[i]
-        {
-            // After the bucket's count, Release: a reader that sees the split
-            // count sees the count it belongs to.
-            span.above[i - span.head.first_split()].fetch_add(1, Ordering::Release);
+        if let Some(r) = buckets.split_rank(k) {
+            let i = span.head.first_split() + r;
+            if v > buckets.bounds()[i] {
+                // After the bucket's count, Release: a reader that sees the
+                // split count sees the count it belongs to.
+                span.above[r].fetch_add(1, Ordering::Release);
+            }
         }
     }
 
