@@ -223,9 +223,21 @@ pub(crate) fn add_exclusive(a: &AtomicU64, n: u64) {
 pub(crate) struct Span {
     /// Set before the span is published, never changed.
     head: Head,
+    words: SpanWords,
+}
+
+/// One span's counters: its bucket counts, then its split counts (the
+/// observations of a split bucket above its classic bound). `repr(C)`: the
+/// same layout as the 12 words after a cell's zero bucket, which hold its
+/// first span.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct SpanWords {
     counts: [AtomicU64; PER_OCTAVE as usize],
     above: [AtomicU64; SPLITS_PER_OCTAVE],
 }
+
+const _: () = assert!(size_of::<SpanWords>() == (CELL_WORDS - 1) * size_of::<AtomicU64>());
 
 /// Every span past a histogram's first, allocated when it sees a second
 /// octave: that octave's span inline, claimed by its head word (0 until
@@ -235,8 +247,7 @@ pub(crate) struct Span {
 #[derive(Debug, Default)]
 pub(crate) struct Others {
     head: AtomicU64,
-    counts: [AtomicU64; PER_OCTAVE as usize],
-    above: [AtomicU64; SPLITS_PER_OCTAVE],
+    words: SpanWords,
     rest: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
 }
 
@@ -246,8 +257,7 @@ impl Others {
     fn second(&self, head: u64) -> SpanRef<'_> {
         SpanRef {
             head: Head(head & HEAD_BITS),
-            counts: &self.counts,
-            above: &self.above,
+            w: &self.words,
         }
     }
 }
@@ -266,21 +276,19 @@ fn claim(word: &AtomicU64, head: Head, mode: u64) -> u64 {
     cur
 }
 
-/// One span, inline in its cell or boxed: its head, bucket counts and split
-/// counts (the observations of a split bucket above its classic bound).
+/// One span, inline in its cell or boxed: its head and its counters. Two
+/// words, so it travels in registers.
 #[derive(Clone, Copy)]
 struct SpanRef<'a> {
     head: Head,
-    counts: &'a [AtomicU64; PER_OCTAVE as usize],
-    above: &'a [AtomicU64; SPLITS_PER_OCTAVE],
+    w: &'a SpanWords,
 }
 
 impl<'a> SpanRef<'a> {
     fn boxed(s: &'a Span) -> Self {
         SpanRef {
             head: s.head,
-            counts: &s.counts,
-            above: &s.above,
+            w: &s.words,
         }
     }
 
@@ -311,15 +319,14 @@ impl<'a> Native<'a> {
     /// The first span, given the head word's value.
     #[inline]
     fn first(&self, head: u64) -> SpanRef<'a> {
-        let (counts, rest) = self.words[1..]
-            .split_first_chunk::<{ PER_OCTAVE as usize }>()
-            .expect("a cell holds a span");
+        let words = self.words.as_ptr();
         SpanRef {
             head: Head(head & HEAD_BITS),
-            counts,
-            above: rest
-                .first_chunk()
-                .expect("a cell holds a span's split counts"),
+            // SAFETY: `SpanWords` is `repr(C)` of 12 `AtomicU64` with no
+            // padding (asserted above), the layout of `words[1..]`, which
+            // this borrow of the cell keeps alive and which only atomics
+            // touch.
+            w: unsafe { &*words.add(1).cast::<SpanWords>() },
         }
     }
 
@@ -344,13 +351,13 @@ impl<'a> Native<'a> {
         } else {
             self.create(octave, buckets.head_of(octave))
         };
-        span.counts[slot].fetch_add(1, Ordering::Relaxed);
+        span.w.counts[slot].fetch_add(1, Ordering::Relaxed);
         if let Some(r) = buckets.split_rank(k) {
             let i = span.head.first_split() + r;
             if v > buckets.bounds()[i] {
                 // After the bucket's count, Release: a reader that sees the
                 // split count sees the count it belongs to.
-                span.above[r].fetch_add(1, Ordering::Release);
+                span.w.above[r].fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -390,8 +397,7 @@ impl<'a> Native<'a> {
         SpanRef::boxed(rest[i].get_or_init(|| {
             Box::new(Span {
                 head,
-                counts: Default::default(),
-                above: Default::default(),
+                words: SpanWords::default(),
             })
         }))
     }
@@ -430,7 +436,7 @@ impl<'a> Native<'a> {
         let zero = self.zero().load(Ordering::Relaxed);
         let buckets: u64 = self
             .spans()
-            .flat_map(|s| s.counts.iter())
+            .flat_map(|s| s.w.counts.iter())
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
         zero + buckets
@@ -443,7 +449,7 @@ impl<'a> Native<'a> {
             .map(|span| {
                 let first = span.octave() * PER_OCTAVE + 1;
                 let from = (k + 1 - first).clamp(0, PER_OCTAVE) as usize;
-                span.counts[from..]
+                span.w.counts[from..]
                     .iter()
                     .map(|c| c.load(Ordering::Relaxed))
                     .sum::<u64>()
@@ -461,11 +467,11 @@ impl<'a> Native<'a> {
             let from = span.head.first_split();
             for (a, c) in above[from..]
                 .iter_mut()
-                .zip(&span.above[..span.head.splits()])
+                .zip(&span.w.above[..span.head.splits()])
             {
                 *a = a.wrapping_add(c.load(Ordering::Acquire));
             }
-            for (slot, c) in span.counts.iter().enumerate() {
+            for (slot, c) in span.w.counts.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
                 if n != 0 {
                     let k = span.octave() * PER_OCTAVE + slot as i32 + 1;
@@ -487,13 +493,13 @@ impl<'a> Native<'a> {
         }
         for span in self.spans() {
             let into = retired.span(span.octave(), span.head);
-            for (c, r) in span.counts.iter().zip(into.counts) {
+            for (c, r) in span.w.counts.iter().zip(&into.w.counts) {
                 let n = c.load(Ordering::Relaxed);
                 if n != 0 {
                     add_exclusive(r, n);
                 }
             }
-            for (c, r) in span.above.iter().zip(into.above) {
+            for (c, r) in span.w.above.iter().zip(&into.w.above) {
                 let n = c.load(Ordering::Relaxed);
                 if n != 0 {
                     add_exclusive(r, n);
