@@ -408,6 +408,13 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
         }
     }
 
+    /// Asks the CPU for the block's lines, if it is allocated (a hint).
+    pub(crate) fn prefetch(&self) {
+        if let Some(cells) = self.cells.get() {
+            crate::prefetch::prefetch(cells.as_ptr().cast(), size_of::<[C; N]>());
+        }
+    }
+
     /// Takes a registration's contributions back out (no allocation: a
     /// contribution can only be non-zero where a write allocated the block).
     pub(crate) fn withdraw(&self, own: &[C::Own; N]) {

@@ -126,6 +126,11 @@ impl ActorLabels {
         }
     }
 
+    /// The three values one after another, as they are stored.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
     /// `"{actor_id}:{generation}"`, or `"{actor_id}:"` with no generation.
     pub fn actor_id_gen(&self) -> &str {
         &self.text[..self.key_at as usize]

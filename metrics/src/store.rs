@@ -76,6 +76,15 @@ impl ActorEntry {
         }
     }
 
+    /// Asks the CPU for what a removal reads beyond the entry's own lines:
+    /// its label text (the map compares it) and its labelled blocks (the
+    /// fold reads them). Call it once the entry itself is in cache.
+    pub(crate) fn prefetch_parts(&self) {
+        let text = self.labels.text();
+        prefetch(text.as_ptr(), text.len());
+        self.series.prefetch_blocks();
+    }
+
     /// Whether this is its type's shared overflow label set.
     #[inline]
     pub(crate) fn overflow(&self) -> bool {
