@@ -16,10 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::buckets::{Buckets, MAX_BUCKETS};
-use crate::lazy::LazyBox;
-use crate::native::{
-    CELL_WORDS, MODE_CLASSIC, MODE_NATIVE, Native, NativeTotal, Others, add_exclusive,
-};
+use crate::native::{CELL_WORDS, Counts, MODE_CLASSIC, MODE_NATIVE, NativeTotal, add_exclusive};
 
 /// What kind of metric a family is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +62,13 @@ pub struct GaugeCell(AtomicI64);
 pub struct ActiveCell(AtomicU32);
 
 /// A histogram: the sum as `f64` bits, and its counts in one of two modes,
-/// the instance's, which the first observation writes into `head`:
+/// the instance's, which the first observation writes into the counts' head:
 ///
-/// * classic (native buckets off): `words` are the counts per classic bucket
-///   (non-cumulative), `+Inf` last;
-/// * native: `words` are the zero bucket, the first native span observed (8
-///   bucket counts) and its split counts; further spans are boxed in
-///   `others`. A split count is the observations of a native bucket that
+/// * classic (native buckets off): the counts' words are the counts per
+///   classic bucket (non-cumulative), `+Inf` last;
+/// * native: the words are the zero bucket, the first native span observed
+///   (8 bucket counts) and its split counts; further spans are allocated
+///   apart (see `native.rs`). A split count is the observations of a native bucket that
 ///   holds a classic bound and lie above it: with the native buckets it makes
 ///   every classic count exact (see [`Buckets`]), and an observation costs one
 ///   bucket increment, not two.
@@ -82,11 +79,7 @@ pub struct ActiveCell(AtomicU32);
 #[derive(Debug, Default)]
 pub struct HistogramCell {
     sum_bits: AtomicU64,
-    /// 0 until the first observation; then `MODE_CLASSIC`, or `MODE_NATIVE`
-    /// with the first span's head in the low bits.
-    head: AtomicU64,
-    words: [AtomicU64; CELL_WORDS],
-    others: LazyBox<Others>,
+    counts: Counts,
 }
 
 // Classic mode keeps a count per bucket in the words native mode uses.
@@ -188,12 +181,12 @@ impl HistogramCell {
             self.native().observe(buckets, v);
         } else {
             // The mode first: a reader that sees a count knows what it means.
-            if self.head.load(Ordering::Relaxed) == 0 {
-                self.head.fetch_or(MODE_CLASSIC, Ordering::Release);
+            if self.counts.head.load(Ordering::Relaxed) == 0 {
+                self.counts.head.fetch_or(MODE_CLASSIC, Ordering::Release);
             }
             // Release: a reader that sees the count sees the sum's earlier
             // updates (at most the sum runs ahead of the counts).
-            self.words[buckets.index_of(v)].fetch_add(1, Ordering::Release);
+            self.counts.words[buckets.index_of(v)].fetch_add(1, Ordering::Release);
         }
         let mut cur = self.sum_bits.load(Ordering::Relaxed);
         loop {
@@ -210,19 +203,15 @@ impl HistogramCell {
         }
     }
 
-    /// The storage seen as native buckets.
+    /// The counts, which native mode reads and writes as native buckets.
     #[inline]
-    pub(crate) fn native(&self) -> Native<'_> {
-        Native {
-            head: &self.head,
-            words: &self.words,
-            others: &self.others,
-        }
+    pub(crate) fn native(&self) -> &Counts {
+        &self.counts
     }
 
     /// The mode bits: 0 (nothing observed), `MODE_CLASSIC` or `MODE_NATIVE`.
     fn mode(&self) -> u64 {
-        self.head.load(Ordering::Acquire) & (MODE_CLASSIC | MODE_NATIVE)
+        self.counts.head.load(Ordering::Acquire) & (MODE_CLASSIC | MODE_NATIVE)
     }
 
     /// The sum of observed values alone: one load.
@@ -244,7 +233,12 @@ impl HistogramCell {
     pub(crate) fn count_and_sum(&self) -> (u64, f64) {
         let count = match self.mode() {
             MODE_NATIVE => self.native().count(),
-            MODE_CLASSIC => self.words.iter().map(|c| c.load(Ordering::Acquire)).sum(),
+            MODE_CLASSIC => self
+                .counts
+                .words
+                .iter()
+                .map(|c| c.load(Ordering::Acquire))
+                .sum(),
             _ => 0,
         };
         (count, f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
@@ -302,7 +296,7 @@ impl Cell for HistogramCell {
         match self.mode() {
             MODE_NATIVE => self.native().add_to(&mut total.native, &mut total.raw),
             MODE_CLASSIC => {
-                for (t, c) in total.raw.iter_mut().zip(&self.words) {
+                for (t, c) in total.raw.iter_mut().zip(&self.counts.words) {
                     *t = t.wrapping_add(c.load(Ordering::Acquire));
                 }
             }
@@ -312,14 +306,14 @@ impl Cell for HistogramCell {
     }
     fn fold_into(&self, retired: &Self) {
         match self.mode() {
-            MODE_NATIVE => self.native().fold_into(&retired.native()),
+            MODE_NATIVE => self.counts.fold_into(&retired.counts),
             MODE_CLASSIC => {
-                if retired.head.load(Ordering::Relaxed) == 0 {
-                    retired.head.store(MODE_CLASSIC, Ordering::Release);
+                if retired.counts.head.load(Ordering::Relaxed) == 0 {
+                    retired.counts.head.store(MODE_CLASSIC, Ordering::Release);
                 }
                 // Most counts of an actor's histogram are zero; only non-zero
                 // ones touch the type's cells.
-                for (r, c) in retired.words.iter().zip(&self.words) {
+                for (r, c) in retired.counts.words.iter().zip(&self.counts.words) {
                     let n = c.load(Ordering::Acquire);
                     if n != 0 {
                         add_exclusive(r, n);

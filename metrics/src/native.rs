@@ -297,28 +297,32 @@ impl<'a> SpanRef<'a> {
     }
 }
 
-/// The native buckets of one histogram cell, seen through its storage: the
-/// head word (mode and first span's [`Head`]), the cell's words (zero bucket,
-/// first span's counts, its split counts) and the table of the other spans.
+/// A histogram cell's counts: 0 in `head` until the first observation, then
+/// the mode. In classic mode `words` are the classic counts (see
+/// `HistogramCell`); in native mode they hold the zero bucket and the first
+/// span observed (its [`Head`] in the head word's low bits), and `others` the
+/// other spans.
 ///
 /// Most histograms of one actor stay within one octave, so their native
 /// buckets are inside the cell: no allocation, and nothing to free when the
-/// actor goes.
-pub(crate) struct Native<'a> {
-    pub(crate) head: &'a AtomicU64,
-    pub(crate) words: &'a [AtomicU64; CELL_WORDS],
-    pub(crate) others: &'a LazyBox<Others>,
+/// actor goes. One struct, so that the hot path reaches all of it from the
+/// cell's address alone.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) head: AtomicU64,
+    pub(crate) words: [AtomicU64; CELL_WORDS],
+    pub(crate) others: LazyBox<Others>,
 }
 
-impl<'a> Native<'a> {
+impl Counts {
     #[inline]
-    fn zero(&self) -> &'a AtomicU64 {
+    fn zero(&self) -> &AtomicU64 {
         &self.words[0]
     }
 
     /// The first span, given the head word's value.
     #[inline]
-    fn first(&self, head: u64) -> SpanRef<'a> {
+    fn first(&self, head: u64) -> SpanRef<'_> {
         let words = self.words.as_ptr();
         SpanRef {
             head: Head(head & HEAD_BITS),
@@ -364,7 +368,7 @@ impl<'a> Native<'a> {
 
     /// The span of `octave` past the first, if it exists.
     #[inline]
-    fn other(&self, octave: i32) -> Option<SpanRef<'a>> {
+    fn other(&self, octave: i32) -> Option<SpanRef<'_>> {
         let others = self.others.get()?;
         let head = others.head.load(Ordering::Acquire);
         if head & TAG_BITS == Head::tag(octave) {
@@ -379,9 +383,9 @@ impl<'a> Native<'a> {
     /// The span of `octave`, found or created with `head`: the cell's own if
     /// it is still unclaimed, or else the second, or else a boxed one.
     #[cold]
-    fn create(&self, octave: i32, head: Head) -> SpanRef<'a> {
+    fn create(&self, octave: i32, head: Head) -> SpanRef<'_> {
         let tag = Head::tag(octave);
-        let first = claim(self.head, head, MODE_NATIVE);
+        let first = claim(&self.head, head, MODE_NATIVE);
         if first & TAG_BITS == tag {
             return self.first(first);
         }
@@ -403,7 +407,7 @@ impl<'a> Native<'a> {
     }
 
     /// The span of `octave`, found or created with `head`.
-    fn span(&self, octave: i32, head: Head) -> SpanRef<'a> {
+    fn span(&self, octave: i32, head: Head) -> SpanRef<'_> {
         let cur = self.head.load(Ordering::Acquire);
         if cur & TAG_BITS == Head::tag(octave) {
             return self.first(cur);
@@ -413,7 +417,7 @@ impl<'a> Native<'a> {
     }
 
     /// Every span, in no particular order.
-    fn spans(&self) -> impl Iterator<Item = SpanRef<'a>> + use<'a> {
+    fn spans(&self) -> impl Iterator<Item = SpanRef<'_>> {
         let head = self.head.load(Ordering::Acquire);
         let first = (head & TAG_BITS != 0).then(|| self.first(head));
         let others = self.others.get();
@@ -483,7 +487,7 @@ impl<'a> Native<'a> {
 
     /// Adds these native buckets into `retired`'s, which have no concurrent
     /// writer (see `Cell::fold_into`: the fold lock is held for writing).
-    pub(crate) fn fold_into(&self, retired: &Native<'_>) {
+    pub(crate) fn fold_into(&self, retired: &Counts) {
         if retired.head.load(Ordering::Relaxed) & MODE_NATIVE == 0 {
             retired.head.fetch_or(MODE_NATIVE, Ordering::Relaxed);
         }
