@@ -12,10 +12,10 @@
 //! always the sum of its live registrations, and aggregates stay exact when two
 //! actors share a label set (or the overflow set).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::buckets::{Buckets, MAX_BUCKETS};
+use crate::lazy::LazyBox;
 use crate::native::{CELL_WORDS, Counts, MODE_CLASSIC, MODE_NATIVE, NativeTotal, add_exclusive};
 
 /// What kind of metric a family is.
@@ -340,7 +340,9 @@ impl Cell for HistogramCell {
 #[derive(Debug)]
 pub struct Labelled<C, const N: usize> {
     used: AtomicU32,
-    cells: OnceLock<Box<[C; N]>>,
+    /// One pointer (a `OnceLock` would add a state word per family to
+    /// every entry).
+    cells: LazyBox<[C; N]>,
 }
 
 impl<C, const N: usize> Default for Labelled<C, N> {
@@ -348,7 +350,7 @@ impl<C, const N: usize> Default for Labelled<C, N> {
         const { assert!(N <= 32, "the used-variant mask is a u32") };
         Labelled {
             used: AtomicU32::new(0),
-            cells: OnceLock::new(),
+            cells: LazyBox::default(),
         }
     }
 }
