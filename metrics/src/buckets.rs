@@ -4,7 +4,7 @@
 //! Each histogram family names its set in `families.rs`; the sets and their
 //! reasons are listed in METRICS.md.
 
-use crate::native::{MAX_KEY, MIN_KEY, key};
+use crate::native::{Head, MAX_KEY, MIN_KEY, SPLITS_PER_OCTAVE, key, span_of};
 pub use crate::native::{NativeRange, SCHEMA, ZERO_THRESHOLD, upper_bound as native_upper_bound};
 
 /// Words of a bitmap over every native key.
@@ -95,7 +95,8 @@ impl Octaves {
 
 impl Buckets {
     /// Declares a bucket set: at most [`MAX_BUCKETS`] increasing finite classic
-    /// bounds inside the native range, no two in one native bucket (checked at
+    /// bounds inside the native range, no two in one native bucket and at most
+    /// four in one power of two (checked at
     /// compile time), and the range of its native buckets.
     pub const fn new(name: &'static str, bounds: &'static [f64], native: NativeRange) -> Self {
         assert!(bounds.len() <= MAX_BUCKETS, "too many buckets");
@@ -118,6 +119,11 @@ impl Buckets {
                 "two classic bounds share a native bucket"
             );
             split_keys[i] = k;
+            assert!(
+                i < SPLITS_PER_OCTAVE
+                    || span_of(split_keys[i - SPLITS_PER_OCTAVE]).0 != span_of(k).0,
+                "more classic bounds in one octave than a span keeps split counts for"
+            );
             let bit = (k - MIN_KEY) as usize;
             split_mask[bit / 64] |= 1 << (bit % 64);
             i += 1;
@@ -132,16 +138,27 @@ impl Buckets {
         }
     }
 
-    /// The classic bound inside native bucket `k`, if any: its index.
+    /// The rank, among the classic bounds inside the octave of native
+    /// bucket `k`, of the bound inside bucket `k`, if there is one: with the
+    /// span's first split index it gives the bound's index. Bit operations on
+    /// the split mask, no search (bucket `k`'s octave is one byte of the mask).
     #[inline]
-    pub(crate) fn split_of(&self, k: i32) -> Option<usize> {
+    pub(crate) fn split_rank(&self, k: i32) -> Option<usize> {
         let bit = (k - MIN_KEY) as usize;
-        if self.split_mask[bit / 64] & (1 << (bit % 64)) == 0 {
-            return None;
-        }
-        self.split_keys[..self.bounds.len()]
+        let slot = bit % 8;
+        let octave = (self.split_mask[bit / 64] >> (bit % 64 - slot)) as u8;
+        (octave & (1 << slot) != 0).then(|| (octave & ((1 << slot) - 1)).count_ones() as usize)
+    }
+
+    /// The head of `octave`'s span: which classic bounds lie inside it.
+    pub(crate) fn head_of(&self, octave: i32) -> Head {
+        let keys = &self.split_keys[..self.bounds.len()];
+        let first = keys.partition_point(|&k| span_of(k).0 < octave);
+        let splits = keys[first..]
             .iter()
-            .position(|s| *s == k)
+            .take_while(|&&k| span_of(k).0 == octave)
+            .count();
+        Head::new(octave, first, splits)
     }
 
     /// Exact classic counts (non-cumulative, `+Inf` last) from native buckets
@@ -282,6 +299,27 @@ pub static SWEEP_BUCKETS: Buckets = Buckets::new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A span's first split plus the rank is the index of the bound inside
+    /// each split bucket, and no other bucket has a rank.
+    #[test]
+    fn split_ranks_name_the_bound_inside_each_bucket() {
+        for b in [
+            &ACTION_BUCKETS,
+            &SQLITE_BUCKETS,
+            &TASK_BUCKETS,
+            &SHUTDOWN_BUCKETS,
+            &STARTUP_BUCKETS,
+            &SWEEP_BUCKETS,
+        ] {
+            for k in MIN_KEY..=b.native().max_key() {
+                let inside = b.bounds().iter().position(|bound| key(*bound) == k);
+                let (octave, _) = span_of(k);
+                let at = b.split_rank(k).map(|r| b.head_of(octave).first_split() + r);
+                assert_eq!(at, inside, "{} key {k}", b.name());
+            }
+        }
+    }
 
     #[test]
     fn the_octave_index_agrees_with_the_compares_for_every_set() {

@@ -12,11 +12,11 @@
 //! always the sum of its live registrations, and aggregates stay exact when two
 //! actors share a label set (or the overflow set).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::buckets::{Buckets, MAX_BUCKETS};
-use crate::native::{NativeCell, NativeTotal, add_exclusive};
+use crate::lazy::LazyBox;
+use crate::native::{CELL_WORDS, Counts, MODE_CLASSIC, MODE_NATIVE, NativeTotal, add_exclusive};
 
 /// What kind of metric a family is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,23 +61,29 @@ pub struct GaugeCell(AtomicI64);
 #[derive(Debug, Default)]
 pub struct ActiveCell(AtomicU32);
 
-/// A histogram: the sum as `f64` bits, native (exponential) buckets, and
-/// `counts`, whose meaning depends on the instance:
+/// A histogram: the sum as `f64` bits, and its counts in one of two modes,
+/// the instance's, which the first observation writes into the counts' head:
 ///
-/// * native buckets off: per classic bucket (non-cumulative), `+Inf` last;
-/// * native buckets on: per classic bound, the observations of the bound's
-///   native bucket that lie above it, from which, with the native buckets,
-///   every classic count is exact (see [`Buckets`]). An observation then costs
-///   one bucket increment, not two.
+/// * classic (native buckets off): the counts' words are the counts per
+///   classic bucket (non-cumulative), `+Inf` last;
+/// * native: the words are the zero bucket, the first native span observed
+///   (8 bucket counts) and its split counts; further spans are allocated
+///   apart (see `native.rs`). A split count is the observations of a native bucket that
+///   holds a classic bound and lie above it: with the native buckets it makes
+///   every classic count exact (see [`Buckets`]), and an observation costs one
+///   bucket increment, not two.
 ///
-/// A cell is always observed in one mode (the instance's), so the mode shows
-/// in its data: any native observation means native mode.
+/// The two modes share the words, so a cell costs the same in both, and a
+/// histogram that stays within one octave (most of one actor's) holds its
+/// native buckets without an allocation.
 #[derive(Debug, Default)]
 pub struct HistogramCell {
-    counts: [AtomicU64; MAX_BUCKETS + 1],
     sum_bits: AtomicU64,
-    native: NativeCell,
+    counts: Counts,
 }
+
+// Classic mode keeps a count per bucket in the words native mode uses.
+const _: () = assert!(CELL_WORDS == MAX_BUCKETS + 1);
 
 /// A histogram read at one moment, in either mode (see `HistogramCell`);
 /// totals of several cells add up field by field.
@@ -163,7 +169,7 @@ impl ActiveCell {
 
 impl HistogramCell {
     /// Counts `v` and adds it to the sum: with `native`, in its native bucket
-    /// (and, in a split bucket above the bound, in that bound's count);
+    /// (and, in a split bucket above the bound, in that bound's split count);
     /// without, in its classic bucket. NaN is ignored: it would turn the sum
     /// into NaN for the rest of the series' life.
     #[inline]
@@ -172,18 +178,15 @@ impl HistogramCell {
             return;
         }
         if native {
-            if let Some(k) = self.native.observe(buckets.native(), v)
-                && let Some(i) = buckets.split_of(k)
-                && v > buckets.bounds()[i]
-            {
-                // After the native count, Release: a reader that sees this
-                // count sees the native bucket (and so reads native mode).
-                self.counts[i].fetch_add(1, Ordering::Release);
-            }
+            self.native().observe(buckets, v);
         } else {
+            // The mode first: a reader that sees a count knows what it means.
+            if self.counts.head.load(Ordering::Relaxed) == 0 {
+                self.counts.head.fetch_or(MODE_CLASSIC, Ordering::Release);
+            }
             // Release: a reader that sees the count sees the sum's earlier
             // updates (at most the sum runs ahead of the counts).
-            self.counts[buckets.index_of(v)].fetch_add(1, Ordering::Release);
+            self.counts.words[buckets.index_of(v)].fetch_add(1, Ordering::Release);
         }
         let mut cur = self.sum_bits.load(Ordering::Relaxed);
         loop {
@@ -199,9 +202,18 @@ impl HistogramCell {
             }
         }
     }
-}
 
-impl HistogramCell {
+    /// The counts, which native mode reads and writes as native buckets.
+    #[inline]
+    pub(crate) fn native(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The mode bits: 0 (nothing observed), `MODE_CLASSIC` or `MODE_NATIVE`.
+    fn mode(&self) -> u64 {
+        self.counts.head.load(Ordering::Acquire) & (MODE_CLASSIC | MODE_NATIVE)
+    }
+
     /// The sum of observed values alone: one load.
     pub(crate) fn sum(&self) -> f64 {
         f64::from_bits(self.sum_bits.load(Ordering::Relaxed))
@@ -210,18 +222,25 @@ impl HistogramCell {
     /// Observations above native bucket `k` (values above `upper_bound(k)`);
     /// 0 for a histogram in classic mode.
     pub(crate) fn native_above(&self, k: i32) -> u64 {
-        self.native.count_above(k)
+        if self.mode() != MODE_NATIVE {
+            return 0;
+        }
+        self.native().count_above(k)
     }
 
     /// `(count, sum)` alone, for a histogram written without its buckets: no
     /// bucket is collected (with native buckets on, the count is theirs).
     pub(crate) fn count_and_sum(&self) -> (u64, f64) {
-        // With native buckets the classic counts are only the split remainders:
-        // not summed at all then.
-        let count = self
-            .native
-            .count()
-            .unwrap_or_else(|| self.counts.iter().map(|c| c.load(Ordering::Acquire)).sum());
+        let count = match self.mode() {
+            MODE_NATIVE => self.native().count(),
+            MODE_CLASSIC => self
+                .counts
+                .words
+                .iter()
+                .map(|c| c.load(Ordering::Acquire))
+                .sum(),
+            _ => 0,
+        };
         (count, f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
     }
 }
@@ -274,28 +293,37 @@ impl Cell for HistogramCell {
     type Own = ();
     const KIND: Kind = Kind::Histogram;
     fn add_to(&self, total: &mut HistogramTotal) {
-        // Counts first (Acquire), then the native buckets: a count seen means
-        // its native observation is seen too.
-        for (t, c) in total.raw.iter_mut().zip(&self.counts) {
-            *t = t.wrapping_add(c.load(Ordering::Acquire));
+        match self.mode() {
+            MODE_NATIVE => self.native().add_to(&mut total.native, &mut total.raw),
+            MODE_CLASSIC => {
+                for (t, c) in total.raw.iter_mut().zip(&self.counts.words) {
+                    *t = t.wrapping_add(c.load(Ordering::Acquire));
+                }
+            }
+            _ => {}
         }
-        self.native.add_to(&mut total.native);
         total.sum += f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
     }
     fn fold_into(&self, retired: &Self) {
-        self.native.fold_into(&retired.native);
-        // Most counts of an actor's histogram are zero; only non-zero ones
-        // touch the type's cells (cold cache lines otherwise left alone).
-        let mut any = false;
-        for (r, c) in retired.counts.iter().zip(&self.counts) {
-            let n = c.load(Ordering::Acquire);
-            if n != 0 {
-                add_exclusive(r, n);
-                any = true;
+        match self.mode() {
+            MODE_NATIVE => self.counts.fold_into(&retired.counts),
+            MODE_CLASSIC => {
+                if retired.counts.head.load(Ordering::Relaxed) == 0 {
+                    retired.counts.head.store(MODE_CLASSIC, Ordering::Release);
+                }
+                // Most counts of an actor's histogram are zero; only non-zero
+                // ones touch the type's cells.
+                for (r, c) in retired.counts.words.iter().zip(&self.counts.words) {
+                    let n = c.load(Ordering::Acquire);
+                    if n != 0 {
+                        add_exclusive(r, n);
+                    }
+                }
             }
+            _ => return,
         }
         let sum = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
-        if !any && sum == 0.0 {
+        if sum == 0.0 {
             return;
         }
         let cur = f64::from_bits(retired.sum_bits.load(Ordering::Relaxed));
@@ -312,7 +340,9 @@ impl Cell for HistogramCell {
 #[derive(Debug)]
 pub struct Labelled<C, const N: usize> {
     used: AtomicU32,
-    cells: OnceLock<Box<[C; N]>>,
+    /// One pointer (a `OnceLock` would add a state word per family to
+    /// every entry).
+    cells: LazyBox<[C; N]>,
 }
 
 impl<C, const N: usize> Default for Labelled<C, N> {
@@ -320,7 +350,7 @@ impl<C, const N: usize> Default for Labelled<C, N> {
         const { assert!(N <= 32, "the used-variant mask is a u32") };
         Labelled {
             used: AtomicU32::new(0),
-            cells: OnceLock::new(),
+            cells: LazyBox::default(),
         }
     }
 }
@@ -371,6 +401,13 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
             if used & (1 << i) != 0 {
                 c.fold_into(r);
             }
+        }
+    }
+
+    /// Asks the CPU for the block's lines, if it is allocated (a hint).
+    pub(crate) fn prefetch(&self) {
+        if let Some(cells) = self.cells.get() {
+            crate::prefetch::prefetch(cells.as_ptr().cast(), size_of::<[C; N]>());
         }
     }
 
@@ -455,6 +492,52 @@ mod tests {
             assert_eq!(a.count(), b.count());
             assert_eq!(a.sum.to_bits(), b.sum.to_bits());
         }
+    }
+
+    /// Folding keeps every classic count exact in both modes: the split
+    /// counts travel with their spans, inline or boxed.
+    #[test]
+    fn a_fold_keeps_classic_counts_exact_in_both_modes() {
+        let buckets = &ACTION_BUCKETS;
+        for native in [false, true] {
+            let (a, b, both) = (
+                HistogramCell::default(),
+                HistogramCell::default(),
+                HistogramCell::default(),
+            );
+            for (i, bound) in buckets.bounds().iter().enumerate() {
+                for v in [bound * (1.0 - 1e-12), *bound, bound * (1.0 + 1e-12), 0.0] {
+                    let cell = if i % 3 == 0 { &a } else { &b };
+                    cell.observe(buckets, v, native);
+                    both.observe(buckets, v, native);
+                }
+            }
+            a.fold_into(&b);
+            let (mut folded, mut whole) = (HistogramTotal::default(), HistogramTotal::default());
+            b.add_to(&mut folded);
+            both.add_to(&mut whole);
+            assert_eq!(
+                folded.classic_counts(buckets),
+                whole.classic_counts(buckets),
+                "native {native}"
+            );
+            assert_eq!(folded.native(), whole.native());
+            assert_eq!(folded.count(), whole.count());
+        }
+    }
+
+    /// A histogram within one octave keeps its native buckets in the cell.
+    #[test]
+    fn one_octave_allocates_nothing() {
+        let h = HistogramCell::default();
+        for v in [0.0011, 0.0013, 0.0019, 0.0] {
+            h.observe(&ACTION_BUCKETS, v, true);
+        }
+        assert!(h.native().others.get().is_none());
+        assert_eq!(h.count_and_sum().0, 4);
+        h.observe(&ACTION_BUCKETS, 0.1, true);
+        assert!(h.native().others.get().is_some());
+        assert_eq!(h.count_and_sum().0, 5);
     }
 
     #[test]

@@ -299,6 +299,12 @@ for_families! {
                 $(self.$lf.fold_into(&retired.$lf);)*
             }
 
+            /// Asks the CPU for the blocks of the enum-labelled families (a
+            /// fold reads them), once this series' own lines are in cache.
+            pub(crate) fn prefetch_blocks(&self) {
+                $(self.$lf.prefetch();)*
+            }
+
             /// Takes one stopping registration's gauge contributions back out.
             pub(crate) fn withdraw(&self, own: &OwnGauges) {
                 $(self.$sf.withdraw(&own.$sf);)*

@@ -42,12 +42,16 @@ use std::sync::Arc;
 /// boundary and ends in `~` and 16 hex digits of a hash of the whole key, so two
 /// long keys that share a prefix stay two values; a key's own `~` is doubled,
 /// so no key spells another's cut form (see the [module docs](self)).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ActorLabels {
-    actor_id_gen: Box<str>,
-    actor_key: Box<str>,
-    envoy_key: Arc<str>,
-    truncated: bool,
+    /// `actor_id_gen`, `actor_key` and `envoy_key` one after another, in one
+    /// allocation: a label set costs one block, and cloning it (the map key
+    /// and the entry share it) one reference count.
+    text: Arc<str>,
+    /// Where `actor_key` starts in `text`.
+    key_at: u32,
+    /// Where `envoy_key` starts in `text`; bit 31 set when the key was cut.
+    envoy_at: u32,
 }
 
 /// Bytes the hash suffix of a cut key takes: `~` and 16 hex digits.
@@ -56,12 +60,19 @@ pub const KEY_HASH_SUFFIX_BYTES: usize = 17;
 /// What ends the overflow label set's `actor_key`, after the escaped type name.
 pub const OVERFLOW_KEY_SUFFIX: &str = "~overflow";
 
+/// The bit of `envoy_at` that says the key was cut.
+const TRUNCATED: u32 = 1 << 31;
+
 impl ActorLabels {
     /// Builds the label set; `generation: None` formats `actor_id_gen` as `"{id}:"`.
     ///
     /// An `actor_key` longer than `max_key_bytes` is cut and made unique, and
     /// a `~` in it doubled (see the [module docs](self));
     /// [`ActorLabels::key_truncated`] says whether it was cut.
+    ///
+    /// # Panics
+    ///
+    /// If the three values together take 2 GiB or more.
     pub fn new(
         actor_id: &str,
         generation: Option<u64>,
@@ -69,20 +80,18 @@ impl ActorLabels {
         envoy_key: Arc<str>,
         max_key_bytes: usize,
     ) -> Self {
-        let mut id_gen = String::with_capacity(actor_id.len() + 12);
-        id_gen.push_str(actor_id);
-        id_gen.push(':');
+        let mut text = String::with_capacity(
+            actor_id.len() + 21 + actor_key.len().min(max_key_bytes) + envoy_key.len(),
+        );
+        text.push_str(actor_id);
+        text.push(':');
         if let Some(g) = generation {
             // Writing to a String cannot fail.
-            let _ = write!(id_gen, "{g}");
+            let _ = write!(text, "{g}");
         }
-        let (actor_key, truncated) = key_value(actor_key, max_key_bytes);
-        ActorLabels {
-            actor_id_gen: id_gen.into_boxed_str(),
-            actor_key: actor_key.into_boxed_str(),
-            envoy_key,
-            truncated,
-        }
+        let key_at = text.len();
+        let truncated = push_key_value(&mut text, actor_key, max_key_bytes);
+        Self::finish(text, key_at, &envoy_key, truncated)
     }
 
     /// The label set every overflow registration of actor type `actor_name`
@@ -91,52 +100,85 @@ impl ActorLabels {
     /// `actor_key` ends in an unpaired `~overflow`, so no actor shares either
     /// value.
     pub(crate) fn overflow(actor_name: &str, envoy_key: Arc<str>) -> Self {
-        let mut actor_key = escape_key(actor_name).into_owned();
-        actor_key.push_str(OVERFLOW_KEY_SUFFIX);
+        let mut text = String::from("overflow");
+        let key_at = text.len();
+        text.push_str(&escape_key(actor_name));
+        text.push_str(OVERFLOW_KEY_SUFFIX);
+        Self::finish(text, key_at, &envoy_key, false)
+    }
+
+    /// Appends `envoy_key` to `text` (which holds `actor_id_gen` and then,
+    /// from `key_at`, `actor_key`) and makes the label set of it.
+    fn finish(mut text: String, key_at: usize, envoy_key: &str, truncated: bool) -> Self {
+        let envoy_at = text.len();
+        text.push_str(envoy_key);
+        let offset = |n: usize| {
+            u32::try_from(n)
+                .ok()
+                .filter(|n| n & TRUNCATED == 0 && text.len() < TRUNCATED as usize)
+                .expect("a label set takes less than 2 GiB")
+        };
+        let (key_at, envoy_at) = (offset(key_at), offset(envoy_at));
         ActorLabels {
-            actor_id_gen: "overflow".into(),
-            actor_key: actor_key.into(),
-            envoy_key,
-            truncated: false,
+            key_at,
+            envoy_at: envoy_at | if truncated { TRUNCATED } else { 0 },
+            text: Arc::from(text),
         }
+    }
+
+    /// The three values one after another, as they are stored.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// `"{actor_id}:{generation}"`, or `"{actor_id}:"` with no generation.
     pub fn actor_id_gen(&self) -> &str {
-        &self.actor_id_gen
+        &self.text[..self.key_at as usize]
     }
 
     /// The actor's `actor_key` value: the user key, with `~` doubled, cut and
     /// suffixed with a hash when too long (see the [module docs](self)).
     pub fn actor_key(&self) -> &str {
-        &self.actor_key
+        &self.text[self.key_at as usize..(self.envoy_at & !TRUNCATED) as usize]
     }
 
     /// The host process identity.
     pub fn envoy_key(&self) -> &str {
-        &self.envoy_key
+        &self.text[(self.envoy_at & !TRUNCATED) as usize..]
     }
 
     /// Whether the key was longer than the limit and was cut.
     pub fn key_truncated(&self) -> bool {
-        self.truncated
+        self.envoy_at & TRUNCATED != 0
     }
 
     /// `(name, value)` of the three labels, in the order the exposition writes them.
     pub fn pairs(&self) -> [(&'static str, &str); 3] {
         [
-            ("actor_id_gen", &self.actor_id_gen),
-            ("actor_key", &self.actor_key),
-            ("envoy_key", &self.envoy_key),
+            ("actor_id_gen", self.actor_id_gen()),
+            ("actor_key", self.actor_key()),
+            ("envoy_key", self.envoy_key()),
         ]
     }
 }
 
+impl std::fmt::Debug for ActorLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorLabels")
+            .field("actor_id_gen", &self.actor_id_gen())
+            .field("actor_key", &self.actor_key())
+            .field("envoy_key", &self.envoy_key())
+            .field("truncated", &self.key_truncated())
+            .finish()
+    }
+}
+
 impl PartialEq for ActorLabels {
+    /// The same text cut at the same places: the same three values.
     fn eq(&self, other: &Self) -> bool {
-        self.actor_id_gen == other.actor_id_gen
-            && self.actor_key == other.actor_key
-            && self.envoy_key == other.envoy_key
+        self.key_at == other.key_at
+            && (self.envoy_at & !TRUNCATED) == (other.envoy_at & !TRUNCATED)
+            && self.text == other.text
     }
 }
 
@@ -144,10 +186,10 @@ impl Eq for ActorLabels {}
 
 impl Hash for ActorLabels {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // `str`'s Hash writes a terminator, so field boundaries are part of the hash.
-        self.actor_id_gen.hash(state);
-        self.actor_key.hash(state);
-        self.envoy_key.hash(state);
+        // The boundaries are part of the hash, as they are of equality.
+        self.key_at.hash(state);
+        (self.envoy_at & !TRUNCATED).hash(state);
+        self.text.hash(state);
     }
 }
 
@@ -160,14 +202,15 @@ fn escape_key(key: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The `actor_key` value of `key`, and whether it was cut: the key escaped
-/// ([`escape_key`]), and when that is longer than `max_bytes`, cut at a char
-/// boundary that splits no `~~` pair, to leave room for `~{16 hex digits of
-/// FNV-1a 64 of the whole key}`.
-fn key_value(key: &str, max_bytes: usize) -> (String, bool) {
+/// Appends the `actor_key` value of `key` to `out`; returns whether it was
+/// cut: the key escaped ([`escape_key`]), and when that is longer than
+/// `max_bytes`, cut at a char boundary that splits no `~~` pair, to leave
+/// room for `~{16 hex digits of FNV-1a 64 of the whole key}`.
+fn push_key_value(out: &mut String, key: &str, max_bytes: usize) -> bool {
     let escaped = escape_key(key);
     if escaped.len() <= max_bytes {
-        return (escaped.into_owned(), false);
+        out.push_str(&escaped);
+        return false;
     }
     let mut cut = max_bytes.saturating_sub(KEY_HASH_SUFFIX_BYTES);
     while !escaped.is_char_boundary(cut) {
@@ -183,11 +226,18 @@ fn key_value(key: &str, max_bytes: usize) -> (String, bool) {
     if tildes % 2 == 1 {
         cut -= 1;
     }
-    let mut out = String::with_capacity(cut + KEY_HASH_SUFFIX_BYTES);
     out.push_str(&escaped[..cut]);
     // Writing to a String cannot fail.
     let _ = write!(out, "~{:016x}", fnv1a64(key.as_bytes()));
-    (out, true)
+    true
+}
+
+/// The `actor_key` value of `key`, and whether it was cut (see [`push_key_value`]).
+#[cfg(test)]
+fn key_value(key: &str, max_bytes: usize) -> (String, bool) {
+    let mut out = String::new();
+    let cut = push_key_value(&mut out, key, max_bytes);
+    (out, cut)
 }
 
 /// FNV-1a, 64 bit: stable across Rust versions and processes (the std hasher is

@@ -40,7 +40,7 @@
 //! | `families.rs` | the one declaration of every family; the actor's storage, [`Totals`](families::Totals) and the catalogue are generated from it |
 //! | `cells.rs` | the atomics one series is stored in |
 //! | `labels.rs` | typed label sets and the closed label enums ([`labels`]) |
-//! | `buckets.rs`, `native.rs`, `lazy.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms (their spans allocated on first use through `lazy.rs`) |
+//! | `buckets.rs`, `native.rs`, `lazy.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms (the first octave's span inline in its cell, in the words classic counts use; later spans allocated on first use through `lazy.rs`) |
 //! | `config.rs`, `validate.rs` | [`Config`] (its defaults and bounds as associated consts, documented on its setters), [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`](clock::Clock); [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |

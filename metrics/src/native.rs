@@ -9,12 +9,18 @@
 //! bucket.
 //!
 //! Storage is sparse and allocation-free after warm-up: the buckets of one
-//! octave (8 buckets, one power of two) form a *span*, allocated on the first
-//! observation in that octave. A histogram keeps its first span inline-pointed
-//! (most histograms of one actor stay within one octave or two) and a table of
-//! the others, allocated when a second octave is seen. An observation is an
-//! index computation (exponent bits and at most 8 compares), one or two pointer
-//! loads and one atomic add: no lock, and no allocation once its span exists.
+//! octave (8 buckets, one power of two) form a *span*, with the split counts
+//! of the classic bounds inside that octave (see `HistogramCell`). The first
+//! octave a histogram observes is held inline in its cell, in the words the
+//! classic counts take when native buckets are off, so a histogram that stays
+//! within one octave (most of one actor's) allocates nothing and an expired
+//! actor's histograms are folded and freed with the entry. A second octave's
+//! span sits in one small block allocated when that octave is first seen;
+//! later octaves get a span each, boxed in a table ([`Others`]). An
+//! observation is an index computation (exponent bits, a table load and one
+//! compare), a head-word load and compare (one or two more loads for a
+//! boxed span) and one atomic add: no lock, and no allocation once its span
+//! exists.
 //!
 //! **The cap.** Each family covers a fixed range of octaves (its
 //! [`NativeRange`], listed in METRICS.md): at most `8 × octaves` buckets. A value
@@ -24,6 +30,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::buckets::Buckets;
 use crate::lazy::LazyBox;
 
 /// The bucket schema of every native histogram here.
@@ -142,9 +149,60 @@ pub(crate) const MIN_KEY: i32 = LOWEST_OCTAVE * PER_OCTAVE + 1;
 /// The largest key any range reaches.
 pub(crate) const MAX_KEY: i32 = (HIGHEST_OCTAVE + 1) * PER_OCTAVE;
 
+/// Most classic bounds one octave may hold: each span keeps a split count
+/// for every bound inside its octave (checked when a bucket set is declared).
+pub(crate) const SPLITS_PER_OCTAVE: usize = 4;
+
+/// Words of a histogram cell's shared storage: the classic counts (one per
+/// bucket, `+Inf` last), or the native zero bucket and the first span inline.
+pub(crate) const CELL_WORDS: usize = 1 + PER_OCTAVE as usize + SPLITS_PER_OCTAVE;
+
+/// The cell's mode bits in its head word (see `HistogramCell`): set by the
+/// first observation, never cleared.
+pub(crate) const MODE_CLASSIC: u64 = 1 << 63;
+pub(crate) const MODE_NATIVE: u64 = 1 << 62;
+/// The bits of a head word that hold a span's [`Head`].
+const HEAD_BITS: u64 = (1 << 24) - 1;
+/// The bits of a head word that say which octave its span holds (0: none yet).
+const TAG_BITS: u64 = 0xff;
+
+/// What a span holds: its octave (bits 0..8, as `octave - LOWEST_OCTAVE + 1`,
+/// so 0 means no span), the classic index of the first bound inside the
+/// octave (bits 8..16) and how many bounds lie inside it (bits 16..24). A
+/// reader needs no bucket set to put the split counts back in their place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head(u64);
+
+impl Head {
+    /// The tag of `octave`: what bits 0..8 of its head hold.
+    #[inline]
+    const fn tag(octave: i32) -> u64 {
+        (octave - LOWEST_OCTAVE + 1) as u64
+    }
+
+    /// The head of `octave`'s span, whose bounds are classic indices
+    /// `first_split..first_split + splits`.
+    pub(crate) const fn new(octave: i32, first_split: usize, splits: usize) -> Self {
+        assert!(splits <= SPLITS_PER_OCTAVE);
+        Head(Self::tag(octave) | (first_split as u64) << 8 | (splits as u64) << 16)
+    }
+
+    fn octave(self) -> i32 {
+        (self.0 & TAG_BITS) as i32 - 1 + LOWEST_OCTAVE
+    }
+
+    pub(crate) fn first_split(self) -> usize {
+        ((self.0 >> 8) & 0xff) as usize
+    }
+
+    fn splits(self) -> usize {
+        ((self.0 >> 16) & 0xff) as usize
+    }
+}
+
 /// The octave (span) of key `k` and the bucket's slot in it.
 #[inline]
-fn span_of(k: i32) -> (i32, usize) {
+pub(crate) const fn span_of(k: i32) -> (i32, usize) {
     let k1 = k - 1;
     (
         k1.div_euclid(PER_OCTAVE),
@@ -159,86 +217,233 @@ pub(crate) fn add_exclusive(a: &AtomicU64, n: u64) {
     a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// The counts of one octave.
+/// A span past a histogram's first: one octave's counts, allocated on the
+/// first observation in that octave.
 #[derive(Debug)]
-struct Span {
-    octave: i32,
-    counts: [AtomicU64; PER_OCTAVE as usize],
+pub(crate) struct Span {
+    /// Set before the span is published, never changed.
+    head: Head,
+    words: SpanWords,
 }
 
-impl Span {
-    fn new(octave: i32) -> Box<Self> {
-        Box::new(Span {
-            octave,
-            counts: Default::default(),
-        })
-    }
-}
-
-/// The native buckets of one histogram.
+/// One span's counters: its bucket counts, then its split counts (the
+/// observations of a split bucket above its classic bound). `repr(C)`: the
+/// same layout as the 12 words after a cell's zero bucket, which hold its
+/// first span.
+#[repr(C)]
 #[derive(Debug, Default)]
-pub(crate) struct NativeCell {
-    zero: AtomicU64,
-    /// The span of the first octave observed.
-    first: LazyBox<Span>,
-    /// Every other octave's span, by `octave - LOWEST_OCTAVE`; the table is
-    /// allocated when a second octave is observed.
-    others: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
+pub(crate) struct SpanWords {
+    counts: [AtomicU64; PER_OCTAVE as usize],
+    above: [AtomicU64; SPLITS_PER_OCTAVE],
 }
 
-impl NativeCell {
-    /// Counts `v` (not NaN): the zero bucket (`None`), or the bucket of its
-    /// key clamped to `range` (`Some(key)`).
+const _: () = assert!(size_of::<SpanWords>() == (CELL_WORDS - 1) * size_of::<AtomicU64>());
+
+/// Every span past a histogram's first, allocated when it sees a second
+/// octave: that octave's span inline, claimed by its head word (0 until
+/// then), and the others boxed in a table by `octave - LOWEST_OCTAVE`,
+/// allocated when a third octave is seen. A histogram over two octaves
+/// (a fast path and a slow one) costs one small block, not a table.
+#[derive(Debug, Default)]
+pub(crate) struct Others {
+    head: AtomicU64,
+    words: SpanWords,
+    rest: LazyBox<[LazyBox<Span>; MAX_OCTAVES]>,
+}
+
+impl Others {
+    /// The inline span, given its head word's value.
     #[inline]
-    pub(crate) fn observe(&self, range: NativeRange, v: f64) -> Option<i32> {
-        if v <= ZERO_THRESHOLD {
-            self.zero.fetch_add(1, Ordering::Relaxed);
-            return None;
+    fn second(&self, head: u64) -> SpanRef<'_> {
+        SpanRef {
+            head: Head(head & HEAD_BITS),
+            w: &self.words,
         }
-        let k = key(v).min(range.max_key());
-        let (octave, slot) = span_of(k);
-        self.span(octave).counts[slot].fetch_add(1, Ordering::Relaxed);
-        Some(k)
+    }
+}
+
+/// Claims the span whose head word is `word` for `head` (with `mode` bits) if
+/// no octave holds it yet; returns the word as it then stands.
+fn claim(word: &AtomicU64, head: Head, mode: u64) -> u64 {
+    let mut cur = word.load(Ordering::Acquire);
+    while cur & TAG_BITS == 0 {
+        let new = cur | mode | head.0;
+        match word.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return new,
+            Err(now) => cur = now,
+        }
+    }
+    cur
+}
+
+/// One span, inline in its cell or boxed: its head and its counters. Two
+/// words, so it travels in registers.
+#[derive(Clone, Copy)]
+struct SpanRef<'a> {
+    head: Head,
+    w: &'a SpanWords,
+}
+
+impl<'a> SpanRef<'a> {
+    fn boxed(s: &'a Span) -> Self {
+        SpanRef {
+            head: s.head,
+            w: &s.words,
+        }
     }
 
-    /// The span of `octave` (between the lowest and the highest), allocated on first use.
+    fn octave(self) -> i32 {
+        self.head.octave()
+    }
+}
+
+/// A histogram cell's counts: 0 in `head` until the first observation, then
+/// the mode. In classic mode `words` are the classic counts (see
+/// `HistogramCell`); in native mode they hold the zero bucket and the first
+/// span observed (its [`Head`] in the head word's low bits), and `others` the
+/// other spans.
+///
+/// Most histograms of one actor stay within one octave, so their native
+/// buckets are inside the cell: no allocation, and nothing to free when the
+/// actor goes. One struct, so that the hot path reaches all of it from the
+/// cell's address alone.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) head: AtomicU64,
+    pub(crate) words: [AtomicU64; CELL_WORDS],
+    pub(crate) others: LazyBox<Others>,
+}
+
+impl Counts {
     #[inline]
-    fn span(&self, octave: i32) -> &Span {
-        let first = self.first.get_or_init(|| Span::new(octave));
-        if first.octave == octave {
-            return first;
+    fn zero(&self) -> &AtomicU64 {
+        &self.words[0]
+    }
+
+    /// The first span, given the head word's value.
+    #[inline]
+    fn first(&self, head: u64) -> SpanRef<'_> {
+        let words = self.words.as_ptr();
+        SpanRef {
+            head: Head(head & HEAD_BITS),
+            // SAFETY: `SpanWords` is `repr(C)` of 12 `AtomicU64` with no
+            // padding (asserted above), the layout of `words[1..]`, which
+            // this borrow of the cell keeps alive and which only atomics
+            // touch.
+            w: unsafe { &*words.add(1).cast::<SpanWords>() },
         }
-        let others = self
-            .others
-            .get_or_init(|| Box::new(std::array::from_fn(|_| LazyBox::default())));
+    }
+
+    /// Counts `v` (not NaN) in its native bucket, clamped to `buckets`' range,
+    /// and above its classic bound when `v` lies in a split bucket past it.
+    #[inline]
+    pub(crate) fn observe(&self, buckets: &Buckets, v: f64) {
+        let head = self.head.load(Ordering::Acquire);
+        if v <= ZERO_THRESHOLD {
+            if head & MODE_NATIVE == 0 {
+                self.head.fetch_or(MODE_NATIVE, Ordering::AcqRel);
+            }
+            self.zero().fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let k = key(v).min(buckets.native().max_key());
+        let (octave, slot) = span_of(k);
+        let span = if head & TAG_BITS == Head::tag(octave) {
+            self.first(head)
+        } else if let Some(span) = self.other(octave) {
+            span
+        } else {
+            self.create(octave, buckets.head_of(octave))
+        };
+        span.w.counts[slot].fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = buckets.split_rank(k) {
+            let i = span.head.first_split() + r;
+            if v > buckets.bounds()[i] {
+                // After the bucket's count, Release: a reader that sees the
+                // split count sees the count it belongs to.
+                span.w.above[r].fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+
+    /// The span of `octave` past the first, if it exists.
+    #[inline]
+    fn other(&self, octave: i32) -> Option<SpanRef<'_>> {
+        let others = self.others.get()?;
+        let head = others.head.load(Ordering::Acquire);
+        if head & TAG_BITS == Head::tag(octave) {
+            return Some(others.second(head));
+        }
         // Keys are clamped to a range's top (at most HIGHEST_OCTAVE), and the
         // lowest key above the zero threshold is in LOWEST_OCTAVE.
         let i = (octave - LOWEST_OCTAVE) as usize;
-        others[i].get_or_init(|| Span::new(octave))
+        others.rest.get()?[i].get().map(SpanRef::boxed)
+    }
+
+    /// The span of `octave`, found or created with `head`: the cell's own if
+    /// it is still unclaimed, or else the second, or else a boxed one.
+    #[cold]
+    fn create(&self, octave: i32, head: Head) -> SpanRef<'_> {
+        let tag = Head::tag(octave);
+        let first = claim(&self.head, head, MODE_NATIVE);
+        if first & TAG_BITS == tag {
+            return self.first(first);
+        }
+        let others = self.others.get_or_init(Box::default);
+        let second = claim(&others.head, head, 0);
+        if second & TAG_BITS == tag {
+            return others.second(second);
+        }
+        let rest = others
+            .rest
+            .get_or_init(|| Box::new(std::array::from_fn(|_| LazyBox::default())));
+        let i = (octave - LOWEST_OCTAVE) as usize;
+        SpanRef::boxed(rest[i].get_or_init(|| {
+            Box::new(Span {
+                head,
+                words: SpanWords::default(),
+            })
+        }))
+    }
+
+    /// The span of `octave`, found or created with `head`.
+    fn span(&self, octave: i32, head: Head) -> SpanRef<'_> {
+        let cur = self.head.load(Ordering::Acquire);
+        if cur & TAG_BITS == Head::tag(octave) {
+            return self.first(cur);
+        }
+        self.other(octave)
+            .unwrap_or_else(|| self.create(octave, head))
     }
 
     /// Every span, in no particular order.
-    fn spans(&self) -> impl Iterator<Item = &Span> {
-        let others = self.others.get().into_iter().flat_map(|o| o.iter());
-        self.first
-            .get()
+    fn spans(&self) -> impl Iterator<Item = SpanRef<'_>> {
+        let head = self.head.load(Ordering::Acquire);
+        let first = (head & TAG_BITS != 0).then(|| self.first(head));
+        let others = self.others.get();
+        let second = others.and_then(|o| {
+            let head = o.head.load(Ordering::Acquire);
+            (head & TAG_BITS != 0).then(|| o.second(head))
+        });
+        let rest = others
+            .and_then(|o| o.rest.get())
             .into_iter()
-            .chain(others.filter_map(LazyBox::get))
+            .flat_map(|r| r.iter());
+        first
+            .into_iter()
+            .chain(second)
+            .chain(rest.filter_map(LazyBox::get).map(SpanRef::boxed))
     }
 
-    /// Observations held (zero bucket included), without collecting the
-    /// buckets; `None` when nothing was ever observed here.
-    pub(crate) fn count(&self) -> Option<u64> {
-        let zero = self.zero.load(Ordering::Relaxed);
-        let mut spans = self.spans().peekable();
-        if zero == 0 && spans.peek().is_none() {
-            return None;
-        }
-        let buckets: u64 = spans
-            .flat_map(|s| s.counts.iter())
+    /// Observations held (zero bucket included).
+    pub(crate) fn count(&self) -> u64 {
+        let zero = self.zero().load(Ordering::Relaxed);
+        let buckets: u64 = self
+            .spans()
+            .flat_map(|s| s.w.counts.iter())
             .map(|c| c.load(Ordering::Relaxed))
             .sum();
-        Some(zero + buckets)
+        zero + buckets
     }
 
     /// Observations in buckets whose key is above `k` (every value above
@@ -246,9 +451,9 @@ impl NativeCell {
     pub(crate) fn count_above(&self, k: i32) -> u64 {
         self.spans()
             .map(|span| {
-                let first = span.octave * PER_OCTAVE + 1;
+                let first = span.octave() * PER_OCTAVE + 1;
                 let from = (k + 1 - first).clamp(0, PER_OCTAVE) as usize;
-                span.counts[from..]
+                span.w.counts[from..]
                     .iter()
                     .map(|c| c.load(Ordering::Relaxed))
                     .sum::<u64>()
@@ -256,30 +461,49 @@ impl NativeCell {
             .sum()
     }
 
-    /// Adds this cell's counts into `total`.
-    pub(crate) fn add_to(&self, total: &mut NativeTotal) {
-        total.zero += self.zero.load(Ordering::Relaxed);
+    /// Adds the native buckets into `total` and the split counts into
+    /// `above` (by classic index).
+    pub(crate) fn add_to(&self, total: &mut NativeTotal, above: &mut [u64]) {
+        total.zero += self.zero().load(Ordering::Relaxed);
         for span in self.spans() {
-            for (slot, c) in span.counts.iter().enumerate() {
+            // Split counts first (Acquire): a split count seen means its
+            // bucket's count is seen too.
+            let from = span.head.first_split();
+            for (a, c) in above[from..]
+                .iter_mut()
+                .zip(&span.w.above[..span.head.splits()])
+            {
+                *a = a.wrapping_add(c.load(Ordering::Acquire));
+            }
+            for (slot, c) in span.w.counts.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
                 if n != 0 {
-                    let k = span.octave * PER_OCTAVE + slot as i32 + 1;
+                    let k = span.octave() * PER_OCTAVE + slot as i32 + 1;
                     total.add(k, n);
                 }
             }
         }
     }
 
-    /// Adds this cell's counts into `retired`, which has no concurrent writer
-    /// (see `Cell::fold_into`: the fold lock is held for writing).
-    pub(crate) fn fold_into(&self, retired: &NativeCell) {
-        let zero = self.zero.load(Ordering::Relaxed);
+    /// Adds these native buckets into `retired`'s, which have no concurrent
+    /// writer (see `Cell::fold_into`: the fold lock is held for writing).
+    pub(crate) fn fold_into(&self, retired: &Counts) {
+        if retired.head.load(Ordering::Relaxed) & MODE_NATIVE == 0 {
+            retired.head.fetch_or(MODE_NATIVE, Ordering::Relaxed);
+        }
+        let zero = self.zero().load(Ordering::Relaxed);
         if zero != 0 {
-            add_exclusive(&retired.zero, zero);
+            add_exclusive(retired.zero(), zero);
         }
         for span in self.spans() {
-            let into = retired.span(span.octave);
-            for (c, r) in span.counts.iter().zip(&into.counts) {
+            let into = retired.span(span.octave(), span.head);
+            for (c, r) in span.w.counts.iter().zip(&into.w.counts) {
+                let n = c.load(Ordering::Relaxed);
+                if n != 0 {
+                    add_exclusive(r, n);
+                }
+            }
+            for (c, r) in span.w.above.iter().zip(&into.w.above) {
                 let n = c.load(Ordering::Relaxed);
                 if n != 0 {
                     add_exclusive(r, n);
@@ -346,13 +570,33 @@ pub fn upper_bound(k: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buckets::ACTION_BUCKETS;
+    use crate::cells::{Cell, HistogramCell, HistogramTotal};
 
+    /// The range of [`ACTION_BUCKETS`], which these tests observe through.
     const RANGE: NativeRange = NativeRange::up_to_octave(8);
 
+    /// A histogram cell observed in native mode.
+    #[derive(Default)]
+    struct NativeCell(HistogramCell);
+
+    impl NativeCell {
+        fn observe(&self, range: NativeRange, v: f64) {
+            assert_eq!(range, ACTION_BUCKETS.native());
+            self.0.observe(&ACTION_BUCKETS, v, true);
+        }
+        fn count_above(&self, k: i32) -> u64 {
+            self.0.native_above(k)
+        }
+        fn fold_into(&self, retired: &NativeCell) {
+            self.0.fold_into(&retired.0);
+        }
+    }
+
     fn total(c: &NativeCell) -> NativeTotal {
-        let mut t = NativeTotal::default();
-        c.add_to(&mut t);
-        t
+        let mut t = HistogramTotal::default();
+        c.0.add_to(&mut t);
+        t.native().clone()
     }
 
     /// The table-driven key is the plain count of bounds below `frac`.
@@ -437,7 +681,7 @@ mod tests {
         assert_eq!(t.buckets, [(key(0.003), 4), (key(1.5), 1)]);
         assert_eq!(key(0.00301), key(0.003), "same bucket");
         assert!(
-            c.others.get().is_some(),
+            c.0.native().others.get().is_some(),
             "a second octave allocated the table"
         );
     }

@@ -41,7 +41,8 @@ use crate::trouble::{Reason, Watch, Window};
 /// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
 #[derive(Debug)]
 pub(crate) struct ActorEntry {
-    pub(crate) labels: Arc<ActorLabels>,
+    /// Shares its one allocation with the map's key.
+    pub(crate) labels: ActorLabels,
     pub(crate) ty: Arc<TypeInner>,
     pub(crate) series: ActorSeries,
     /// Its stop count, and whether it is its type's shared overflow label set
@@ -61,7 +62,7 @@ pub(crate) struct ActorEntry {
 impl ActorEntry {
     /// A new entry with one live registration (`actor_active` 1), set before the
     /// entry is published rather than by a store after it is built.
-    fn new(labels: Arc<ActorLabels>, ty: Arc<TypeInner>, overflow: bool) -> Self {
+    fn new(labels: ActorLabels, ty: Arc<TypeInner>, overflow: bool) -> Self {
         let series = ActorSeries::default();
         series.active.init(1);
         ActorEntry {
@@ -83,6 +84,15 @@ impl ActorEntry {
     pub(crate) fn kept_exemplars(&self, all: bool) -> Option<&ActorExemplars> {
         let kept = self.exemplars.get()?;
         (all || self.window.promoted().is_some()).then_some(kept)
+    }
+
+    /// Asks the CPU for what a removal reads beyond the entry's own lines:
+    /// its label text (the map compares it) and its labelled blocks (the
+    /// fold reads them). Call it once the entry itself is in cache.
+    pub(crate) fn prefetch_parts(&self) {
+        let text = self.labels.text();
+        prefetch(text.as_ptr(), text.len());
+        self.series.prefetch_blocks();
     }
 
     /// Whether this is its type's shared overflow label set.
@@ -212,7 +222,7 @@ pub(crate) struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) registry: Registry,
     /// `RETAINED_ACTORS`: label set → that actor's one allocation.
-    retained: scc::HashMap<Arc<ActorLabels>, Arc<ActorEntry>>,
+    retained: scc::HashMap<ActorLabels, Arc<ActorEntry>>,
     /// Entries in `retained`, overflow entries excluded; never exceeds the cap.
     count: AtomicUsize,
     pub(crate) expiry: ExpiryQueue<Arc<ActorEntry>>,
@@ -293,13 +303,13 @@ impl Store {
         generation: Option<u64>,
         actor_key: &str,
     ) -> Arc<ActorEntry> {
-        let labels = Arc::new(ActorLabels::new(
+        let labels = ActorLabels::new(
             actor_id,
             generation,
             actor_key,
             self.envoy_key.clone(),
             self.config.max_label_value_bytes,
-        ));
+        );
         if labels.key_truncated() {
             self.selfm.truncated.inc();
         }
@@ -330,7 +340,7 @@ impl Store {
 
     fn register_overflow(&self, ty: &Arc<TypeInner>) -> Arc<ActorEntry> {
         self.selfm.overflow.inc();
-        let labels = Arc::new(ActorLabels::overflow(&ty.name, self.envoy_key.clone()));
+        let labels = ActorLabels::overflow(&ty.name, self.envoy_key.clone());
         match self.retained.entry_sync(labels.clone()) {
             scc::hash_map::Entry::Occupied(o) => {
                 let e = o.get().clone();

@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::store::Store;
+use crate::prefetch::{PREFETCH_AHEAD, prefetch};
+use crate::store::{ActorEntry, Store};
 
 /// What one call of [`Metrics::sweep`](crate::Metrics::sweep) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,7 +42,17 @@ pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
         }
         {
             let fold = store.fold_write();
-            for item in batch.drain(..) {
+            // From the end: the memory of the entries ahead is asked for in
+            // two steps (the entry, then what it points to), so the removals'
+            // cache misses overlap instead of coming one after another.
+            while let Some(item) = batch.pop() {
+                let n = batch.len();
+                if let Some(far) = n.checked_sub(2 * PREFETCH_AHEAD).map(|i| &batch[i]) {
+                    prefetch(Arc::as_ptr(&far.item).cast(), size_of::<ActorEntry>());
+                }
+                if let Some(near) = n.checked_sub(PREFETCH_AHEAD).map(|i| &batch[i]) {
+                    near.item.prefetch_parts();
+                }
                 if store.remove_if_expired(&item, &fold) {
                     report.removed += 1;
                 } else {
