@@ -176,6 +176,32 @@ fn query(prom: SocketAddr, q: &str) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
+/// How many exemplars Prometheus stored for the series `selector` selects
+/// over the last hour (0 when the query fails).
+fn stored_exemplars(prom: SocketAddr, selector: &str) -> usize {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let url = format!("http://{prom}/api/v1/query_exemplars");
+    let Some(body) = ureq::get(&url)
+        .query("query", selector)
+        .query("start", &(now - 3600).to_string())
+        .query("end", &(now + 60).to_string())
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+    else {
+        return 0;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["data"].as_array().map_or(0, |series| {
+        series
+            .iter()
+            .map(|s| s["exemplars"].as_array().map_or(0, Vec::len))
+            .sum()
+    })
+}
+
 /// A metric from Prometheus's own `/metrics` (the shipped config does not
 /// scrape Prometheus itself).
 fn own_metric(prom: SocketAddr, name: &str) -> Option<f64> {
@@ -442,6 +468,13 @@ fn main() {
         scrapes.push((t, duration, samples, up));
     }
     let head = own_metric(prom_addr, "prometheus_tsdb_head_series").unwrap_or(f64::NAN);
+    let exemplars = [
+        "actor_type_action_duration_seconds_bucket",
+        "actor_action_duration_seconds_bucket",
+        "actor_type_action_errors_total",
+        "actor_action_errors_total",
+    ]
+    .map(|q| (q, stored_exemplars(prom_addr, q)));
     let _ = prom.kill();
     let _ = prom.wait();
     stop.store(true, Ordering::Relaxed);
@@ -467,7 +500,7 @@ fn main() {
         if args.native {
             "protobuf, native histograms"
         } else {
-            "text"
+            "OpenMetrics (Prometheus's first choice)"
         }
     );
     println!(
@@ -494,6 +527,9 @@ fn main() {
         scrapes.last().map_or(0.0, |s| s.2)
     );
     println!("| Prometheus head series | {head:.0} |");
+    for (name, n) in exemplars {
+        println!("| exemplars Prometheus stored on `{name}` | {n} |");
+    }
     println!(
         "| Prometheus peak RSS | {:.2} GB |",
         max_prom_rss as f64 / 1e9
