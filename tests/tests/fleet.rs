@@ -8,14 +8,14 @@
 //! on the state the previous one left.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
 use actor_e2e_tests::fleet::{Alertmanager, VictoriaMetrics, Vmagent, Vmalert, WebhookRelay};
 use actor_e2e_tests::promql::{sample_time, sample_value, unix_now};
 use actor_e2e_tests::tools::{self, ALERTMANAGER, VICTORIA_METRICS, VMAGENT, VMALERT};
-use actor_e2e_tests::{Host, deploy_file_with, deploy_path, free_port, poll};
+use actor_e2e_tests::{Host, deploy_file_with, deploy_path, poll};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -101,14 +101,20 @@ impl Fleet {
             ],
         );
         let alertmanager = Alertmanager::start(dir.path(), &am_config);
-        let (targets, shards) = sharded_scrapers(dir.path(), &vm);
+        let (targets, held, shards) = sharded_scrapers(dir.path(), &vm);
 
         let envoy_keys: Vec<String> = (0..HOSTS).map(|i| format!("fleet-host-{i}")).collect();
         let data_dirs: Vec<_> = (0..HOSTS)
             .map(|_| tempfile::tempdir().expect("temp dir"))
             .collect();
-        let hosts = (0..HOSTS)
-            .map(|i| Some(start_host(data_dirs[i].path(), targets[i], &envoy_keys[i])))
+        let hosts = held
+            .into_iter()
+            .enumerate()
+            .map(|(i, port)| {
+                // Released only now, so no daemon started above can have taken it.
+                drop(port);
+                Some(start_host(data_dirs[i].path(), targets[i], &envoy_keys[i]))
+            })
             .collect();
         let vmalert = Vmalert::start(
             dir.path(),
@@ -239,11 +245,23 @@ fn start_host(data_dir: &Path, metrics: SocketAddr, envoy_key: &str) -> Host {
 /// shipped scrape config. vmagent assigns each target to one shard by a hash of
 /// its labels, so three targets land on one shard a quarter of the time; then
 /// other ports are tried, so that both shards really scrape.
-fn sharded_scrapers(dir: &Path, vm: &VictoriaMetrics) -> (Vec<SocketAddr>, Vec<Vmagent>) {
+///
+/// The ports stay bound (returned as listeners) until the hosts start: bound
+/// and released one at a time, two could be the same port (vmagent then lists
+/// one target where the test waits for three), and a vmagent started in
+/// between could take a host's port.
+fn sharded_scrapers(
+    dir: &Path,
+    vm: &VictoriaMetrics,
+) -> (Vec<SocketAddr>, Vec<TcpListener>, Vec<Vmagent>) {
     let write_url = format!("{}/api/v1/write", vm.url());
     for _ in 0..10 {
-        let targets: Vec<SocketAddr> = (0..HOSTS)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        let held: Vec<TcpListener> = (0..HOSTS)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+            .collect();
+        let targets: Vec<SocketAddr> = held
+            .iter()
+            .map(|l| l.local_addr().expect("bound address"))
             .collect();
         let list = targets
             .iter()
@@ -287,7 +305,7 @@ fn sharded_scrapers(dir: &Path, vm: &VictoriaMetrics) -> (Vec<SocketAddr>, Vec<V
             "shards' targets {assigned:?}"
         );
         if assigned.iter().all(|s| !s.is_empty()) {
-            return (targets, shards);
+            return (targets, held, shards);
         }
     }
     panic!("vmagent put every target on one shard 10 times in a row");
