@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -31,6 +32,33 @@ pub fn get_json(url: &str) -> serde_json::Value {
         .into_string()
         .unwrap_or_else(|e| panic!("GET {url}: body: {e}"));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"))
+}
+
+/// Starts the program `command(addr)` builds on a fresh loopback port, logging
+/// into `{log_dir}/{name}.log`, and waits until `GET http://{addr}{ready}`
+/// answers 200. The free port is released before the program binds it, so
+/// another process can take it in between: on "address already in use" the
+/// program is started again on a new port (three tries).
+pub fn serve_on_free_port(
+    name: &str,
+    log_dir: &Path,
+    ready: &str,
+    timeout: Duration,
+    command: impl Fn(SocketAddr) -> Command,
+) -> (Daemon, SocketAddr) {
+    for attempt in 1.. {
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+        let mut daemon = Daemon::spawn(name, command(addr), log_dir);
+        match daemon.ready_or_exit(&format!("http://{addr}{ready}"), timeout) {
+            Ok(()) => return (daemon, addr),
+            Err(_) if attempt < 3 && daemon.log_tail().contains("address already in use") => {}
+            Err(status) => panic!(
+                "{name} exited ({status}) before it was ready on {addr}:\n{}",
+                daemon.log_tail()
+            ),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// A running external program, killed on drop.

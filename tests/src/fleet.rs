@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{Daemon, get_json};
-use crate::free_port;
+use crate::daemon::{Daemon, get_json, serve_on_free_port};
 use crate::promql::PromApi;
 use crate::tools::{ALERTMANAGER, Tool, VICTORIA_METRICS, VMAGENT, VMALERT};
 
@@ -31,23 +30,11 @@ fn serve(
     ready: &str,
     args: impl Fn(SocketAddr) -> Vec<String>,
 ) -> (Daemon, SocketAddr) {
-    // `free_port` releases the port before the program binds it, so another
-    // process can take it in between: on "address already in use", a new port.
-    for attempt in 1.. {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    serve_on_free_port(name, dir, ready, READY, |addr| {
         let mut command = Command::new(tool.bin());
         command.args(args(addr));
-        let mut daemon = Daemon::spawn(name, command, dir);
-        match daemon.ready_or_exit(&format!("http://{addr}{ready}"), READY) {
-            Ok(()) => return (daemon, addr),
-            Err(_) if attempt < 3 && daemon.log_tail().contains("address already in use") => {}
-            Err(status) => panic!(
-                "{name} exited ({status}) before it was ready on {addr}:\n{}",
-                daemon.log_tail()
-            ),
-        }
-    }
-    unreachable!("the loop returns or panics")
+        command
+    })
 }
 
 /// A single-node VictoriaMetrics server.

@@ -459,35 +459,41 @@ impl Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let data = dir.path().join("data");
-        let mut command = Command::new(tools::PROMETHEUS.bin());
-        command
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn");
-        match role {
-            Role::Server => command.arg(format!("--storage.tsdb.path={}", data.display())),
-            Role::NativeHistograms => command
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg("--enable-feature=native-histograms"),
-            Role::Receiver => command
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg("--web.enable-remote-write-receiver"),
-            Role::Exemplars => command
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg("--enable-feature=exemplar-storage"),
-            Role::Agent => command
-                .arg("--enable-feature=agent")
-                .arg(format!("--storage.agent.path={}", data.display())),
-        };
         let name = match role {
             Role::Server | Role::NativeHistograms | Role::Exemplars => "prometheus",
             Role::Receiver => "prometheus-receiver",
             Role::Agent => "prometheus-agent",
         };
-        let mut daemon = daemon::Daemon::spawn(name, command, dir.path());
-        daemon.wait_ready(&format!("http://{addr}/-/ready"), Duration::from_secs(30));
+        let (daemon, addr) = daemon::serve_on_free_port(
+            name,
+            dir.path(),
+            "/-/ready",
+            Duration::from_secs(30),
+            |addr| {
+                let mut command = Command::new(tools::PROMETHEUS.bin());
+                command
+                    .arg(format!("--config.file={}", config_path.display()))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--log.level=warn");
+                match role {
+                    Role::Server => command.arg(format!("--storage.tsdb.path={}", data.display())),
+                    Role::NativeHistograms => command
+                        .arg(format!("--storage.tsdb.path={}", data.display()))
+                        .arg("--enable-feature=native-histograms"),
+                    Role::Receiver => command
+                        .arg(format!("--storage.tsdb.path={}", data.display()))
+                        .arg("--web.enable-remote-write-receiver"),
+                    Role::Exemplars => command
+                        .arg(format!("--storage.tsdb.path={}", data.display()))
+                        .arg("--enable-feature=exemplar-storage"),
+                    Role::Agent => command
+                        .arg("--enable-feature=agent")
+                        .arg(format!("--storage.agent.path={}", data.display())),
+                };
+                command
+            },
+        );
         Prometheus {
             _daemon: daemon,
             addr,
