@@ -324,12 +324,17 @@ fn main() {
     let busy = {
         let (stop, updates) = (stop.clone(), updates.clone());
         let increment = increment.clone();
+        let failing = args.promoted;
         std::thread::spawn(move || {
             let mut n: u64 = 0;
+            let mut pass: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
-                for a in &live {
+                pass += 1;
+                for (i, a) in live.iter().enumerate() {
                     // Traced, as every app API call is: exemplars on the
-                    // type's buckets and on the promoted actors' own.
+                    // type's buckets and on the promoted actors' own; the
+                    // promoted ones go on failing one call in ten, so error
+                    // counters get exemplars too.
                     n += 1;
                     let e = Exemplar {
                         trace_id: TraceId((u128::from(n) << 1 | 1).to_be_bytes()),
@@ -339,7 +344,8 @@ fn main() {
                             .duration_since(UNIX_EPOCH)
                             .map_or(0, |d| d.as_nanos() as u64),
                     };
-                    a.record_action_traced(&increment, Duration::from_micros(700), true, Some(&e));
+                    let ok = i >= failing || !pass.is_multiple_of(10);
+                    a.record_action_traced(&increment, Duration::from_micros(700), ok, Some(&e));
                     a.sqlite_commits_total().inc();
                 }
                 updates.fetch_add(live.len() as u64, Ordering::Relaxed);
