@@ -18,6 +18,7 @@
 //! | `actor_name`, `actor_key`, `actor_id_gen` | handed to the runtime's resolver as an [`ActorSpan`], as the span wrote them |
 //! | `action` | the `action` label |
 //! | `trace_id`, `span_id` | 32 and 16 lowercase hex digits, neither all zeros: the call's exemplar. Anything else: the call is recorded without one |
+//! | `sampled` (bool), or `trace_flags` (the W3C flags: an integer, or two hex digits) | optional: a trace that is not sampled (`false`, or flags without bit `01`) gives no exemplar, as its id would lead to no stored trace: at the span's creation, or recorded later. Absent: sampled |
 //! | `error` (any value but `false`), or `ok = false` | the call failed: at the span's creation, or recorded later (declare it `tracing::field::Empty`) |
 //!
 //! A span without `actor_name` or `action`, or whose actor the resolver does
@@ -210,7 +211,7 @@ impl ActionLayer {
         };
         let action = self.action(&actor, span.action);
         let trace = match (fields.trace_id, fields.span_id) {
-            (Some(t), Some(s)) if t.is_valid() && s.is_valid() => {
+            (Some(t), Some(s)) if t.is_valid() && s.is_valid() && !fields.unsampled => {
                 Some(CallTrace::new(t, s, self.anchor, self.anchor_unix_ns))
             }
             _ => None,
@@ -264,12 +265,15 @@ where
         if span.name() != self.span_name {
             return;
         }
-        let mut outcome = Outcome::default();
-        values.record(&mut outcome);
-        if outcome.failed
+        let mut fields = SpanFields::default();
+        values.record(&mut fields);
+        if (fields.outcome.failed || fields.unsampled)
             && let Some(call) = span.extensions_mut().get_mut::<Call>()
         {
-            call.failed = true;
+            call.failed |= fields.outcome.failed;
+            if fields.unsampled {
+                call.trace = None;
+            }
         }
     }
 
@@ -368,6 +372,8 @@ struct SpanFields {
     action: String,
     trace_id: Option<TraceId>,
     span_id: Option<SpanId>,
+    /// `sampled = false`, or `trace_flags` without the sampled bit.
+    unsampled: bool,
     outcome: Outcome,
 }
 
@@ -397,6 +403,11 @@ impl Visit for SpanFields {
         match field.name() {
             "trace_id" => self.trace_id = TraceId::from_hex(value.as_bytes()),
             "span_id" => self.span_id = SpanId::from_hex(value.as_bytes()),
+            // Two hex digits, as in a `traceparent`; anything else is no flag.
+            "trace_flags" => {
+                self.unsampled = value.len() == 2
+                    && u8::from_str_radix(value, 16).is_ok_and(|flags| flags & 1 == 0);
+            }
             _ => match self.text(field) {
                 Some(text) => value.clone_into(text),
                 None => self.outcome.record_str(field, value),
@@ -405,7 +416,25 @@ impl Visit for SpanFields {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.outcome.record_bool(field, value);
+        match field.name() {
+            "sampled" => self.unsampled = !value,
+            _ => self.outcome.record_bool(field, value),
+        }
+    }
+
+    /// A number: `trace_flags`, or a text field written as one (`actor_key = 42`).
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "trace_flags" => self.unsampled = value & 1 == 0,
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match field.name() {
+            "trace_flags" => self.unsampled = value & 1 == 0,
+            _ => self.record_debug(field, &value),
+        }
     }
 
     /// Fields written with `%` (`Display`) or `?` (`Debug`): the ids are
@@ -417,6 +446,14 @@ impl Visit for SpanFields {
             }
             "span_id" => {
                 self.span_id = Hex::<16>::of(value).and_then(|h| SpanId::from_hex(h.text()))
+            }
+            "trace_flags" => {
+                if let Some(h) = Hex::<2>::of(value) {
+                    self.unsampled = std::str::from_utf8(h.text())
+                        .ok()
+                        .and_then(|t| u8::from_str_radix(t, 16).ok())
+                        .is_some_and(|flags| flags & 1 == 0);
+                }
             }
             _ => match self.text(field) {
                 Some(text) => {

@@ -579,3 +579,87 @@ async fn a_commit_inside_an_entered_action_span_carries_its_trace() {
         assert_eq!(e.value, 0.002);
     }
 }
+
+/// A trace the span says is not sampled (`sampled = false`, or W3C
+/// `trace_flags` without bit 01, as a number or as two hex digits) leaves no
+/// exemplar: its id would lead to no stored trace. The call itself is still
+/// counted, and a sampled trace, or a span that says nothing, keeps its
+/// exemplar. Each call is scraped on its own (the slots then take the next
+/// call whatever its value).
+#[tokio::test(start_paused = true)]
+async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
+    let m = Metrics::new(Config::default()).unwrap();
+    let layer = ActionLayer::new(m.clone(), resolver(register(&m), Arc::default()));
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let span = |trace_id: &str| {
+        tracing::error_span!(
+            "action",
+            actor_name = "counter",
+            actor_id_gen = "a1:1",
+            action = "increment",
+            trace_id,
+            span_id = SPAN,
+            sampled = Empty,
+            trace_flags = Empty,
+        )
+    };
+    let unsampled = |s: &tracing::Span, how: usize| {
+        match how {
+            0 => s.record("sampled", false),
+            1 => s.record("trace_flags", 0u64),
+            2 => s.record("trace_flags", "00"),
+            _ => s.record("trace_flags", tracing::field::display("02")),
+        };
+    };
+    let sampled = |s: &tracing::Span, how: usize| {
+        match how {
+            0 => s.record("sampled", true),
+            1 => s.record("trace_flags", 1u64),
+            2 => s.record("trace_flags", "01"),
+            // A span that says nothing: sampled.
+            _ => s,
+        };
+    };
+    // Said at the span's creation.
+    let at_creation = "0000000000000000000000000000ac01";
+    let s = tracing::error_span!(
+        "action",
+        actor_name = "counter",
+        actor_id_gen = "a1:1",
+        action = "increment",
+        trace_id = at_creation,
+        span_id = SPAN,
+        trace_flags = "00",
+    );
+    tokio::time::advance(Duration::from_millis(2)).await;
+    drop(s);
+    let kept = openmetrics_exemplars(&m);
+    assert!(kept.is_empty(), "{kept:?}");
+    let mut calls = 1;
+    for how in 0..4 {
+        for keep in [false, true] {
+            // A trace of its own per call.
+            let trace = &format!("{:032x}", 0xab00 + 2 * how + usize::from(keep));
+            let s = span(trace);
+            if keep {
+                sampled(&s, how);
+            } else {
+                unsampled(&s, how);
+            }
+            tokio::time::advance(Duration::from_millis(2)).await;
+            drop(s);
+            calls += 1;
+            let kept: Vec<String> = openmetrics_exemplars(&m)
+                .into_iter()
+                .map(|e| e.exemplar["trace_id"].clone())
+                .collect();
+            assert_eq!(
+                kept.iter().any(|t| t == trace),
+                keep,
+                "way {how}, sampled {keep}: {trace} in {kept:?}"
+            );
+        }
+    }
+    let counter = m.actor_type("counter").totals();
+    assert_eq!(counter.action_calls_total, calls, "every call is counted");
+}
