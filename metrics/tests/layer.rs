@@ -591,7 +591,8 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
     let m = Metrics::new(Config::default()).unwrap();
     let layer = ActionLayer::new(m.clone(), resolver(register(&m), Arc::default()));
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
-    let span = |trace_id: &str| {
+    // `trace_flags` at the span's creation when given; `sampled` recorded later.
+    let span = |trace_id: &str, trace_flags: Option<&str>| {
         tracing::error_span!(
             "action",
             actor_name = "counter",
@@ -600,7 +601,7 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
             trace_id,
             span_id = SPAN,
             sampled = Empty,
-            trace_flags = Empty,
+            trace_flags,
         )
     };
     let unsampled = |s: &tracing::Span, how: usize| {
@@ -621,16 +622,7 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
         };
     };
     // Said at the span's creation.
-    let at_creation = "0000000000000000000000000000ac01";
-    let s = tracing::error_span!(
-        "action",
-        actor_name = "counter",
-        actor_id_gen = "a1:1",
-        action = "increment",
-        trace_id = at_creation,
-        span_id = SPAN,
-        trace_flags = "00",
-    );
+    let s = span("0000000000000000000000000000ac01", Some("00"));
     tokio::time::advance(Duration::from_millis(2)).await;
     drop(s);
     let kept = openmetrics_exemplars(&m);
@@ -640,7 +632,7 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
         for keep in [false, true] {
             // A trace of its own per call.
             let trace = &format!("{:032x}", 0xab00 + 2 * how + usize::from(keep));
-            let s = span(trace);
+            let s = span(trace, None);
             if keep {
                 sampled(&s, how);
             } else {
