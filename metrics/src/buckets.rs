@@ -4,7 +4,7 @@
 //! Each histogram family names its set in `families.rs`; the sets and their
 //! reasons are listed in METRICS.md.
 
-use crate::native::{Head, MAX_KEY, MIN_KEY, SPLITS_PER_OCTAVE, key, span_of};
+use crate::native::{ClassicSplits, Head, MAX_KEY, MIN_KEY, SPLITS_PER_OCTAVE, key, span_of};
 pub use crate::native::{NativeRange, SCHEMA, ZERO_THRESHOLD, upper_bound as native_upper_bound};
 
 /// Words of a bitmap over every native key.
@@ -93,6 +93,41 @@ impl Octaves {
     }
 }
 
+impl ClassicSplits for Buckets {
+    #[inline]
+    fn max_key(&self) -> i32 {
+        self.native.max_key()
+    }
+
+    /// The rank, among the classic bounds inside the octave of native
+    /// bucket `k`, of the bound inside bucket `k`, if there is one: with the
+    /// span's first split index it gives the bound's index. Bit operations on
+    /// the split mask, no search (bucket `k`'s octave is one byte of the mask).
+    #[inline]
+    fn split_rank(&self, k: i32) -> Option<usize> {
+        let bit = (k - MIN_KEY) as usize;
+        let slot = bit % 8;
+        let octave = (self.split_mask[bit / 64] >> (bit % 64 - slot)) as u8;
+        (octave & (1 << slot) != 0).then(|| (octave & ((1 << slot) - 1)).count_ones() as usize)
+    }
+
+    /// The head of `octave`'s span: which classic bounds lie inside it.
+    fn head_of(&self, octave: i32) -> Head {
+        let keys = &self.split_keys[..self.bounds.len()];
+        let first = keys.partition_point(|&k| span_of(k).0 < octave);
+        let splits = keys[first..]
+            .iter()
+            .take_while(|&&k| span_of(k).0 == octave)
+            .count();
+        Head::new(octave, first, splits)
+    }
+
+    #[inline]
+    fn bound(&self, i: usize) -> f64 {
+        self.bounds[i]
+    }
+}
+
 impl Buckets {
     /// Declares a bucket set: at most [`MAX_BUCKETS`] increasing finite classic
     /// bounds inside the native range, no two in one native bucket and at most
@@ -136,29 +171,6 @@ impl Buckets {
             split_mask,
             octaves: Octaves::new(bounds),
         }
-    }
-
-    /// The rank, among the classic bounds inside the octave of native
-    /// bucket `k`, of the bound inside bucket `k`, if there is one: with the
-    /// span's first split index it gives the bound's index. Bit operations on
-    /// the split mask, no search (bucket `k`'s octave is one byte of the mask).
-    #[inline]
-    pub(crate) fn split_rank(&self, k: i32) -> Option<usize> {
-        let bit = (k - MIN_KEY) as usize;
-        let slot = bit % 8;
-        let octave = (self.split_mask[bit / 64] >> (bit % 64 - slot)) as u8;
-        (octave & (1 << slot) != 0).then(|| (octave & ((1 << slot) - 1)).count_ones() as usize)
-    }
-
-    /// The head of `octave`'s span: which classic bounds lie inside it.
-    pub(crate) fn head_of(&self, octave: i32) -> Head {
-        let keys = &self.split_keys[..self.bounds.len()];
-        let first = keys.partition_point(|&k| span_of(k).0 < octave);
-        let splits = keys[first..]
-            .iter()
-            .take_while(|&&k| span_of(k).0 == octave)
-            .count();
-        Head::new(octave, first, splits)
     }
 
     /// Exact classic counts (non-cumulative, `+Inf` last) from native buckets

@@ -30,8 +30,23 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::buckets::Buckets;
 use crate::lazy::LazyBox;
+
+/// What a native observation needs of its histogram's classic bounds, so it
+/// can count the part of a split bucket above the bound inside it: a bucket
+/// set ([`Buckets`](crate::buckets::Buckets)) implements it from tables it
+/// builds with this module's keys and spans.
+pub(crate) trait ClassicSplits {
+    /// The highest native key of the set's range (values above merge into it).
+    fn max_key(&self) -> i32;
+    /// The head of `octave`'s span: which classic bounds lie inside it.
+    fn head_of(&self, octave: i32) -> Head;
+    /// The rank, among the classic bounds inside the octave of native bucket
+    /// `k`, of the bound inside bucket `k`, if there is one.
+    fn split_rank(&self, k: i32) -> Option<usize>;
+    /// Classic bound `i`.
+    fn bound(&self, i: usize) -> f64;
+}
 
 /// The bucket schema of every native histogram here.
 pub const SCHEMA: i32 = 3;
@@ -337,7 +352,7 @@ impl Counts {
     /// Counts `v` (not NaN) in its native bucket, clamped to `buckets`' range,
     /// and above its classic bound when `v` lies in a split bucket past it.
     #[inline]
-    pub(crate) fn observe(&self, buckets: &Buckets, v: f64) {
+    pub(crate) fn observe(&self, buckets: &impl ClassicSplits, v: f64) {
         let head = self.head.load(Ordering::Acquire);
         if v <= ZERO_THRESHOLD {
             if head & MODE_NATIVE == 0 {
@@ -346,7 +361,7 @@ impl Counts {
             self.zero().fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let k = key(v).min(buckets.native().max_key());
+        let k = key(v).min(buckets.max_key());
         let (octave, slot) = span_of(k);
         let span = if head & TAG_BITS == Head::tag(octave) {
             self.first(head)
@@ -358,7 +373,7 @@ impl Counts {
         span.w.counts[slot].fetch_add(1, Ordering::Relaxed);
         if let Some(r) = buckets.split_rank(k) {
             let i = span.head.first_split() + r;
-            if v > buckets.bounds()[i] {
+            if v > buckets.bound(i) {
                 // After the bucket's count, Release: a reader that sees the
                 // split count sees the count it belongs to.
                 span.w.above[r].fetch_add(1, Ordering::Release);
