@@ -413,7 +413,7 @@ mod tests {
                 let mut n = 0u64;
                 while whole + torn < READS && none < MAX_GIVE_UPS {
                     n += 1;
-                    let got = if n % 2 == 0 {
+                    let got = if n.is_multiple_of(2) {
                         slot.read()
                     } else {
                         slot.export()
