@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /metrics` | 200, in the format `Accept` prefers among text 0.0.4 (the default), OpenMetrics 1.0.0 (`application/openmetrics-text`, what Prometheus asks for first) and protobuf with native histograms (`application/vnd.google.protobuf`), with the `Content-Type` of the format the source wrote (a [`prometheus::Registry`] or [`FnSource`] writes text whatever is asked); streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
 //! | `GET /metrics?detail=off\|core\|full` | per-actor series at that level (default: the instance's `per_actor_detail`) |
-//! | `GET /metrics?actor_key=K&actor_id_gen=G` | only those actors' series, at `full` unless `detail` says otherwise (each parameter repeatable) |
+//! | `GET /metrics?actor_key=K&actor_id_gen=G` | only those actors' series, at `full` unless `detail` says otherwise (`detail=off`: an empty body); each parameter repeatable, and a value not UTF-8 once percent-decoded is a 400 |
 //! | `GET /healthz` | 200 `ok` while every [`Health`] check passes, else 503 with one `unhealthy: {check}: {why}` line per failing check |
 //! | `GET /readyz` | 200 `ready`, or 503 with one `not ready: {condition}` line per open condition of [`Readiness`] |
 //! | `GET /actors/top?by=…&n=20&type=T&window=1m` | JSON rows, worst first, of the actors that stand out (`by`: `error_ratio`, `errors`, `calls`, `mean_latency`, `p99_latency`, `queue_depth`, `inbox_depth`, `sqlite_busy`), each with its labels, figure, calls in the window and whether it is promoted to full detail; 400 naming the valid values; same token and scrape slots as `/metrics`; 404 for a source without per-actor figures |

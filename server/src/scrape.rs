@@ -32,7 +32,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The `/metrics` query string, typed: `detail=off|core|full` (once),
 /// `actor_key=K` and `actor_id_gen=G` (each repeatable). Other parameters are
-/// ignored. A bad value is an error naming the valid ones.
+/// ignored. A bad value is an error naming the valid ones; a key or id that is
+/// not UTF-8 once percent-decoded is an error too (read lossily, it would
+/// select nothing and say nothing).
 pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> {
     let mut request = ScrapeRequest::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -49,7 +51,26 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
             _ => {}
         }
     }
+    if !request.actor_keys.is_empty() || !request.actor_id_gens.is_empty() {
+        check_utf8(query.unwrap_or(""))?;
+    }
     Ok(request)
+}
+
+/// An error naming the first `actor_key` or `actor_id_gen` value of `query`
+/// that is not UTF-8 once decoded (`form_urlencoded` decodes lossily).
+fn check_utf8(query: &str) -> Result<(), String> {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if matches!(name, "actor_key" | "actor_id_gen") {
+            let plus_decoded = value.replace('+', " ");
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(&plus_decoded).collect();
+            if std::str::from_utf8(&bytes).is_err() {
+                return Err(format!("{name}={value} is not UTF-8 once percent-decoded"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compressed bytes gathered before a gzip body sends a frame.
@@ -207,5 +228,14 @@ mod tests {
             Err("unknown detail level \"everything\"; valid levels: off, core, full".into())
         );
         assert!(parse_query(Some("detail=core&detail=full")).is_err());
+        // Not UTF-8 once decoded: an error, not a key that selects nothing.
+        assert_eq!(
+            parse_query(Some("actor_key=ok&actor_key=%FF")),
+            Err("actor_key=%FF is not UTF-8 once percent-decoded".into())
+        );
+        assert!(parse_query(Some("actor_id_gen=1%3A%C3")).is_err());
+        // A real U+FFFD, and other parameters' bytes, are fine.
+        let r = parse_query(Some("actor_key=%EF%BF%BD&other=%FF")).unwrap();
+        assert_eq!(r.actor_keys, ["\u{FFFD}"]);
     }
 }

@@ -270,15 +270,22 @@ async fn the_query_string_picks_the_level_and_the_actors() {
         "/metrics?detail=everything",
         "/metrics?detail=",
         "/metrics?detail=full&detail=core",
+        "/metrics?actor_key=%FF",
+        "/metrics?actor_id_gen=1%3A%C3",
     ] {
         let r = get(addr, bad).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
-        assert!(!r.text().contains("actor_"), "{bad}");
+        assert!(!r.text().contains("# HELP"), "nothing rendered for {bad}");
     }
     let r = get(addr, "/metrics?detail=everything").await;
     assert_eq!(
         r.text(),
         "unknown detail level \"everything\"; valid levels: off, core, full\n"
+    );
+    let r = get(addr, "/metrics?actor_key=%FF").await;
+    assert_eq!(
+        r.text(),
+        "actor_key=%FF is not UTF-8 once percent-decoded\n"
     );
     drop((a, b));
 }
