@@ -312,18 +312,21 @@ pub static SWEEP_BUCKETS: Buckets = Buckets::new(
 mod tests {
     use super::*;
 
+    /// Every bucket set declared here.
+    const SETS: [&Buckets; 6] = [
+        &ACTION_BUCKETS,
+        &SQLITE_BUCKETS,
+        &TASK_BUCKETS,
+        &SHUTDOWN_BUCKETS,
+        &STARTUP_BUCKETS,
+        &SWEEP_BUCKETS,
+    ];
+
     /// A span's first split plus the rank is the index of the bound inside
     /// each split bucket, and no other bucket has a rank.
     #[test]
     fn split_ranks_name_the_bound_inside_each_bucket() {
-        for b in [
-            &ACTION_BUCKETS,
-            &SQLITE_BUCKETS,
-            &TASK_BUCKETS,
-            &SHUTDOWN_BUCKETS,
-            &STARTUP_BUCKETS,
-            &SWEEP_BUCKETS,
-        ] {
+        for b in SETS {
             for k in MIN_KEY..=b.native().max_key() {
                 let inside = b.bounds().iter().position(|bound| key(*bound) == k);
                 let (octave, _) = span_of(k);
@@ -335,14 +338,7 @@ mod tests {
 
     #[test]
     fn the_octave_index_agrees_with_the_compares_for_every_set() {
-        for b in [
-            &ACTION_BUCKETS,
-            &SQLITE_BUCKETS,
-            &TASK_BUCKETS,
-            &SHUTDOWN_BUCKETS,
-            &STARTUP_BUCKETS,
-            &SWEEP_BUCKETS,
-        ] {
+        for b in SETS {
             assert!(b.octaves.first.is_some(), "{} fits the table", b.name());
             let mut values = vec![
                 0.0,

@@ -125,6 +125,23 @@ fn resolver(
     }
 }
 
+/// An action span of the first counter actor in trace `trace_id`, with
+/// `trace_flags` at its creation when given; `error` and `sampled` are
+/// recorded later, if at all.
+fn counter_span(trace_id: &str, trace_flags: Option<&str>) -> tracing::Span {
+    tracing::error_span!(
+        "action",
+        actor_name = "counter",
+        actor_id_gen = "a1:1",
+        action = "increment",
+        trace_id,
+        span_id = SPAN,
+        error = Empty,
+        sampled = Empty,
+        trace_flags,
+    )
+}
+
 /// An action span of `ACTORS[actor]` shaped as `actor-core`'s host writes it,
 /// with the `error` and `ok` fields `outcome` sets.
 fn action_span(
@@ -480,15 +497,7 @@ async fn exemplars_are_timed_from_the_close_through_one_anchor() {
     let layer = ActionLayer::new(m.clone(), resolver(register(&m), Arc::default()));
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     let call = |trace_id: &str, took| {
-        let span = tracing::error_span!(
-            "action",
-            actor_name = "counter",
-            actor_id_gen = "a1:1",
-            action = "increment",
-            trace_id,
-            span_id = SPAN,
-            error = Empty,
-        );
+        let span = counter_span(trace_id, None);
         async move {
             tokio::time::advance(took).await;
             span
@@ -591,19 +600,6 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
     let m = Metrics::new(Config::default()).unwrap();
     let layer = ActionLayer::new(m.clone(), resolver(register(&m), Arc::default()));
     let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
-    // `trace_flags` at the span's creation when given; `sampled` recorded later.
-    let span = |trace_id: &str, trace_flags: Option<&str>| {
-        tracing::error_span!(
-            "action",
-            actor_name = "counter",
-            actor_id_gen = "a1:1",
-            action = "increment",
-            trace_id,
-            span_id = SPAN,
-            sampled = Empty,
-            trace_flags,
-        )
-    };
     let unsampled = |s: &tracing::Span, how: usize| {
         match how {
             0 => s.record("sampled", false),
@@ -622,7 +618,7 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
         };
     };
     // Said at the span's creation.
-    let s = span("0000000000000000000000000000ac01", Some("00"));
+    let s = counter_span("0000000000000000000000000000ac01", Some("00"));
     tokio::time::advance(Duration::from_millis(2)).await;
     drop(s);
     let kept = openmetrics_exemplars(&m);
@@ -632,7 +628,7 @@ async fn an_unsampled_trace_leaves_no_exemplar_but_its_call_is_counted() {
         for keep in [false, true] {
             // A trace of its own per call.
             let trace = &format!("{:032x}", 0xab00 + 2 * how + usize::from(keep));
-            let s = span(trace, None);
+            let s = counter_span(trace, None);
             if keep {
                 sampled(&s, how);
             } else {
