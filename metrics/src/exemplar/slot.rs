@@ -91,25 +91,15 @@ impl ExemplarSlot {
     /// sequence `s`, or the slot was exported (or is being written).
     #[cold]
     #[inline(never)]
-    fn take_for(&self, mut s: u64, e: &Exemplar) -> bool {
-        for _ in 0..WRITE_ATTEMPTS {
-            if s & WRITING != 0 {
-                return false;
-            }
+    fn take_for(&self, s: u64, e: &Exemplar) -> bool {
+        self.write_if(s, e, |s| {
             if s & EXPORTED == 0 {
                 let kept = f64::from_bits(self.words[VALUE].load(Ordering::Relaxed));
-                if e.value.partial_cmp(&kept) != Some(std::cmp::Ordering::Greater) {
-                    return false;
-                }
-            } else if e.value.is_nan() {
-                return false;
+                e.value.partial_cmp(&kept) == Some(std::cmp::Ordering::Greater)
+            } else {
+                !e.value.is_nan()
             }
-            match self.write(s, e) {
-                Ok(()) => return true,
-                Err(now) => s = now,
-            }
-        }
-        false
+        })
     }
 
     /// Keeps `e` whatever the slot holds (the latest); returns whether it was
@@ -117,9 +107,16 @@ impl ExemplarSlot {
     /// never allocates.
     #[inline]
     pub fn store(&self, e: &Exemplar) -> bool {
-        let mut s = self.seq.load(Ordering::Relaxed);
+        self.write_if(self.seq.load(Ordering::Relaxed), e, |_| true)
+    }
+
+    /// Writes `e` from sequence `s` while `wanted(sequence)` holds, trying
+    /// again with the sequence that made a take fail; gives up when another
+    /// write holds the slot or after [`WRITE_ATTEMPTS`].
+    #[inline]
+    fn write_if(&self, mut s: u64, e: &Exemplar, wanted: impl Fn(u64) -> bool) -> bool {
         for _ in 0..WRITE_ATTEMPTS {
-            if s & WRITING != 0 {
+            if s & WRITING != 0 || !wanted(s) {
                 return false;
             }
             match self.write(s, e) {
