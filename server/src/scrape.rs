@@ -34,43 +34,34 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// `actor_key=K` and `actor_id_gen=G` (each repeatable). Other parameters are
 /// ignored. A bad value is an error naming the valid ones; a key or id that is
 /// not UTF-8 once percent-decoded is an error too (read lossily, it would
-/// select nothing and say nothing).
+/// select nothing and say nothing). Each pair is decoded once, strictly where
+/// the value names an actor.
 pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> {
     let mut request = ScrapeRequest::default();
-    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match &*name {
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
+        let value = |bytes: Vec<u8>| {
+            String::from_utf8(bytes)
+                .map_err(|_| format!("{name}={raw} is not UTF-8 once percent-decoded"))
+        };
+        match &*percent_encoding::percent_decode_str(name).decode_utf8_lossy() {
             "detail" => {
                 if request.detail.is_some() {
                     return Err("detail is given more than once".into());
                 }
-                let level: DetailLevel = value.parse().map_err(|e| format!("{e}"))?;
+                let level: DetailLevel = String::from_utf8_lossy(&bytes)
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
                 request.detail = Some(level);
             }
-            "actor_key" => request.actor_keys.push(value.into_owned()),
-            "actor_id_gen" => request.actor_id_gens.push(value.into_owned()),
+            "actor_key" => request.actor_keys.push(value(bytes)?),
+            "actor_id_gen" => request.actor_id_gens.push(value(bytes)?),
             _ => {}
         }
     }
-    if !request.actor_keys.is_empty() || !request.actor_id_gens.is_empty() {
-        check_utf8(query.unwrap_or(""))?;
-    }
     Ok(request)
-}
-
-/// An error naming the first `actor_key` or `actor_id_gen` value of `query`
-/// that is not UTF-8 once decoded (`form_urlencoded` decodes lossily).
-fn check_utf8(query: &str) -> Result<(), String> {
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if matches!(name, "actor_key" | "actor_id_gen") {
-            let plus_decoded = value.replace('+', " ");
-            let bytes: Vec<u8> = percent_encoding::percent_decode_str(&plus_decoded).collect();
-            if std::str::from_utf8(&bytes).is_err() {
-                return Err(format!("{name}={value} is not UTF-8 once percent-decoded"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Compressed bytes gathered before a gzip body sends a frame.
