@@ -403,11 +403,7 @@ impl Visit for SpanFields {
         match field.name() {
             "trace_id" => self.trace_id = TraceId::from_hex(value.as_bytes()),
             "span_id" => self.span_id = SpanId::from_hex(value.as_bytes()),
-            // Two hex digits, as in a `traceparent`; anything else is no flag.
-            "trace_flags" => {
-                self.unsampled = value.len() == 2
-                    && u8::from_str_radix(value, 16).is_ok_and(|flags| flags & 1 == 0);
-            }
+            "trace_flags" => self.unsampled = unsampled_hex(value.as_bytes()),
             _ => match self.text(field) {
                 Some(text) => value.clone_into(text),
                 None => self.outcome.record_str(field, value),
@@ -448,12 +444,7 @@ impl Visit for SpanFields {
                 self.span_id = Hex::<16>::of(value).and_then(|h| SpanId::from_hex(h.text()))
             }
             "trace_flags" => {
-                if let Some(h) = Hex::<2>::of(value) {
-                    self.unsampled = std::str::from_utf8(h.text())
-                        .ok()
-                        .and_then(|t| u8::from_str_radix(t, 16).ok())
-                        .is_some_and(|flags| flags & 1 == 0);
-                }
+                self.unsampled = Hex::<2>::of(value).is_some_and(|h| unsampled_hex(h.text()))
             }
             _ => match self.text(field) {
                 Some(text) => {
@@ -466,6 +457,16 @@ impl Visit for SpanFields {
             },
         }
     }
+}
+
+/// Whether W3C trace flags written as two hex digits, as in a `traceparent`,
+/// lack the sampled bit (anything else is no flag: sampled).
+fn unsampled_hex(text: &[u8]) -> bool {
+    text.len() == 2
+        && std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| u8::from_str_radix(t, 16).ok())
+            .is_some_and(|flags| flags & 1 == 0)
 }
 
 /// At most `N` bytes of formatted text, on the stack: an id formatted without
