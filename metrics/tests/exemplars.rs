@@ -51,7 +51,18 @@ fn body(m: &Metrics, format: Format) -> Vec<u8> {
 }
 
 fn openmetrics(m: &Metrics) -> Scrape {
-    Scrape::parse_openmetrics(std::str::from_utf8(&body(m, Format::OpenMetrics)).unwrap()).unwrap()
+    openmetrics_of(m, ScrapeRequest::default())
+}
+
+fn openmetrics_of(m: &Metrics, request: ScrapeRequest) -> Scrape {
+    let body: Vec<u8> = m
+        .exposition(&ScrapeRequest {
+            format: Format::OpenMetrics,
+            ..request
+        })
+        .flatten()
+        .collect();
+    Scrape::parse_openmetrics(std::str::from_utf8(&body).unwrap()).unwrap()
 }
 
 fn call(a: &ActorMetrics, action: &ActionMetrics, secs: f64, ok: bool, t: &CallTrace) {
@@ -196,7 +207,9 @@ fn an_actor_keeps_its_own_exemplars_at_full_and_not_at_core() {
 }
 
 /// The actor that stands out is promoted and keeps the trace of its slow
-/// call on its own bucket; the healthy ones keep none of their own. Once
+/// call on its own bucket (in the promoted scrape, where its buckets are;
+/// its error counter's in the default one); the healthy ones keep none of
+/// their own. Once
 /// demoted, its own exemplars are no longer shown, in the default scrape or
 /// in full: they stopped following its calls.
 #[test]
@@ -232,7 +245,18 @@ fn a_promoted_actor_keeps_its_own_exemplars_until_demoted() {
     let (tb, th) = (trace(8), trace(9));
     call(&bad, &inc, 0.7, true, &tb);
     call(&healthy[0], &inc, 0.7, true, &th);
-    let s = openmetrics(&m);
+    let promoted = ScrapeRequest {
+        promoted: true,
+        ..ScrapeRequest::default()
+    };
+    let s = openmetrics_of(&m, promoted.clone());
+    assert!(
+        openmetrics(&m)
+            .series("actor_action_duration_seconds_bucket")
+            .next()
+            .is_none(),
+        "the default scrape holds no actor's buckets"
+    );
     let own = |key: &str| {
         s.exemplar(
             "actor_action_duration_seconds_bucket",
@@ -304,6 +328,9 @@ fn a_promoted_actor_keeps_its_own_exemplars_until_demoted() {
             "the type's error exemplar is the latest"
         );
     }
+    // Demoted, it has left the promoted scrape.
+    let s = openmetrics_of(&m, promoted);
+    assert!(s.samples().is_empty(), "{:?}", s.samples());
 }
 
 #[test]

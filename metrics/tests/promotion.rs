@@ -144,42 +144,15 @@ fn the_bad_actors_are_promoted_and_scraped_in_full_and_the_healthy_are_not() {
         3,
         "no healthy actor"
     );
-    for key in ["failing", "slow", "queued"] {
-        assert!(
-            has_buckets(&s, key),
-            "{key}: full detail in the default scrape"
-        );
-        assert!(
-            s.series("actor_queue_messages_sent_total")
-                .any(|x| x.labels["actor_key"] == key),
-            "{key}: a full-only family too"
-        );
-    }
-    assert!(!has_buckets(&s, "healthy-0"));
-    assert!(
-        s.series("actor_queue_messages_sent_total")
-            .all(|x| ["failing", "slow", "queued"].contains(&x.labels["actor_key"].as_str())),
-        "full-only families hold the promoted actors only"
-    );
-    // The healthy keep exactly their core series: _sum and _count.
+    // The default scrape names them and holds every actor at `core`: no
+    // family mixes promoted buckets with the others' `_sum`/`_count`.
+    assert!(!has_buckets(&s, "slow"));
+    assert!(s.series("actor_queue_messages_sent_total").next().is_none());
     assert!(
         s.series("actor_action_duration_seconds_count")
             .any(|x| x.labels["actor_key"] == "healthy-0")
     );
-    assert_eq!(
-        s.type_of("actor_action_duration_seconds"),
-        Some("histogram")
-    );
-    // A full-only histogram family holds promoted actors only, with buckets:
-    // typed a histogram too (promtool would flag buckets under a summary).
-    assert_eq!(
-        s.type_of("actor_sqlite_statement_duration_seconds"),
-        Some("histogram")
-    );
-    assert!(
-        s.series("actor_sqlite_statement_duration_seconds_bucket")
-            .any(|x| x.labels["actor_key"] == "queued")
-    );
+    assert_eq!(s.type_of("actor_action_duration_seconds"), Some("summary"));
     assert_eq!(
         s.get(
             "actor_type_detail_promotions_total",
@@ -188,18 +161,66 @@ fn the_bad_actors_are_promoted_and_scraped_in_full_and_the_healthy_are_not() {
         Some(1.0)
     );
 
+    // Their detail is the promoted scrape's: the three in full, nobody else,
+    // no aggregates and no promotion gauge (the default scrape has those).
+    let promoted = ScrapeRequest {
+        promoted: true,
+        ..ScrapeRequest::default()
+    };
+    let p = w.scrape(&promoted);
+    let keys = |s: &Scrape| {
+        s.samples()
+            .iter()
+            .filter_map(|x| x.labels.get("actor_key").cloned())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    assert_eq!(
+        keys(&p),
+        ["failing", "queued", "slow"].map(String::from).into()
+    );
+    for key in ["failing", "slow", "queued"] {
+        assert!(has_buckets(&p, key), "{key}: full detail");
+        assert!(
+            p.series("actor_queue_messages_sent_total")
+                .any(|x| x.labels["actor_key"] == key),
+            "{key}: a full-only family too"
+        );
+    }
+    assert!(
+        p.samples()
+            .iter()
+            .all(|x| x.name.starts_with("actor_") && !x.name.starts_with("actor_type_")),
+        "only the actors' own series"
+    );
+    assert!(p.series("actor_detail_promoted").next().is_none());
+    assert_eq!(
+        p.type_of("actor_action_duration_seconds"),
+        Some("histogram")
+    );
+    assert!(
+        p.series("actor_sqlite_statement_duration_seconds_bucket")
+            .any(|x| x.labels["actor_key"] == "queued")
+    );
+
     // Protobuf holds the same promoted actors, with classic buckets.
     let proto: Vec<u8> =
         w.m.exposition(&ScrapeRequest {
             format: Format::Protobuf,
-            ..ScrapeRequest::default()
+            ..promoted.clone()
         })
         .flatten()
         .collect();
-    let p = Scrape::parse_protobuf(&proto).unwrap();
-    assert_eq!(p.series("actor_detail_promoted").count(), 3);
-    assert!(has_buckets(&p, "slow"));
-    assert!(!has_buckets(&p, "healthy-0"));
+    let pb = Scrape::parse_protobuf(&proto).unwrap();
+    assert_eq!(keys(&pb), keys(&p));
+    assert!(has_buckets(&pb, "slow"));
+
+    // With a key, the union: the promoted and the one asked for.
+    let both = w.scrape(&ScrapeRequest {
+        actor_keys: vec!["healthy-3".into()],
+        ..promoted
+    });
+    assert_eq!(keys(&both).len(), 4);
+    assert!(has_buckets(&both, "healthy-3"));
 
     // An explicit level means exactly what it says.
     let core = w.scrape(&ScrapeRequest {
@@ -304,6 +325,38 @@ fn at_most_max_promoted_the_worst_kept() {
         .collect();
     keys.sort();
     assert_eq!(keys, ["bad-4", "bad-5"]);
+}
+
+/// At `full` the default scrape holds every actor in full, so the promoted
+/// scrape holds nobody (a second job would scrape each series twice) and
+/// the default one names nobody.
+#[test]
+fn at_full_the_promoted_scrape_is_empty() {
+    let mut w = World::with(
+        Metrics::new(Config {
+            envoy_key: "e".into(),
+            per_actor_detail: DetailLevel::Full,
+            ..Config::default()
+        })
+        .unwrap(),
+        50,
+    );
+    let failing = w.actor("failing");
+    let mut last = Default::default();
+    for _ in 0..3 {
+        w.healthy_traffic(20);
+        w.calls(&failing, 20, Duration::from_millis(1), 10);
+        last = w.tick();
+    }
+    assert_eq!(last.promoted_now, 1, "the watch still promotes");
+    let s = w.scrape(&ScrapeRequest::default());
+    assert!(has_buckets(&s, "failing") && has_buckets(&s, "healthy-0"));
+    assert!(s.series("actor_detail_promoted").next().is_none());
+    let p = w.scrape(&ScrapeRequest {
+        promoted: true,
+        ..ScrapeRequest::default()
+    });
+    assert!(p.samples().is_empty(), "{:?}", p.samples());
 }
 
 #[test]

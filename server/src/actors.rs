@@ -159,7 +159,7 @@ fn render_page(
     ));
     let _ = writeln!(
         out,
-        "<p>Window <b>{}</b> (other: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in every default scrape. Each key links to that actor's full scrape. {}</p>",
+        "<p>Window <b>{}</b> (other: {}). Worst first; <span class=\"tag\">promoted</span> actors are in full detail in the <a href=\"/metrics?promoted=1\">promoted scrape</a>. Each key links to that actor's full scrape. {}</p>",
         esc(window),
         windows
             .iter()

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /metrics` | 200, in the format `Accept` prefers among text 0.0.4 (the default), OpenMetrics 1.0.0 (`application/openmetrics-text`, what Prometheus asks for first) and protobuf with native histograms (`application/vnd.google.protobuf`), with the `Content-Type` of the format the source wrote (a [`prometheus::Registry`] or [`FnSource`] writes text whatever is asked); streamed in chunks, gzip when the client accepts it; 401 without the bearer token when one is set; 400 for a bad `detail` |
 //! | `GET /metrics?detail=off\|core\|full` | per-actor series at that level (default: the instance's `per_actor_detail`) |
+//! | `GET /metrics?promoted=1` | only the actors promoted to full detail now (those `actor_detail_promoted` names in the default scrape), at `full`, with their exemplars; no aggregates; empty when the instance's level is `full` (the default scrape holds everyone in full); with `actor_key`/`actor_id_gen`, their union; 400 for a value other than `1`, `true`, `0`, `false` |
 //! | `GET /metrics?actor_key=K&actor_id_gen=G` | only those actors' series, at `full` unless `detail` says otherwise (`detail=off`: an empty body); each parameter repeatable, and a value not UTF-8 once percent-decoded is a 400 |
 //! | `GET /healthz` | 200 `ok` while every [`Health`] check passes, else 503 with one `unhealthy: {check}: {why}` line per failing check |
 //! | `GET /readyz` | 200 `ready`, or 503 with one `not ready: {condition}` line per open condition of [`Readiness`] |

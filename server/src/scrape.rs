@@ -31,13 +31,15 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The `/metrics` query string, typed: `detail=off|core|full` (once),
-/// `actor_key=K` and `actor_id_gen=G` (each repeatable). Other parameters are
+/// `promoted=1|0` (`true`/`false` too; once), `actor_key=K` and
+/// `actor_id_gen=G` (each repeatable). Other parameters are
 /// ignored. A bad value is an error naming the valid ones; a key or id that is
 /// not UTF-8 once percent-decoded is an error too (read lossily, it would
 /// select nothing and say nothing). Each pair is decoded once, strictly where
 /// the value names an actor.
 pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> {
     let mut request = ScrapeRequest::default();
+    let mut promoted = false;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
         // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
@@ -55,6 +57,20 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
                     .parse()
                     .map_err(|e| format!("{e}"))?;
                 request.detail = Some(level);
+            }
+            "promoted" => {
+                if std::mem::replace(&mut promoted, true) {
+                    return Err("promoted is given more than once".into());
+                }
+                request.promoted = match &bytes[..] {
+                    b"1" | b"true" => true,
+                    b"0" | b"false" => false,
+                    _ => {
+                        return Err(format!(
+                            "promoted={raw} is not a flag; valid values: 1, true, 0, false"
+                        ));
+                    }
+                };
             }
             "actor_key" => request.actor_keys.push(value(bytes)?),
             "actor_id_gen" => request.actor_id_gens.push(value(bytes)?),
@@ -228,5 +244,20 @@ mod tests {
         // A real U+FFFD, and other parameters' bytes, are fine.
         let r = parse_query(Some("actor_key=%EF%BF%BD&other=%FF")).unwrap();
         assert_eq!(r.actor_keys, ["\u{FFFD}"]);
+        // The promoted actors: a flag, once.
+        for (query, promoted) in [
+            ("promoted=1", true),
+            ("promoted=true", true),
+            ("promoted=0", false),
+        ] {
+            let r = parse_query(Some(query)).unwrap();
+            assert_eq!(r.promoted, promoted, "{query}");
+            assert_eq!(r.selects_actors(), promoted, "{query}");
+        }
+        assert_eq!(
+            parse_query(Some("promoted=yes")),
+            Err("promoted=yes is not a flag; valid values: 1, true, 0, false".into())
+        );
+        assert!(parse_query(Some("promoted=1&promoted=1")).is_err());
     }
 }

@@ -272,6 +272,8 @@ async fn the_query_string_picks_the_level_and_the_actors() {
         "/metrics?detail=full&detail=core",
         "/metrics?actor_key=%FF",
         "/metrics?actor_id_gen=1%3A%C3",
+        "/metrics?promoted=yes",
+        "/metrics?promoted=1&promoted=1",
     ] {
         let r = get(addr, bad).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
@@ -287,5 +289,13 @@ async fn the_query_string_picks_the_level_and_the_actors() {
         r.text(),
         "actor_key=%FF is not UTF-8 once percent-decoded\n"
     );
+    // Nobody is promoted: the promoted scrape is empty, and with a key it
+    // holds that actor alone.
+    let r = get(addr, "/metrics?promoted=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(Scrape::parse(r.text()).unwrap().samples().is_empty());
+    let r = get(addr, "/metrics?promoted=1&actor_key=bob").await;
+    let s = Scrape::parse(r.text()).unwrap();
+    assert!(s.has_label_value("actor_key", "bob") && !s.has_label_value("actor_key", "alice/x"));
     drop((a, b));
 }

@@ -125,6 +125,9 @@ impl Vmagent {
             .as_array()
             .into_iter()
             .flatten()
+            // The main job's: each host also has an actor-host-promoted
+            // target, which may land on another shard.
+            .filter(|t| t["labels"]["job"] == "actor-host")
             .filter_map(|t| t["labels"]["instance"].as_str().map(str::to_owned))
             .collect();
         targets.sort();

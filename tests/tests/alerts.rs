@@ -371,7 +371,7 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
     ]);
     // The promoted actor: SQLite commits and statements, a slow call, a user
     // task, then a queue of 60 that nothing reads. Not the watched one, which
-    // the debug job reads: a promoted actor's buckets are in the main job.
+    // the debug job reads: a promoted actor's buckets are the promoted job's.
     create(&host, "promoted");
     for (action, body) in [
         ("increment", "{}"),
@@ -477,20 +477,47 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
             p.value(debug_only).is_some_and(|n| n >= 1.0),
             "{name}: {debug_only}"
         );
-        // ...and no label set (apart from `job`) is in both jobs.
+        // ...and no label set (apart from `job`) is in both jobs; nor in the
+        // main job and the promoted job, for the promoted actor.
         let now = unix_now();
-        let mut by_job: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for s in p.api.series("{actor_key=\"watched\"}", now - 60.0, now) {
-            let mut labels = s.as_object().cloned().unwrap_or_default();
-            let job = labels
-                .remove("job")
-                .and_then(|j| j.as_str().map(str::to_owned))
-                .unwrap_or_default();
+        let by_job = |key: &str| {
+            let mut by_job: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for s in p
+                .api
+                .series(&format!("{{actor_key=\"{key}\"}}"), now - 60.0, now)
+            {
+                let mut labels = s.as_object().cloned().unwrap_or_default();
+                let job = labels
+                    .remove("job")
+                    .and_then(|j| j.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                by_job
+                    .entry(job)
+                    .or_default()
+                    .insert(Value::Object(labels).to_string());
+            }
             by_job
-                .entry(job)
-                .or_default()
-                .insert(Value::Object(labels).to_string());
-        }
+        };
+        let promoted = by_job("promoted");
+        let main = promoted.get("actor-host").cloned().unwrap_or_default();
+        let detail = promoted
+            .get("actor-host-promoted")
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            // Classic buckets, or (native) the full-only families' histograms.
+            main.len() >= 12
+                && detail
+                    .iter()
+                    .any(|s| *name == "native" || s.contains("_bucket")),
+            "{name}: {promoted:?}"
+        );
+        let both: Vec<_> = main.intersection(&detail).collect();
+        assert!(
+            both.is_empty(),
+            "{name}: series in the main and promoted jobs: {both:?}"
+        );
+        let by_job = by_job("watched");
         let main = by_job.get("actor-host").cloned().unwrap_or_default();
         let debug = by_job.get("actor-host-debug").cloned().unwrap_or_default();
         assert!(main.len() >= 12 && !debug.is_empty(), "{name}: {by_job:?}");

@@ -269,20 +269,20 @@ fn core_families() -> Vec<(String, bool)> {
         .collect()
 }
 
-/// The top-level alternatives of the debug job's drop regex
+/// The top-level alternatives of job `job`'s drop regex
 /// `actor_(a|b(_sum|_count)?|...)`, each with whether it carries the
 /// `(_sum|_count)?` suffix.
-fn debug_job_dropped_families() -> Vec<(String, bool)> {
+fn job_dropped_families(job: &str) -> Vec<(String, bool)> {
     let text = std::fs::read_to_string(deploy_path("prometheus/prometheus.yml")).expect("config");
     let job = text
-        .split("- job_name: actor-host-debug")
+        .split(&format!("- job_name: {job}\n"))
         .nth(1)
-        .expect("prometheus.yml has the actor-host-debug job");
+        .unwrap_or_else(|| panic!("prometheus.yml has the {job} job"));
     let regex = job
         .lines()
         .find_map(|l| l.trim().strip_prefix("regex: '"))
         .and_then(|r| r.strip_suffix('\''))
-        .expect("the debug job has a drop regex");
+        .expect("the job has a drop regex");
     let body = regex
         .strip_prefix("actor_(")
         .and_then(|r| r.strip_suffix(')'))
@@ -307,21 +307,51 @@ fn debug_job_dropped_families() -> Vec<(String, bool)> {
     out
 }
 
-/// The debug job drops exactly the series the main job already has at `core`:
-/// every `core` family of METRICS.md (a histogram with its `_sum`, `_count`
-/// and bare native name), and nothing else, so a family that changes level
-/// fails here until the regex follows.
+/// The debug and promoted jobs drop exactly the series the main job already
+/// has at `core`: every `core` family of METRICS.md (a histogram with its
+/// `_sum`, `_count` and bare native name), and nothing else, so a family
+/// that changes level fails here until the regexes follow.
 #[test]
-fn debug_job_drops_exactly_the_core_families() {
+fn debug_and_promoted_jobs_drop_exactly_the_core_families() {
     let mut want = core_families();
     want.sort();
     assert!(want.len() >= 12, "core families in METRICS.md: {want:?}");
-    let mut got = debug_job_dropped_families();
-    got.sort();
-    assert_eq!(
-        got, want,
-        "actor-host-debug's drop regex against METRICS.md's core families"
-    );
+    for job in ["actor-host-debug", "actor-host-promoted"] {
+        let mut got = job_dropped_families(job);
+        got.sort();
+        assert_eq!(
+            got, want,
+            "{job}'s drop regex against METRICS.md's core families"
+        );
+    }
+}
+
+/// Every shipped scrape of `?promoted=1` (Prometheus, its agent, vmagent,
+/// the PodMonitor) drops the same core series as the debug job.
+#[test]
+fn every_shipped_promoted_scrape_drops_the_same_core_series() {
+    let regex_of = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("regex: 'actor_("))
+            .map(str::to_owned)
+            .collect()
+    };
+    let main = std::fs::read_to_string(deploy_path("prometheus/prometheus.yml")).expect("config");
+    let want = regex_of(&main);
+    assert_eq!(want.len(), 2, "the debug and promoted jobs: {want:?}");
+    assert_eq!(want[0], want[1]);
+    for file in [
+        "prometheus/agent.yml",
+        "victoriametrics/scrape.yml",
+        "kubernetes/podmonitor.yaml",
+    ] {
+        let text = std::fs::read_to_string(deploy_path(file)).expect(file);
+        assert!(
+            text.contains("promoted: ['1']"),
+            "{file} scrapes ?promoted=1"
+        );
+        assert_eq!(regex_of(&text), want[..1], "{file}");
+    }
 }
 
 /// `(alert, runbook_url)` for every rule in alerts.yml.

@@ -188,15 +188,24 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
     prom.read_openmetrics()
         .expect("exemplars came in an OpenMetrics scrape");
 
-    // The slow call: on the (0.5, 1] bucket of its actor and of its type,
-    // with its value, the host's span and the time it ended.
-    for (family, stored) in [
-        ("actor_action_duration_seconds_bucket", &own_buckets),
-        ("actor_type_action_duration_seconds_bucket", &type_buckets),
+    // The slow call: on the (0.5, 1] bucket of its actor (scraped by the
+    // shipped promoted job) and of its type (the main job), with its value,
+    // the host's span and the time it ended.
+    for (family, job, stored) in [
+        (
+            "actor_action_duration_seconds_bucket",
+            "actor-host-promoted",
+            &own_buckets,
+        ),
+        (
+            "actor_type_action_duration_seconds_bucket",
+            "actor-host",
+            &type_buckets,
+        ),
     ] {
         for e in of_trace(stored, SLOW_TRACE) {
             assert_eq!(label(e, "__name__"), family, "{e:?}");
-            assert_eq!(label(e, "job"), "actor-host", "{e:?}");
+            assert_eq!(label(e, "job"), job, "{e:?}");
             assert_eq!(label(e, "le"), "1", "0.7 s is in (0.5, 1]: {e:?}");
             assert!((0.7..1.0).contains(&e.value), "{e:?}");
             assert_eq!(e.span_id(), slow.span_id(), "{e:?}");
@@ -221,6 +230,8 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
     ] {
         for e in of_trace(stored, FAIL_TRACE) {
             assert_eq!(label(e, "__name__"), family, "{e:?}");
+            // Counters are `core`: the main job's.
+            assert_eq!(label(e, "job"), "actor-host", "{e:?}");
             assert_eq!(e.value, 1.0, "{e:?}");
             assert_eq!(e.span_id(), failed.span_id(), "{e:?}");
         }

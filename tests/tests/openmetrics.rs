@@ -15,9 +15,19 @@ use actor_metrics::scrape::Scrape;
 
 const T: Duration = Duration::from_secs(60);
 
-/// A host with one busy `counter` actor (`om`) and the demo's others idle.
+/// A host with one busy `counter` actor (`om`), one promoted by a queue
+/// that nothing reads (`hot`), and the demo's others idle.
 fn busy_host() -> Host {
-    let host = Host::start(&["--workload", "none"]);
+    let host = Host::start(&[
+        "--workload",
+        "none",
+        "--promotion-tick",
+        "1s",
+        "--promotion-depth",
+        "50",
+        "--promotion-depth-ticks",
+        "1",
+    ]);
     let (status, created) = host.post("/actors/counter/om", "");
     assert_eq!(status, 200, "{created}");
     for _ in 0..3 {
@@ -27,6 +37,27 @@ fn busy_host() -> Host {
         );
     }
     assert!(host.post("/actors/counter/om/actions/fail", "{}").0 >= 400);
+    let (status, created) = host.post("/actors/counter/hot", "");
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        host.post("/actors/counter/hot/actions/slow", "{\"ms\":5}")
+            .0,
+        200
+    );
+    for n in 0..60 {
+        let (status, body) = host.post(
+            "/actors/counter/hot/actions/enqueue",
+            &format!("{{\"message\":{n}}}"),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    poll(Duration::from_secs(30), "hot promoted", || {
+        let promoted = host.promoted();
+        match promoted.get("hot").map(String::as_str) {
+            Some("queue_depth") => Ok(()),
+            _ => Err(format!("{promoted:?}")),
+        }
+    });
     host
 }
 
@@ -46,6 +77,8 @@ fn the_reference_parser_accepts_every_openmetrics_body() {
         "actor_key=om",
         "actor_key=om&detail=core",
         "actor_key=nobody",
+        "promoted=1",
+        "promoted=1&actor_key=om",
     ] {
         let body = host.scrape_openmetrics_with(query);
         let ours = Scrape::parse_openmetrics(&body)
@@ -57,9 +90,27 @@ fn the_reference_parser_accepts_every_openmetrics_body() {
         if query.starts_with("actor_key=om") {
             assert!(theirs > 0, "{query:?}");
         }
+        // While `hot` is promoted: the default scrape names it, the
+        // promoted scrape holds its buckets (and the strict parser takes
+        // both: no family mixes buckets with bare `_sum`/`_count`).
+        let hot_buckets = ours
+            .series("actor_action_duration_seconds_bucket")
+            .any(|s| s.labels["actor_key"] == "hot");
+        assert_eq!(
+            hot_buckets,
+            query.starts_with("promoted=1") || query == "detail=full",
+            "{query:?}"
+        );
+        if query.is_empty() {
+            assert!(
+                ours.series("actor_detail_promoted")
+                    .any(|s| s.labels["actor_key"] == "hot"),
+                "{query:?}"
+            );
+        }
         // The app API traces every call, so the type's buckets and error
         // counter carry exemplars, and the reference parser read them too.
-        if !query.starts_with("actor_key") {
+        if !query.starts_with("actor_key") && !query.starts_with("promoted") {
             for name in [
                 "actor_type_action_duration_seconds_bucket",
                 "actor_type_action_errors_total",
@@ -88,8 +139,8 @@ fn prometheus_negotiates_openmetrics_under_the_shipped_config() {
     // Alerts go nowhere (port 9); the debug job reads the busy actor.
     let config = shipped::prometheus_config(host.metrics, &rules, "om", "127.0.0.1:9");
     let prom = Prometheus::start_with(&config, Role::Server);
-    wait_for(T, "both jobs up", || {
-        (prom.value("sum(up)") == Some(2.0)).then_some(())
+    wait_for(T, "the three jobs up", || {
+        (prom.value("sum(up)") == Some(3.0)).then_some(())
     });
     // The metadata only an OpenMetrics scrape gives.
     poll(T, "the families read as OpenMetrics", || {
@@ -101,6 +152,8 @@ fn prometheus_negotiates_openmetrics_under_the_shipped_config() {
         (prom.value(&format!("actor_action_calls_total{sel}")) == Some(4.0)
             && prom.value(&format!("actor_action_errors_total{sel}")) == Some(1.0)
             && prom.value("count(actor_action_duration_seconds_bucket{job=\"actor-host-debug\",actor_key=\"om\"})")
+                >= Some(10.0)
+            && prom.value("count(actor_action_duration_seconds_bucket{job=\"actor-host-promoted\",actor_key=\"hot\"})")
                 >= Some(10.0))
         .then_some(())
     });

@@ -91,7 +91,10 @@ fn agent_mode_remote_writes_exact_counts_into_a_receiver() {
     poll(T, "recording rules on the receiver", || {
         let active = receiver.query("actor_type:active:sum");
         let one = active.len() == 1 && active[0]["metric"]["instance"].is_null();
-        let up = receiver.value(&format!("up{{instance=\"{}\"}}", host.metrics));
+        let up = receiver.value(&format!(
+            "up{{job=\"actor-host\",instance=\"{}\"}}",
+            host.metrics
+        ));
         if one && active[0]["value"][1] == "2" && up == Some(1.0) {
             Ok(())
         } else {

@@ -9,7 +9,8 @@
 //!   two intervals (the host's tick, a scrape) Prometheus holds
 //!   `actor_detail_promoted` for exactly those three, with their reasons
 //!   (measured: 4.8–5.8 s of 7 s); their per-actor `_bucket` series are
-//!   scraped; `ActorPromoted` fires for exactly those three one rule
+//!   scraped by the shipped `actor-host-promoted` job (`?promoted=1`), and
+//!   the main job holds none; `ActorPromoted` fires for exactly those three one rule
 //!   evaluation later. No healthy actor is ever promoted.
 //! * After they recover (no more failures or slow calls, the queue drained),
 //!   the host demotes them once the hold is over, their bucket series go
@@ -235,9 +236,16 @@ fn three_bad_actors_of_2000_are_promoted_named_and_let_go_after_recovery() {
         "ActorPromoted firing after {firing_after:?}"
     );
 
-    // Their classic buckets are scraped, and only theirs: as many series per
-    // actor as the host exports for it.
-    let text = host.scrape_text();
+    // Their classic buckets are scraped by the promoted job, and only
+    // theirs: as many series per actor as the host exports for it. The
+    // default scrape holds no actor's buckets.
+    assert!(
+        !host
+            .scrape_text()
+            .contains("actor_action_duration_seconds_bucket{actor_id_gen"),
+        "buckets in the default scrape"
+    );
+    let text = host.scrape_text_with("promoted=1");
     for Bad { key, .. } in BAD {
         let exported = text
             .lines()
@@ -252,7 +260,7 @@ fn three_bad_actors_of_2000_are_promoted_named_and_let_go_after_recovery() {
             &format!("{key}'s buckets in Prometheus"),
             || {
                 let n = prom.value(&format!(
-                    "count(actor_action_duration_seconds_bucket{{job=\"actor-host\",actor_key=\"{key}\"}})"
+                    "count(actor_action_duration_seconds_bucket{{job=\"actor-host-promoted\",actor_key=\"{key}\"}})"
                 ));
                 if n == Some(exported as f64) {
                     Ok(())
@@ -264,7 +272,7 @@ fn three_bad_actors_of_2000_are_promoted_named_and_let_go_after_recovery() {
     }
     let with_buckets: BTreeSet<String> = by_key(
         &prom,
-        "count by (actor_key) (actor_action_duration_seconds_bucket{job=\"actor-host\"})",
+        "count by (actor_key) (actor_action_duration_seconds_bucket)",
     )
     .into_keys()
     .collect();
@@ -334,7 +342,7 @@ fn three_bad_actors_of_2000_are_promoted_named_and_let_go_after_recovery() {
         || {
             let left: Vec<String> = [
                 "actor_detail_promoted{job=\"actor-host\"}",
-                "actor_action_duration_seconds_bucket{job=\"actor-host\"}",
+                "actor_action_duration_seconds_bucket",
                 "ALERTS{alertname=\"ActorPromoted\"}",
             ]
             .iter()

@@ -93,6 +93,11 @@ pub struct ScrapeRequest {
     pub actor_keys: Vec<String>,
     /// Select the actors with one of these `actor_id_gen` values.
     pub actor_id_gens: Vec<String>,
+    /// Select the actors promoted to `full` detail now (detail follows
+    /// trouble): what the shipped `actor-host-promoted` scrape job reads.
+    /// None is while the instance's own level is `full` (the default scrape
+    /// then holds every actor in full). With keys or ids, their union.
+    pub promoted: bool,
     /// The format to write.
     pub format: Format,
 }
@@ -102,7 +107,7 @@ impl ScrapeRequest {
     /// selected actors' series: no aggregates and no self-metrics, so a debug
     /// scrape job never duplicates what the main job already ingests.
     pub fn selects_actors(&self) -> bool {
-        !self.actor_keys.is_empty() || !self.actor_id_gens.is_empty()
+        self.promoted || !self.actor_keys.is_empty() || !self.actor_id_gens.is_empty()
     }
 }
 
@@ -114,37 +119,6 @@ pub(crate) struct Style {
     pub(crate) summarise: bool,
     /// Protobuf only: send native buckets.
     pub(crate) native: bool,
-    /// The family is below the scrape's level: only promoted actors are written.
-    pub(crate) only_full: bool,
-    /// Some actors of this summarised histogram family are written with their
-    /// buckets (promoted): the family is typed a histogram, and the others
-    /// carry `_sum`/`_count` only.
-    pub(crate) mixed: bool,
-}
-
-impl Style {
-    /// The style one actor is written in (`full`: promoted), or `None` when
-    /// this family skips it.
-    pub(crate) fn entry(self, full: bool) -> Option<Style> {
-        if full {
-            Some(Style {
-                summarise: false,
-                ..self
-            })
-        } else if self.only_full {
-            None
-        } else {
-            Some(self)
-        }
-    }
-
-    /// The style of the family's header.
-    pub(crate) fn header(self) -> Style {
-        Style {
-            summarise: self.summarise && !self.mixed,
-            ..self
-        }
-    }
 }
 
 /// The actors a scrape writes. Each sink keeps their label blocks in its own
@@ -152,8 +126,6 @@ impl Style {
 /// pass reads a compact array instead of one more cache line of every entry.
 pub(crate) struct Actors<'a> {
     pub(crate) entries: &'a [Arc<ActorEntry>],
-    /// Per entry: promoted, written at `full` (empty: none is).
-    pub(crate) full: &'a [bool],
     /// Every actor keeps its own exemplars (the store is at `full`); else
     /// only the promoted ones do ([`ActorEntry::kept_exemplars`]).
     pub(crate) all_keep_exemplars: bool,
@@ -173,12 +145,6 @@ pub(crate) fn collect_labels<L>(
 }
 
 impl Actors<'_> {
-    /// The style entry `i` is written in, or `None` when it is skipped.
-    #[inline]
-    pub(crate) fn style(&self, i: usize, style: Style) -> Option<Style> {
-        style.entry(self.full.get(i).copied().unwrap_or(false))
-    }
-
     /// Starts loading, for the entry [`PREFETCH_AHEAD`] places after `next`,
     /// the line of family `fi`'s cells and the entry's label block (`labels`:
     /// the sink's blocks as bytes), so the walk does not wait on each entry's
@@ -224,9 +190,6 @@ pub(crate) trait Sink: Send {
     fn native(&self) -> bool {
         false
     }
-    /// Whether a summarised histogram family can hold promoted actors'
-    /// classic buckets beside the others' `_sum`/`_count` (typed a histogram).
-    fn holds_mixed_histograms(&self) -> bool;
     /// Writes family `fi` of the actors from `next`, stopping after the actor
     /// that fills the chunk to `limit` (never before the first); returns the
     /// next actor to write. `next == 0` starts the family.
@@ -287,9 +250,8 @@ pub struct Exposition {
     totals: Vec<Totals>,
     /// The format's writer, with its label blocks of this scrape's entries.
     sink: Box<dyn Sink>,
-    /// Per entry, whether it is promoted to `full` (default scrapes only;
-    /// empty when no entry is).
-    full: Vec<bool>,
+    /// Write `actor_detail_promoted` (a default scrape below `full`).
+    promotions: bool,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -317,9 +279,12 @@ impl Exposition {
                 // The key as the store holds it (cut the same way when too long).
                 .map(|k| ActorLabels::new("", None, k, store.envoy_key.clone(), max))
                 .collect();
+            // At `full` the default scrape holds every actor in full already.
+            let promoted = request.promoted && store.config.per_actor_detail < DetailLevel::Full;
             let snapshot = store.snapshot(|e| {
                 !e.overflow()
-                    && (keys.iter().any(|k| k.actor_key() == e.labels.actor_key())
+                    && ((promoted && e.window.promoted().is_some())
+                        || keys.iter().any(|k| k.actor_key() == e.labels.actor_key())
                         || request
                             .actor_id_gens
                             .iter()
@@ -330,23 +295,14 @@ impl Exposition {
             let level = request.detail.unwrap_or(store.config.per_actor_detail);
             (store.snapshot(|_| true), level, true)
         };
-        // Detail follows trouble in the default scrape; an explicit `?detail=`
-        // or selection means exactly what it says.
-        let full: Vec<bool> = if request.detail.is_none() && aggregates && level < DetailLevel::Full
-        {
-            snapshot
-                .entries
-                .iter()
-                .map(|e| e.window.promoted().is_some())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let full = if full.contains(&true) {
-            full
-        } else {
-            Vec::new()
-        };
+        // Which actors are promoted is said in the default scrape; their
+        // detail is in a scrape of its own (`?promoted=1`), so that every
+        // family of the default scrape is written at one level: an
+        // OpenMetrics histogram whose promoted actors had buckets and the
+        // others `_sum`/`_count` only would be invalid (a `+Inf` bucket is
+        // required in each), and the `+Inf` bucket for everyone would cost
+        // each actor one more series per histogram family.
+        let promotions = request.detail.is_none() && aggregates && level < DetailLevel::Full;
         let sink = request.format.sink(store.config.native_histograms);
         Exposition {
             store,
@@ -358,7 +314,7 @@ impl Exposition {
             stage: Stage::Actors { family: 0, next: 0 },
             totals: Vec::new(),
             sink,
-            full,
+            promotions,
         }
     }
 
@@ -393,7 +349,7 @@ impl Exposition {
                 Stage::Aggregates { family } => self.write_aggregates(family),
                 Stage::Registry => {
                     let sink = &mut self.sink;
-                    sink.registry(&promoted::families(&self.snapshot, &self.full));
+                    sink.registry(&promoted::families(&self.snapshot, self.promotions));
                     sink.registry(&self.store.registry.gather());
                     self.stage = Stage::End;
                 }
@@ -419,28 +375,17 @@ impl Exposition {
             };
             return;
         }
-        let f = &FAMILIES[family];
-        let below = self.level < f.level;
-        let summarise = self.level < DetailLevel::Full;
-        let histogram = f.kind == crate::cells::Kind::Histogram;
-        // Protobuf without native buckets types a summarised family a summary,
-        // which cannot hold a promoted actor's buckets: it stays summarised.
-        let promote =
-            !self.full.is_empty() && (below || !histogram || self.sink.holds_mixed_histograms());
-        if below && !promote {
+        if self.level < FAMILIES[family].level {
             self.stage = after(family);
             return;
         }
         let style = Style {
-            summarise,
+            summarise: self.level < DetailLevel::Full,
             native: self.sink.native(),
-            only_full: below,
-            mixed: promote && histogram && summarise,
         };
         let entries = &self.snapshot.entries;
         let actors = Actors {
             entries,
-            full: if promote { &self.full } else { &[] },
             all_keep_exemplars: self.store.config.per_actor_detail == DetailLevel::Full,
         };
         let next = self
@@ -476,8 +421,6 @@ impl Exposition {
         let style = Style {
             summarise: false,
             native: self.sink.native(),
-            only_full: false,
-            mixed: false,
         };
         self.sink.aggregates(family, style, &types);
         self.stage = Stage::Aggregates { family: family + 1 };

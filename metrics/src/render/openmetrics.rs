@@ -144,15 +144,6 @@ impl Sink for OpenMetricsSink {
         self.0.take()
     }
 
-    /// As in the text format: a summarised histogram family with promoted
-    /// actors is typed a histogram, the others keeping `_sum`/`_count` only.
-    /// Prometheus ingests it as it does the text format; the OpenMetrics spec
-    /// (and its reference parser) want a `+Inf` bucket in every histogram,
-    /// which would cost each unpromoted actor one more series per family.
-    fn holds_mixed_histograms(&self) -> bool {
-        true
-    }
-
     fn actors(
         &mut self,
         fi: usize,

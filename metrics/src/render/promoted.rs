@@ -4,7 +4,8 @@
 //! alerts can, at no series cost) and
 //! `actor_type_detail_promotions_total` (per type and reason, at 0 from the
 //! type's registration). Written after the aggregates, in the default scrape
-//! only, through the same path as the registry's families.
+//! only, through the same path as the registry's families. The promoted
+//! actors' detail itself is the `?promoted=1` scrape's.
 
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -32,15 +33,14 @@ fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricF
     f
 }
 
-/// The families for `snapshot`, whose promoted entries are those with `full`
-/// set (read once for the whole scrape).
-pub(crate) fn families(snapshot: &Snapshot, full: &[bool]) -> Vec<MetricFamily> {
+/// The families for `snapshot`; `promotions`: whether its scrape names the
+/// promoted actors (a default scrape below `full`).
+pub(crate) fn families(snapshot: &Snapshot, promotions: bool) -> Vec<MetricFamily> {
     let promoted: Vec<Metric> = snapshot
         .entries
         .iter()
-        .zip(full)
-        .filter(|(_, f)| **f)
-        .filter_map(|(e, _)| {
+        .filter(|_| promotions)
+        .filter_map(|e| {
             let reason = e.window.promoted()?;
             let mut m = Metric::default();
             let l = &e.labels;

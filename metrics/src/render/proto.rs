@@ -319,12 +319,6 @@ impl Sink for ProtoSink {
         self.native
     }
 
-    /// A summarised family without native buckets is typed a summary, which
-    /// cannot hold buckets; with them, it is a histogram already.
-    fn holds_mixed_histograms(&self) -> bool {
-        self.native
-    }
-
     fn actors(
         &mut self,
         fi: usize,
@@ -334,21 +328,19 @@ impl Sink for ProtoSink {
         limit: usize,
     ) -> usize {
         let f = &FAMILIES[fi];
-        let t = metric_type(f, style.header());
+        let t = metric_type(f, style);
         let write = ACTOR_WRITERS[fi];
         let carrier = Carrier::of(fi);
         collect_labels(&mut self.labels, actors, label_block);
         let mut metric = Vec::new();
         while let (Some(e), Some(labels)) = (actors.entries.get(next), self.labels.get(next)) {
             actors.prefetch_ahead(fi, next, |i| self.labels.get(i).map(|b| &b[..]));
-            if let Some(style) = actors.style(next, style) {
-                // Only an actor that keeps exemplars has any.
-                let kept = match (carrier, e.kept_exemplars(actors.all_keep_exemplars)) {
-                    (Some(c), Some(kept)) => kept.kept(c),
-                    _ => Kept::None,
-                };
-                write(fi, &e.series, labels, style, kept, &mut metric);
-            }
+            // Only an actor that keeps exemplars has any.
+            let kept = match (carrier, e.kept_exemplars(actors.all_keep_exemplars)) {
+                (Some(c), Some(kept)) => kept.kept(c),
+                _ => Kept::None,
+            };
+            write(fi, &e.series, labels, style, kept, &mut metric);
             next += 1;
             if metric.len() >= BATCH {
                 self.emit_encoded(f, t, std::mem::take(&mut metric));

@@ -489,7 +489,7 @@ pub(crate) fn write_actors(
 ) -> usize {
     let plain = shape(fi, style.summarise);
     if next == 0 {
-        header(out, shape(fi, style.header().summarise));
+        header(out, plain);
     }
     let write = ACTOR_WRITERS[fi];
     let carrier = syntax.and(Carrier::of(fi));
@@ -501,11 +501,7 @@ pub(crate) fn write_actors(
             (Some(c), Some(kept)) => LineExemplars::new(kept.kept(c), syntax),
             _ => LineExemplars::default(),
         };
-        match actors.style(next, style) {
-            Some(s) if s.summarise == style.summarise => write(&e.series, block, plain, ex, out),
-            Some(s) => write(&e.series, block, shape(fi, s.summarise), ex, out),
-            None => {}
-        }
+        write(&e.series, block, plain, ex, out);
         next += 1;
         if out.len() >= limit {
             break;
@@ -643,10 +639,6 @@ impl Sink for TextSink {
 
     fn take(&mut self) -> Vec<u8> {
         self.0.take()
-    }
-
-    fn holds_mixed_histograms(&self) -> bool {
-        true
     }
 
     fn actors(
