@@ -164,8 +164,9 @@ fn names_used_in(text: &str) -> Vec<String> {
 /// Makes the counter actor `key` commit, answer a slow call and run a user
 /// task, then queues 60 messages nobody reads, so a host run with
 /// `--promotion-depth 50 --promotion-depth-ticks 1` promotes it; returns the
-/// default scrape once it is promoted with those families at `full`.
-fn promote_one(host: &Host, key: &str) -> String {
+/// default scrape that names it and the promoted scrape (`?promoted=1`) that
+/// holds those families at `full`.
+fn promote_one(host: &Host, key: &str) -> (String, String) {
     assert_eq!(host.post(&format!("/actors/counter/{key}"), "").0, 200);
     for (action, body) in [
         ("increment", "{}"),
@@ -181,12 +182,14 @@ fn promote_one(host: &Host, key: &str) -> String {
     wait_for(T, "the queued actor promoted", || {
         let text = host.scrape_text();
         let s = actor_metrics::scrape::Scrape::parse(&text).ok()?;
-        let promoted = s.sum("actor_detail_promoted", &[("actor_key", key)]) == 1.0
-            && s.sum(
-                "actor_user_task_duration_seconds_count",
-                &[("actor_key", key)],
-            ) >= 1.0;
-        promoted.then_some(text)
+        let named = s.sum("actor_detail_promoted", &[("actor_key", key)]) == 1.0;
+        let promoted = host.scrape_text_with("promoted=1");
+        let p = actor_metrics::scrape::Scrape::parse(&promoted).ok()?;
+        let full = p.sum(
+            "actor_user_task_duration_seconds_count",
+            &[("actor_key", key)],
+        ) >= 1.0;
+        (named && full).then_some((text, promoted))
     })
 }
 
@@ -215,10 +218,10 @@ fn promtool_findings(body: &str) -> (bool, String) {
 }
 
 /// A promoted actor's full-only histograms (SQLite statement times, user
-/// task and startup durations) in the default scrape: the family holds only
+/// task and startup durations) in the promoted scrape: the family holds only
 /// promoted actors, with buckets, so it must be typed a histogram, and
-/// promtool must report nothing (it refused `_bucket` lines under a summary
-/// header before the fix in metrics/src/render/mod.rs).
+/// promtool must report nothing on it or on the default scrape that names
+/// the actor.
 #[test]
 fn promtool_lints_a_default_scrape_with_a_promoted_actor() {
     if !prometheus_available("promtool_lints_a_default_scrape_with_a_promoted_actor") {
@@ -234,12 +237,14 @@ fn promtool_lints_a_default_scrape_with_a_promoted_actor() {
         "--promotion-depth-ticks",
         "1",
     ]);
-    let text = promote_one(&host, "promoted");
-    let (ok, findings) = promtool_findings(&text);
-    assert!(
-        ok && findings.trim().is_empty(),
-        "promtool check metrics (default, one actor promoted): {findings}"
-    );
+    let (default, promoted) = promote_one(&host, "promoted");
+    for (what, text) in [("default", default), ("promoted=1", promoted)] {
+        let (ok, findings) = promtool_findings(&text);
+        assert!(
+            ok && findings.trim().is_empty(),
+            "promtool check metrics ({what}, one actor promoted): {findings}"
+        );
+    }
 }
 
 #[test]
@@ -303,8 +308,9 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
     }
 
     // The shipped rules pass promtool and name only metrics that a real
-    // scrape has: the default scrape, with one actor promoted.
-    let text = promote_one(&host, "promoted");
+    // scrape has: the default scrape, with one actor promoted, or the
+    // promoted scrape.
+    let (text, promoted) = promote_one(&host, "promoted");
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
     let rules = [
         format!("{root}/prometheus/alerts.yml"),
@@ -323,21 +329,20 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
     let dashboard = std::fs::read_to_string(format!("{root}/grafana/actor-metrics.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&dashboard).expect("dashboard JSON parses");
 
-    // Against the default scrape: what a user's Prometheus ingests.
-    let scrape = actor_metrics::scrape::Scrape::parse(&text).unwrap();
-    // A sample of that name counts too: a promoted actor's full-only
-    // `_bucket` series sit under a summary header for now (see
-    // promtool_lints_a_default_scrape_with_a_promoted_actor), and Prometheus
-    // stores them under that name all the same.
+    // Against the default and promoted scrapes: what a user's Prometheus
+    // ingests under the shipped jobs.
+    let scrapes = [&text, &promoted].map(|t| actor_metrics::scrape::Scrape::parse(t).unwrap());
     let exists = |name: &str| {
-        scrape.type_of(name).is_some()
-            || scrape.series(name).next().is_some()
-            || ["_bucket", "_sum", "_count"].iter().any(|s| {
-                name.strip_suffix(s).is_some_and(|b| {
-                    scrape.type_of(b) == Some("histogram")
-                        || (*s != "_bucket" && scrape.type_of(b) == Some("summary"))
+        scrapes.iter().any(|scrape| {
+            scrape.type_of(name).is_some()
+                || scrape.series(name).next().is_some()
+                || ["_bucket", "_sum", "_count"].iter().any(|s| {
+                    name.strip_suffix(s).is_some_and(|b| {
+                        scrape.type_of(b) == Some("histogram")
+                            || (*s != "_bucket" && scrape.type_of(b) == Some("summary"))
+                    })
                 })
-            })
+        })
     };
     let mut used = Vec::new();
     for file in rules

@@ -122,8 +122,9 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
     /// Most actors promoted to full detail at once (the worst kept); each
-    /// costs a full actor's series in every default scrape. 0 turns promotion
-    /// off (`/actors/top` still answers).
+    /// costs a full actor's series in the `/metrics?promoted=1` scrape (the
+    /// shipped actor-host-promoted job). 0 turns promotion off
+    /// (`/actors/top` still answers).
     #[arg(long, default_value_t = 64, help_heading = "Detail follows trouble")]
     pub(crate) max_promoted: usize,
     /// The window the promotion rules read (at least 1s); `/actors/top` also
