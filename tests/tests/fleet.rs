@@ -189,7 +189,10 @@ impl Fleet {
     /// Waits until the TSDB has a sample of `up` for host `i` taken at or
     /// after `t`: the pipeline has moved past that moment.
     fn scraped_since(&self, i: usize, t: f64) {
-        let promql = format!("timestamp(up{{instance=\"{}\"}})", self.instance(i));
+        let promql = format!(
+            "timestamp(up{{job=\"actor-host\",instance=\"{}\"}})",
+            self.instance(i)
+        );
         poll(T, &format!("a scrape of host {i} after {t}"), || {
             let last = self.vm.api.value(&promql);
             last.filter(|&ts| ts >= t)
@@ -323,7 +326,13 @@ fn fleet_through_vmagent_shards_victoriametrics_vmalert_and_alertmanager() {
     let mut ledger = Ledger::default();
 
     for i in 0..HOSTS {
-        fleet.reaches(&format!("up{{instance=\"{}\"}}", fleet.instance(i)), 1.0);
+        fleet.reaches(
+            &format!(
+                "up{{job=\"actor-host\",instance=\"{}\"}}",
+                fleet.instance(i)
+            ),
+            1.0,
+        );
     }
 
     // Early, so that vmalert and Alertmanager work on it while the other phases run.
