@@ -228,6 +228,14 @@ fn the_bad_actors_are_promoted_and_scraped_in_full_and_the_healthy_are_not() {
         ..ScrapeRequest::default()
     });
     assert!(!has_buckets(&core, "slow"));
+    // ...and every default scrape, at any level, names the promoted actors.
+    for detail in [DetailLevel::Off, DetailLevel::Core, DetailLevel::Full] {
+        let s = w.scrape(&ScrapeRequest {
+            detail: Some(detail),
+            ..ScrapeRequest::default()
+        });
+        assert_eq!(s.series("actor_detail_promoted").count(), 3, "{detail:?}");
+    }
     assert_eq!(
         core.type_of("actor_action_duration_seconds"),
         Some("summary")
@@ -328,8 +336,8 @@ fn at_most_max_promoted_the_worst_kept() {
 }
 
 /// At `full` the default scrape holds every actor in full, so the promoted
-/// scrape holds nobody (a second job would scrape each series twice) and
-/// the default one names nobody.
+/// scrape holds nobody (a second job would scrape each series twice); the
+/// default one still names the actor that stands out (`ActorPromoted`).
 #[test]
 fn at_full_the_promoted_scrape_is_empty() {
     let mut w = World::with(
@@ -351,7 +359,10 @@ fn at_full_the_promoted_scrape_is_empty() {
     assert_eq!(last.promoted_now, 1, "the watch still promotes");
     let s = w.scrape(&ScrapeRequest::default());
     assert!(has_buckets(&s, "failing") && has_buckets(&s, "healthy-0"));
-    assert!(s.series("actor_detail_promoted").next().is_none());
+    assert_eq!(
+        promoted_reason(&s, "failing").as_deref(),
+        Some("error_ratio")
+    );
     let p = w.scrape(&ScrapeRequest {
         promoted: true,
         ..ScrapeRequest::default()

@@ -45,17 +45,25 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
         // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
         let bytes: Vec<u8> = percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
         let value = |bytes: Vec<u8>| {
-            String::from_utf8(bytes)
-                .map_err(|_| format!("{name}={raw} is not UTF-8 once percent-decoded"))
+            String::from_utf8(bytes).map_err(|_| {
+                format!(
+                    "{}={} is not UTF-8 once percent-decoded",
+                    shown(name),
+                    shown(raw)
+                )
+            })
         };
         match &*percent_encoding::percent_decode_str(name).decode_utf8_lossy() {
             "detail" => {
                 if request.detail.is_some() {
                     return Err("detail is given more than once".into());
                 }
-                let level: DetailLevel = String::from_utf8_lossy(&bytes)
-                    .parse()
-                    .map_err(|e| format!("{e}"))?;
+                let level: DetailLevel = String::from_utf8_lossy(&bytes).parse().map_err(|_| {
+                    format!(
+                        "unknown detail level {:?}; valid levels: off, core, full",
+                        shown(&String::from_utf8_lossy(&bytes))
+                    )
+                })?;
                 request.detail = Some(level);
             }
             "promoted" => {
@@ -67,7 +75,8 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
                     b"0" | b"false" => false,
                     _ => {
                         return Err(format!(
-                            "promoted={raw} is not a flag; valid values: 1, true, 0, false"
+                            "promoted={} is not a flag; valid values: 1, true, 0, false",
+                            shown(raw)
                         ));
                     }
                 };
@@ -78,6 +87,23 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
         }
     }
     Ok(request)
+}
+
+/// Bytes of a client's value an error message repeats.
+const SHOWN: usize = 64;
+
+/// `value` as an error message repeats it: whole up to [`SHOWN`] bytes, else
+/// its start (cut at a char boundary) and how long it was, so a huge bad
+/// value gets a short answer.
+fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= SHOWN {
+        return value.into();
+    }
+    let cut = (0..=SHOWN)
+        .rev()
+        .find(|&i| value.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}… ({} bytes)", &value[..cut], value.len()).into()
 }
 
 /// Compressed bytes gathered before a gzip body sends a frame.
@@ -259,5 +285,15 @@ mod tests {
             Err("promoted=yes is not a flag; valid values: 1, true, 0, false".into())
         );
         assert!(parse_query(Some("promoted=1&promoted=1")).is_err());
+        // A huge bad value is not echoed whole.
+        for name in ["promoted", "detail", "actor_key"] {
+            let value = if name == "actor_key" { "%FF" } else { "9" }.repeat(10_000);
+            let e = parse_query(Some(&format!("{name}={value}"))).unwrap_err();
+            let bytes = if name == "actor_key" { 30_000 } else { 10_000 };
+            assert!(
+                e.len() < 200 && e.contains(&format!("({bytes} bytes)")),
+                "{e}"
+            );
+        }
     }
 }

@@ -250,8 +250,6 @@ pub struct Exposition {
     totals: Vec<Totals>,
     /// The format's writer, with its label blocks of this scrape's entries.
     sink: Box<dyn Sink>,
-    /// Write `actor_detail_promoted` (a default scrape below `full`).
-    promotions: bool,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -295,14 +293,14 @@ impl Exposition {
             let level = request.detail.unwrap_or(store.config.per_actor_detail);
             (store.snapshot(|_| true), level, true)
         };
-        // Which actors are promoted is said in the default scrape; their
-        // detail is in a scrape of its own (`?promoted=1`), so that every
-        // family of the default scrape is written at one level: an
-        // OpenMetrics histogram whose promoted actors had buckets and the
-        // others `_sum`/`_count` only would be invalid (a `+Inf` bucket is
-        // required in each), and the `+Inf` bucket for everyone would cost
-        // each actor one more series per histogram family.
-        let promotions = request.detail.is_none() && aggregates && level < DetailLevel::Full;
+        // Which actors are promoted is said in the default scrape, at any
+        // level (`promoted::families`, after the aggregates); their detail
+        // is in a scrape of its own (`?promoted=1`), so that every family of
+        // the default scrape is written at one level: an OpenMetrics
+        // histogram whose promoted actors had buckets and the others
+        // `_sum`/`_count` only would be invalid (a `+Inf` bucket is required
+        // in each), and the `+Inf` bucket for everyone would cost each actor
+        // one more series per histogram family.
         let sink = request.format.sink(store.config.native_histograms);
         Exposition {
             store,
@@ -314,7 +312,6 @@ impl Exposition {
             stage: Stage::Actors { family: 0, next: 0 },
             totals: Vec::new(),
             sink,
-            promotions,
         }
     }
 
@@ -349,7 +346,7 @@ impl Exposition {
                 Stage::Aggregates { family } => self.write_aggregates(family),
                 Stage::Registry => {
                     let sink = &mut self.sink;
-                    sink.registry(&promoted::families(&self.snapshot, self.promotions));
+                    sink.registry(&promoted::families(&self.snapshot));
                     sink.registry(&self.store.registry.gather());
                     self.stage = Stage::End;
                 }

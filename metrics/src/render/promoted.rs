@@ -33,13 +33,12 @@ fn family(name: &str, help: &str, t: MetricType, metric: Vec<Metric>) -> MetricF
     f
 }
 
-/// The families for `snapshot`; `promotions`: whether its scrape names the
-/// promoted actors (a default scrape below `full`).
-pub(crate) fn families(snapshot: &Snapshot, promotions: bool) -> Vec<MetricFamily> {
+/// The families for `snapshot` (a default scrape, at whatever level: at
+/// `full` the gauge still names the actors that stand out).
+pub(crate) fn families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     let promoted: Vec<Metric> = snapshot
         .entries
         .iter()
-        .filter(|_| promotions)
         .filter_map(|e| {
             let reason = e.window.promoted()?;
             let mut m = Metric::default();
