@@ -333,35 +333,101 @@ impl Cell for HistogramCell {
     }
 }
 
-/// Cells of an enum-labelled family: one block with a cell per variant, allocated
-/// on the first use of any variant, and a bitmask of the variants used, so an
-/// actor exports only the values it used. One allocation per family instead of
-/// one per variant keeps an entry's allocations (and the sweep's frees) few.
-#[derive(Debug)]
-pub struct Labelled<C, const N: usize> {
-    used: AtomicU32,
-    /// One pointer (a `OnceLock` would add a state word per family to
-    /// every entry).
-    cells: LazyBox<[C; N]>,
+/// Where an enum-labelled family keeps its cells.
+pub(crate) trait Block<C, const N: usize>: Default + Send + Sync {
+    /// The cells, if they exist yet.
+    fn get(&self) -> Option<&[C; N]>;
+    /// The cells, made on first use.
+    fn get_or_init(&self) -> &[C; N];
 }
 
-impl<C, const N: usize> Default for Labelled<C, N> {
+/// Cells inside the entry itself: a counter or gauge family (8 bytes a
+/// value) costs less inline than an allocation of its own does in the
+/// sweep, which would free it and read it from another cold line.
+#[derive(Debug)]
+pub(crate) struct Inline<C, const N: usize>([C; N]);
+
+impl<C: Default, const N: usize> Default for Inline<C, N> {
+    fn default() -> Self {
+        Inline(std::array::from_fn(|_| C::default()))
+    }
+}
+
+impl<C: Cell, const N: usize> Block<C, N> for Inline<C, N> {
+    #[inline]
+    fn get(&self) -> Option<&[C; N]> {
+        Some(&self.0)
+    }
+
+    #[inline]
+    fn get_or_init(&self) -> &[C; N] {
+        &self.0
+    }
+}
+
+/// Cells allocated on the first use of any variant (a histogram family:
+/// hundreds of bytes that most actors never use).
+impl<C: Cell, const N: usize> Block<C, N> for LazyBox<[C; N]> {
+    #[inline]
+    fn get(&self) -> Option<&[C; N]> {
+        LazyBox::get(self)
+    }
+
+    #[inline]
+    fn get_or_init(&self) -> &[C; N] {
+        LazyBox::get_or_init(self, || Box::new(std::array::from_fn(|_| C::default())))
+    }
+}
+
+/// A cell kind's choice of [`Block`] for its enum-labelled families.
+pub(crate) trait LabelledCell: Cell {
+    type Block<const N: usize>: Block<Self, N>;
+}
+
+impl LabelledCell for CounterCell {
+    type Block<const N: usize> = Inline<Self, N>;
+}
+
+impl LabelledCell for GaugeCell {
+    type Block<const N: usize> = Inline<Self, N>;
+}
+
+impl LabelledCell for HistogramCell {
+    type Block<const N: usize> = LazyBox<[Self; N]>;
+}
+
+/// Cells of an enum-labelled family: a cell per variant, in one block (inline
+/// for counters and gauges, allocated on first use for histograms, see
+/// [`LabelledCell`]), and a bitmask of the variants used, so an actor exports
+/// only the values it used.
+pub struct Labelled<C: LabelledCell, const N: usize> {
+    used: AtomicU32,
+    cells: C::Block<N>,
+}
+
+impl<C: LabelledCell, const N: usize> std::fmt::Debug for Labelled<C, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Labelled")
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: LabelledCell, const N: usize> Default for Labelled<C, N> {
     fn default() -> Self {
         const { assert!(N <= 32, "the used-variant mask is a u32") };
         Labelled {
             used: AtomicU32::new(0),
-            cells: LazyBox::default(),
+            cells: Default::default(),
         }
     }
 }
 
-impl<C: Cell, const N: usize> Labelled<C, N> {
+impl<C: LabelledCell, const N: usize> Labelled<C, N> {
     /// The cell of variant `index`, marking it used.
     #[inline]
     pub(crate) fn get(&self, index: usize) -> &C {
-        let cells = self
-            .cells
-            .get_or_init(|| Box::new(std::array::from_fn(|_| C::default())));
+        let cells = self.cells.get_or_init();
         let bit = 1u32 << index;
         // Marked before the caller writes, so a scrape that sees a value sees the variant.
         if self.used.load(Ordering::Relaxed) & bit == 0 {
@@ -389,14 +455,12 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
 
     pub(crate) fn fold_into(&self, retired: &Self) {
         let used = self.used.load(Ordering::Acquire);
-        let Some(cells) = self.cells.get() else {
+        let Some(cells) = self.cells.get().filter(|_| used != 0) else {
             return;
         };
         // The retired side marks what it received, as a recording would.
         retired.used.fetch_or(used, Ordering::Release);
-        let into = retired
-            .cells
-            .get_or_init(|| Box::new(std::array::from_fn(|_| C::default())));
+        let into = retired.cells.get_or_init();
         for (i, (c, r)) in cells.iter().zip(into.iter()).enumerate() {
             if used & (1 << i) != 0 {
                 c.fold_into(r);
@@ -404,9 +468,14 @@ impl<C: Cell, const N: usize> Labelled<C, N> {
         }
     }
 
-    /// Asks the CPU for the block's lines, if it is allocated (a hint).
+    /// Asks the CPU for the block's lines, if it is allocated and used (a
+    /// hint; an inline block is in the entry's own lines).
     pub(crate) fn prefetch(&self) {
-        if let Some(cells) = self.cells.get() {
+        if let Some(cells) = self
+            .cells
+            .get()
+            .filter(|_| self.used.load(Ordering::Relaxed) != 0)
+        {
             crate::prefetch::prefetch(cells.as_ptr().cast(), size_of::<[C; N]>());
         }
     }
