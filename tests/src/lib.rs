@@ -41,6 +41,18 @@ pub fn actor_host_bin() -> PathBuf {
     bin
 }
 
+/// Host flags that promote an actor whose queue holds more than 50
+/// messages at one 1 s tick ([`Host::queue_until_promoted`]); the demo's own
+/// queues stay far below.
+pub const PROMOTE_BY_QUEUE: [&str; 6] = [
+    "--promotion-tick",
+    "1s",
+    "--promotion-depth",
+    "50",
+    "--promotion-depth-ticks",
+    "1",
+];
+
 /// The `Accept` header Prometheus 2.42 sends by default: OpenMetrics first.
 pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
@@ -296,6 +308,26 @@ impl Host {
     /// read any family.
     pub fn scrape(&self) -> Scrape {
         Scrape::parse(&self.scrape_text_with("detail=full")).expect("scrape parses")
+    }
+
+    /// Queues 60 messages that nothing reads on the `counter` actor `key`
+    /// (a host started with [`PROMOTE_BY_QUEUE`] promotes it at its next
+    /// tick) and waits until the default scrape names it promoted.
+    pub fn queue_until_promoted(&self, key: &str) {
+        for n in 0..60 {
+            let (status, body) = self.post(
+                &format!("/actors/counter/{key}/actions/enqueue"),
+                &format!("{{\"message\":{n}}}"),
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        poll(Duration::from_secs(30), &format!("{key} promoted"), || {
+            let promoted = self.promoted();
+            match promoted.get(key).map(String::as_str) {
+                Some("queue_depth") => Ok(()),
+                _ => Err(format!("{promoted:?}")),
+            }
+        });
     }
 
     /// The actors promoted to `full` detail now (the default scrape's

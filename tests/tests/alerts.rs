@@ -27,7 +27,7 @@ use actor_e2e_tests::fleet::{Alertmanager, Notification, WebhookRelay};
 use actor_e2e_tests::promql::{PromApi, sample_value, unix_now};
 use actor_e2e_tests::shipped::{self, alertmanager_config, compressed_rule_files};
 use actor_e2e_tests::tools::{self, ALERTMANAGER, PROMETHEUS, PROMTOOL};
-use actor_e2e_tests::{Host, Prometheus, Role, deploy_path, poll};
+use actor_e2e_tests::{Host, PROMOTE_BY_QUEUE, Prometheus, Role, deploy_path, poll};
 use serde_json::Value;
 
 /// Every label set `ALERTS` had in `api` since `start`.
@@ -357,18 +357,13 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
     let dir = tempfile::tempdir().expect("temp dir");
     // A queue deeper than 50 for one tick promotes (the demo's own queues
     // stay far below): the dashboard's promoted-actor panels need one.
-    let host = Host::start(&[
-        "--workload",
-        "demo",
-        "--sweep-interval",
-        "1s",
-        "--promotion-tick",
-        "1s",
-        "--promotion-depth",
-        "50",
-        "--promotion-depth-ticks",
-        "1",
-    ]);
+    let host = Host::start(
+        &[
+            &["--workload", "demo", "--sweep-interval", "1s"][..],
+            &PROMOTE_BY_QUEUE,
+        ]
+        .concat(),
+    );
     // The promoted actor: SQLite commits and statements, a slow call, a user
     // task, then a queue of 60 that nothing reads. Not the watched one, which
     // the debug job reads: a promoted actor's buckets are the promoted job's.
@@ -381,13 +376,7 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
         let (status, body) = host.post(&format!("/actors/counter/promoted/actions/{action}"), body);
         assert_eq!(status, 200, "{action}: {body}");
     }
-    for n in 0..60 {
-        let (status, body) = host.post(
-            "/actors/counter/promoted/actions/enqueue",
-            &format!("{{\"message\":{n}}}"),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
+    host.queue_until_promoted("promoted");
     // Its calls go on while Prometheus scrapes: a rate over a window with no
     // calls has no quantile.
     let _promoted_traffic = Driver::start(
@@ -400,13 +389,6 @@ fn dashboard_queries_return_data_with_native_histograms_on_and_off_and_the_debug
         ],
         Duration::from_millis(50),
     );
-    poll(Duration::from_secs(30), "the queued actor promoted", || {
-        let promoted = host.promoted();
-        match promoted.get("promoted").map(String::as_str) {
-            Some("queue_depth") => Ok(()),
-            _ => Err(format!("{promoted:?}")),
-        }
-    });
     // The watched actor: 25 increments, then one slow call, all before the
     // scrapes start, so both jobs see final counts.
     create(&host, "watched");

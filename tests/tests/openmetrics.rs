@@ -10,7 +10,9 @@ use std::time::Duration;
 use actor_e2e_tests::daemon::get_json;
 use actor_e2e_tests::shipped::{self, compressed_rule_files};
 use actor_e2e_tests::tools::ReferenceParser;
-use actor_e2e_tests::{Host, Prometheus, Role, poll, prometheus_available, wait_for};
+use actor_e2e_tests::{
+    Host, PROMOTE_BY_QUEUE, Prometheus, Role, poll, prometheus_available, wait_for,
+};
 use actor_metrics::scrape::Scrape;
 
 const T: Duration = Duration::from_secs(60);
@@ -18,16 +20,7 @@ const T: Duration = Duration::from_secs(60);
 /// A host with one busy `counter` actor (`om`), one promoted by a queue
 /// that nothing reads (`hot`), and the demo's others idle.
 fn busy_host() -> Host {
-    let host = Host::start(&[
-        "--workload",
-        "none",
-        "--promotion-tick",
-        "1s",
-        "--promotion-depth",
-        "50",
-        "--promotion-depth-ticks",
-        "1",
-    ]);
+    let host = Host::start(&[&["--workload", "none"][..], &PROMOTE_BY_QUEUE].concat());
     let (status, created) = host.post("/actors/counter/om", "");
     assert_eq!(status, 200, "{created}");
     for _ in 0..3 {
@@ -44,20 +37,7 @@ fn busy_host() -> Host {
             .0,
         200
     );
-    for n in 0..60 {
-        let (status, body) = host.post(
-            "/actors/counter/hot/actions/enqueue",
-            &format!("{{\"message\":{n}}}"),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-    poll(Duration::from_secs(30), "hot promoted", || {
-        let promoted = host.promoted();
-        match promoted.get("hot").map(String::as_str) {
-            Some("queue_depth") => Ok(()),
-            _ => Err(format!("{promoted:?}")),
-        }
-    });
+    host.queue_until_promoted("hot");
     host
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use actor_e2e_tests::{Host, Prometheus, prometheus_available, wait_for};
+use actor_e2e_tests::{Host, PROMOTE_BY_QUEUE, Prometheus, prometheus_available, wait_for};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -162,8 +162,7 @@ fn names_used_in(text: &str) -> Vec<String> {
 }
 
 /// Makes the counter actor `key` commit, answer a slow call and run a user
-/// task, then queues 60 messages nobody reads, so a host run with
-/// `--promotion-depth 50 --promotion-depth-ticks 1` promotes it; returns the
+/// task, then has it promoted ([`Host::queue_until_promoted`]); returns the
 /// default scrape that names it and the promoted scrape (`?promoted=1`) that
 /// holds those families at `full`.
 fn promote_one(host: &Host, key: &str) -> (String, String) {
@@ -172,24 +171,19 @@ fn promote_one(host: &Host, key: &str) -> (String, String) {
         ("increment", "{}"),
         ("slow", "{\"ms\":5}"),
         ("spawn_task", "{\"kind\":\"background\",\"ms\":1}"),
-    ]
-    .into_iter()
-    .chain((0..60).map(|_| ("enqueue", "{\"message\":1}")))
-    {
+    ] {
         let url = format!("/actors/counter/{key}/actions/{action}");
         assert_eq!(host.post(&url, body).0, 200, "{action}");
     }
-    wait_for(T, "the queued actor promoted", || {
-        let text = host.scrape_text();
-        let s = actor_metrics::scrape::Scrape::parse(&text).ok()?;
-        let named = s.sum("actor_detail_promoted", &[("actor_key", key)]) == 1.0;
+    host.queue_until_promoted(key);
+    wait_for(T, "its user task in the promoted scrape", || {
         let promoted = host.scrape_text_with("promoted=1");
         let p = actor_metrics::scrape::Scrape::parse(&promoted).ok()?;
         let full = p.sum(
             "actor_user_task_duration_seconds_count",
             &[("actor_key", key)],
         ) >= 1.0;
-        (named && full).then_some((text, promoted))
+        full.then(|| (host.scrape_text(), promoted))
     })
 }
 
@@ -227,16 +221,7 @@ fn promtool_lints_a_default_scrape_with_a_promoted_actor() {
     if !prometheus_available("promtool_lints_a_default_scrape_with_a_promoted_actor") {
         return;
     }
-    let host = Host::start(&[
-        "--workload",
-        "none",
-        "--promotion-tick",
-        "1s",
-        "--promotion-depth",
-        "50",
-        "--promotion-depth-ticks",
-        "1",
-    ]);
+    let host = Host::start(&[&["--workload", "none"][..], &PROMOTE_BY_QUEUE].concat());
     let (default, promoted) = promote_one(&host, "promoted");
     for (what, text) in [("default", default), ("promoted=1", promoted)] {
         let (ok, findings) = promtool_findings(&text);
@@ -252,22 +237,22 @@ fn promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names() {
     if !prometheus_available("promtool_lints_a_busy_scrape_and_shipped_rules_use_real_names") {
         return;
     }
-    let host = Host::start(&[
-        "--workload",
-        "demo",
-        "--actors",
-        "20",
-        "--retention",
-        "30s",
-        "--sweep-interval",
-        "1s",
-        "--promotion-tick",
-        "1s",
-        "--promotion-depth",
-        "50",
-        "--promotion-depth-ticks",
-        "1",
-    ]);
+    let host = Host::start(
+        &[
+            &[
+                "--workload",
+                "demo",
+                "--actors",
+                "20",
+                "--retention",
+                "30s",
+                "--sweep-interval",
+                "1s",
+            ][..],
+            &PROMOTE_BY_QUEUE,
+        ]
+        .concat(),
+    );
     // Busy: actions ran, some actors stopped and are retained, user tasks and SQLite commits happened.
     let text = wait_for(T, "a busy scrape", || {
         let text = host.scrape_text();
