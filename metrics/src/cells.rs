@@ -480,11 +480,17 @@ impl<C: LabelledCell, const N: usize> Labelled<C, N> {
         }
     }
 
-    /// Takes a registration's contributions back out (no allocation: a
-    /// contribution can only be non-zero where a write allocated the block).
+    /// Takes a registration's contributions back out, of the variants used
+    /// only: a contribution can only be non-zero where a write marked its
+    /// variant first (and allocated the block), so a stop of an actor that
+    /// never used the family costs one load, not an atomic swap per variant.
     pub(crate) fn withdraw(&self, own: &[C::Own; N]) {
-        if let Some(cells) = self.cells.get() {
-            for (c, o) in cells.iter().zip(own) {
+        let used = self.used.load(Ordering::Acquire);
+        let Some(cells) = self.cells.get().filter(|_| used != 0) else {
+            return;
+        };
+        for (i, (c, o)) in cells.iter().zip(own).enumerate() {
+            if used & (1 << i) != 0 {
                 c.withdraw(o);
             }
         }
