@@ -89,6 +89,12 @@ fn requests() -> Vec<ScrapeRequest> {
         detail: Some(DetailLevel::Core),
         ..ScrapeRequest::default()
     });
+    // The promoted scrape (nobody is promoted here: the union with a key).
+    requests.push(ScrapeRequest {
+        promoted: true,
+        actor_keys: vec!["k3".into()],
+        ..ScrapeRequest::default()
+    });
     requests
 }
 
