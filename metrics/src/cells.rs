@@ -453,9 +453,18 @@ impl<C: LabelledCell, const N: usize> Labelled<C, N> {
         }
     }
 
-    pub(crate) fn fold_into(&self, retired: &Self) {
+    /// The variants used so far and the block, when any is (a never-used
+    /// family, inline or not, has nothing to fold, fetch or withdraw).
+    fn in_use(&self) -> Option<(u32, &[C; N])> {
         let used = self.used.load(Ordering::Acquire);
-        let Some(cells) = self.cells.get().filter(|_| used != 0) else {
+        self.cells
+            .get()
+            .filter(|_| used != 0)
+            .map(|cells| (used, cells))
+    }
+
+    pub(crate) fn fold_into(&self, retired: &Self) {
+        let Some((used, cells)) = self.in_use() else {
             return;
         };
         // The retired side marks what it received, as a recording would.
@@ -471,11 +480,7 @@ impl<C: LabelledCell, const N: usize> Labelled<C, N> {
     /// Asks the CPU for the block's lines, if it is allocated and used (a
     /// hint; an inline block is in the entry's own lines).
     pub(crate) fn prefetch(&self) {
-        if let Some(cells) = self
-            .cells
-            .get()
-            .filter(|_| self.used.load(Ordering::Relaxed) != 0)
-        {
+        if let Some((_, cells)) = self.in_use() {
             crate::prefetch::prefetch(cells.as_ptr().cast(), size_of::<[C; N]>());
         }
     }
@@ -485,8 +490,7 @@ impl<C: LabelledCell, const N: usize> Labelled<C, N> {
     /// variant first (and allocated the block), so a stop of an actor that
     /// never used the family costs one load, not an atomic swap per variant.
     pub(crate) fn withdraw(&self, own: &[C::Own; N]) {
-        let used = self.used.load(Ordering::Acquire);
-        let Some(cells) = self.cells.get().filter(|_| used != 0) else {
+        let Some((used, cells)) = self.in_use() else {
             return;
         };
         for (i, (c, o)) in cells.iter().zip(own).enumerate() {

@@ -58,12 +58,11 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
                 if request.detail.is_some() {
                     return Err("detail is given more than once".into());
                 }
-                let level: DetailLevel = String::from_utf8_lossy(&bytes).parse().map_err(|_| {
-                    format!(
-                        "unknown detail level {:?}; valid levels: off, core, full",
-                        shown(&String::from_utf8_lossy(&bytes))
-                    )
-                })?;
+                // The level's own error names the valid ones; a long value
+                // is shown cut (and so is no level).
+                let level: DetailLevel = shown(&String::from_utf8_lossy(&bytes))
+                    .parse()
+                    .map_err(|e| format!("{e}"))?;
                 request.detail = Some(level);
             }
             "promoted" => {
