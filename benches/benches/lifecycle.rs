@@ -2,6 +2,9 @@
 //! drop the last handle, with 1k or 100k label sets already retained (registered
 //! and stopped); and a baseline that also scans a 100k-entry `scc::HashMap`
 //! (`retain_sync`) on register and on drop, as a cleanup-on-lifecycle design does.
+//! The `floor_*` pairs are the store reduced to its map and memory over the same
+//! window (see [`FloorMap`]): what they cost more at 100k than at 1k, the
+//! store cannot go below with their design.
 //!
 //! Keeping the retained count fixed: each timed operation leaves one more
 //! stopped label set behind, and criterion runs millions of them, so left alone
@@ -16,7 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_benches::{ManualClock, bench_metrics};
+use actor_benches::{ENVOY, ManualClock, bench_metrics};
 use actor_metrics::{ActorType, Metrics};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -140,6 +143,227 @@ impl Churn {
     }
 }
 
+/// The floor under `retained_*`: the store reduced to its map and its memory,
+/// over the same sliding window (chunks of `N/10`, the oldest removed untimed).
+/// One operation is what a register and a stop do to them: insert a new label
+/// set with an entry-sized block written, then look it up again. What a floor
+/// costs more at 100k than at 1k is the map and the memory, which the store
+/// cannot go below with that design.
+trait FloorMap {
+    fn new() -> Self;
+    /// One register and stop of the label set `text`.
+    fn op(&mut self, text: &str, n: u64);
+    /// Untimed: the sweep's removal of `text`.
+    fn remove(&mut self, text: &str);
+    fn len(&self) -> usize;
+}
+
+/// The bytes of an entry (`ActorEntry` is 776 bytes).
+const ENTRY_WORDS: usize = 97;
+
+/// The store's design: the map keyed on the label text in its own
+/// allocation, the value a fresh entry-sized allocation per register.
+struct MallocMap(scc::HashMap<Arc<str>, Arc<[u64; ENTRY_WORDS]>>);
+
+impl FloorMap for MallocMap {
+    fn new() -> Self {
+        MallocMap(scc::HashMap::with_capacity(1 << 17))
+    }
+
+    fn op(&mut self, text: &str, n: u64) {
+        if let scc::hash_map::Entry::Vacant(v) = self.0.entry_sync(Arc::from(text)) {
+            v.insert_entry(Arc::new([n; ENTRY_WORDS]));
+        }
+        self.0.update_sync(text, |_, e| black_box(e[0]));
+    }
+
+    fn remove(&mut self, text: &str) {
+        self.0.remove_sync(text);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The design issue 22 asks for, at its cheapest: the map keyed on the entry
+/// itself (an 8-byte slot) with the label text inline in it, and entries
+/// recycled through a free list that prefetches the next one a register ahead,
+/// so no register allocates or waits on cold memory for its entry.
+struct PooledMap {
+    map: scc::HashMap<Keyed, ()>,
+    /// The removed entries' own allocations (boxed on purpose: the point is
+    /// to reuse each one where it is, as the store's recycler does).
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<Inline>>,
+}
+
+/// An entry-sized block with its label text inline.
+struct Inline {
+    len: usize,
+    text: [u8; 48],
+    cells: [u64; ENTRY_WORDS - 7],
+}
+
+impl Inline {
+    fn text(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+}
+
+/// A map key that is the entry, hashed and compared on its label text.
+struct Keyed(Box<Inline>);
+
+impl std::hash::Hash for Keyed {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.text().hash(h);
+    }
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text() == other.0.text()
+    }
+}
+
+impl Eq for Keyed {}
+
+/// Looks an entry up by its label text.
+#[derive(Hash)]
+struct Text<'a>(&'a [u8]);
+
+impl scc::Equivalent<Keyed> for Text<'_> {
+    fn equivalent(&self, key: &Keyed) -> bool {
+        self.0 == key.0.text()
+    }
+}
+
+impl FloorMap for PooledMap {
+    fn new() -> Self {
+        PooledMap {
+            map: scc::HashMap::with_capacity(1 << 17),
+            free: Vec::new(),
+        }
+    }
+
+    fn op(&mut self, text: &str, n: u64) {
+        let mut e = self.free.pop().unwrap_or_else(|| {
+            Box::new(Inline {
+                len: 0,
+                text: [0; 48],
+                cells: [0; ENTRY_WORDS - 7],
+            })
+        });
+        if let Some(next) = self.free.last() {
+            let p: *const Inline = &**next;
+            for off in (0..size_of::<Inline>()).step_by(64) {
+                prefetch(p.cast::<u8>().wrapping_add(off));
+            }
+        }
+        e.len = text.len();
+        e.text[..text.len()].copy_from_slice(text.as_bytes());
+        e.cells = [n; ENTRY_WORDS - 7];
+        if let scc::hash_map::Entry::Vacant(v) = self.map.entry_sync(Keyed(e)) {
+            v.insert_entry(());
+        }
+        self.map
+            .read_sync(&Text(text.as_bytes()), |k, _| black_box(k.0.cells[0]));
+    }
+
+    fn remove(&mut self, text: &str) {
+        if let Some((k, ())) = self.map.remove_sync(&Text(text.as_bytes())) {
+            self.free.push(k.0);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// A prefetch hint (the store's own is crate-private).
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address; SSE is baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// [`Churn`]'s sliding window over a [`FloorMap`].
+struct Floor<M> {
+    map: M,
+    retained: usize,
+    chunk_len: usize,
+    filled: usize,
+    /// The current chunk's label texts, formatted outside the timed part.
+    texts: Vec<String>,
+    /// The chunks in the window, oldest first.
+    window: std::collections::VecDeque<Vec<String>>,
+    next_id: u64,
+}
+
+impl<M: FloorMap> Floor<M> {
+    fn new(retained: usize) -> Self {
+        let mut floor = Floor {
+            map: M::new(),
+            retained,
+            chunk_len: retained / WINDOW_CHUNKS as usize,
+            filled: 0,
+            texts: Vec::new(),
+            window: std::collections::VecDeque::new(),
+            next_id: 0,
+        };
+        for _ in 0..WINDOW_CHUNKS {
+            floor.format_texts();
+            for t in &floor.texts {
+                floor.map.op(t, 1);
+            }
+            floor.window.push_back(std::mem::take(&mut floor.texts));
+        }
+        floor.format_texts();
+        assert_eq!(floor.map.len(), retained);
+        floor
+    }
+
+    fn format_texts(&mut self) {
+        self.texts.clear();
+        for _ in 0..self.chunk_len {
+            // As `ActorLabels` lays them out: id and generation, key, envoy.
+            self.texts
+                .push(format!("churn-{}:1user{ENVOY}", self.next_id));
+            self.next_id += 1;
+        }
+    }
+
+    fn run(&mut self, iters: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters as usize;
+        while left > 0 {
+            let take = left.min(self.chunk_len - self.filled);
+            let start = Instant::now();
+            for t in &self.texts[self.filled..self.filled + take] {
+                self.map.op(t, 2);
+            }
+            total += start.elapsed();
+            self.filled += take;
+            left -= take;
+            if self.filled == self.chunk_len {
+                for t in self.window.pop_front().expect("a full window") {
+                    self.map.remove(&t);
+                }
+                self.window.push_back(std::mem::take(&mut self.texts));
+                assert_eq!(self.map.len(), self.retained);
+                self.filled = 0;
+                self.format_texts();
+            }
+        }
+        total
+    }
+}
+
 fn lifecycle(c: &mut Criterion) {
     let mut g = c.benchmark_group("lifecycle");
     g.warm_up_time(Duration::from_secs(1))
@@ -157,6 +381,14 @@ fn lifecycle(c: &mut Criterion) {
             (retained..=retained + churn.chunk_len).contains(&n),
             "{id}: {n} retained"
         );
+    }
+    for (id, retained) in [("floor_malloc_1k", 1_000), ("floor_malloc_100k", 100_000)] {
+        let mut floor = Floor::<MallocMap>::new(retained);
+        g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
+    }
+    for (id, retained) in [("floor_pooled_1k", 1_000), ("floor_pooled_100k", 100_000)] {
+        let mut floor = Floor::<PooledMap>::new(retained);
+        g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
     }
     g.finish();
 }

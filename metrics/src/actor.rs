@@ -297,3 +297,99 @@ for_families! {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Config, Metrics};
+
+    fn entry_of(a: &ActorMetrics) -> *const ActorEntry {
+        Arc::as_ptr(&a.0.entry)
+    }
+
+    /// A swept actor's memory goes to the next new actor, which starts from
+    /// zero; the removed one's values are in its type's totals; and what a
+    /// sweep kept and no register took is freed by the next sweep.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_actor_reuses_a_swept_entry_fresh_and_the_next_sweep_frees_the_rest() {
+        let m = Metrics::with_parts(
+            Config {
+                retention: Duration::from_secs(1),
+                ..Config::default()
+            },
+            Arc::new(crate::clock::TokioClock),
+            prometheus::Registry::new(),
+        )
+        .expect("valid");
+        let ty = m.actor_type("t");
+        let old: Vec<_> = (0..3)
+            .map(|i| {
+                let a = ty.register(&format!("old{i}"), Some(1), "k");
+                a.queue_messages_sent_total().inc_by(5);
+                a.stopped();
+                a
+            })
+            .collect();
+        let swept: Vec<_> = old.iter().map(entry_of).collect();
+        drop(old);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(m.sweep(tokio::time::Instant::now()).removed, 3);
+        assert_eq!(m.0.recycled.len(), 3, "the three entries' memory is kept");
+
+        let new = ty.register("new", Some(1), "k");
+        assert!(swept.contains(&entry_of(&new)), "a swept entry's memory");
+        assert_eq!(m.0.recycled.len(), 2);
+        assert_eq!(new.queue_messages_sent_total().get(), 0, "a fresh entry");
+        assert_eq!(new.0.entry.labels.actor_id_gen(), "new:1");
+        assert_eq!(new.0.entry.live(), 1);
+        assert_eq!(
+            ty.totals().queue_messages_sent_total,
+            15,
+            "the old ones' values"
+        );
+        let text = m.render();
+        assert!(!text.contains("old"), "no removed actor is exported");
+        assert!(text.contains("actor_id_gen=\"new:1\""));
+
+        // A revival takes nothing: the kept memory stays for a new actor.
+        let again = ty.register("new", Some(1), "k");
+        assert_eq!(entry_of(&again), entry_of(&new));
+        assert_eq!(m.0.recycled.len(), 2);
+
+        assert_eq!(m.sweep(tokio::time::Instant::now()).removed, 0);
+        assert_eq!(
+            m.0.recycled.len(),
+            0,
+            "a sweep frees what the last one kept"
+        );
+    }
+
+    /// An entry a scrape's snapshot still holds when the sweep removes it is
+    /// not reused: the snapshot reads it intact.
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_still_held_when_swept_is_not_reused() {
+        let m = Metrics::with_parts(
+            Config {
+                retention: Duration::from_secs(1),
+                ..Config::default()
+            },
+            Arc::new(crate::clock::TokioClock),
+            prometheus::Registry::new(),
+        )
+        .expect("valid");
+        let ty = m.actor_type("t");
+        let a = ty.register("held", Some(1), "k");
+        a.queue_messages_sent_total().inc_by(7);
+        let held = a.0.entry.clone();
+        drop(a);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(m.sweep(tokio::time::Instant::now()).removed, 1);
+        assert_eq!(m.0.recycled.len(), 0);
+        let b = ty.register("next", Some(1), "k");
+        assert_ne!(entry_of(&b), Arc::as_ptr(&held));
+        assert_eq!(held.labels.actor_id_gen(), "held:1");
+        assert_eq!(held.series.queue_messages_sent_total.get(), 7);
+    }
+}

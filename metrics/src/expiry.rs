@@ -15,6 +15,13 @@ use std::collections::VecDeque;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::prefetch::prefetch;
+
+/// How far past the last item a push asks for memory: a few pushes ahead, so
+/// the line is loaded by the time a push writes it. (Past the end of the
+/// ring's buffer it asks for nothing of use; a prefetch never faults.)
+const PUSH_AHEAD_BYTES: usize = 256;
+
 /// One queued item: what expires, when, and the epoch it was queued at.
 #[derive(Debug)]
 pub(crate) struct Expiry<T> {
@@ -36,7 +43,20 @@ impl<T> Default for ExpiryQueue<T> {
 impl<T> ExpiryQueue<T> {
     /// Queues `item` to expire at `deadline`.
     pub(crate) fn push(&self, item: Expiry<T>) {
-        self.0.lock().push_back(item);
+        let mut q = self.0.lock();
+        q.push_back(item);
+        // The ring's next slots last held an item a whole queue ago, so with
+        // many label sets retained their memory is cold, and the unlock would
+        // wait for the write. Ask for the line a few pushes ahead now: the
+        // adjacent ones are already loaded by the pushes before.
+        let (front, back) = q.as_slices();
+        let last = if back.is_empty() { front } else { back };
+        let ahead = last
+            .as_ptr_range()
+            .end
+            .cast::<u8>()
+            .wrapping_add(PUSH_AHEAD_BYTES);
+        prefetch(ahead, 64);
     }
 
     /// The item with the nearest deadline, due or not (early eviction).
