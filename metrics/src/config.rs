@@ -110,13 +110,6 @@ pub struct Config {
     /// `actor_id_gen` and `envoy_key` are never cut. Default
     /// [`Config::DEFAULT_MAX_LABEL_VALUE_BYTES`], at least [`Config::MIN_LABEL_VALUE_BYTES`].
     pub max_label_value_bytes: usize,
-    /// Most bytes of removed actors' entry memory kept for new actors to
-    /// reuse: each sweep keeps the allocations it frees, up to this bound,
-    /// for the registrations until the next sweep, which frees what they did
-    /// not take. Saves a register the wait on memory no cache holds
-    /// (BENCHMARKS.md, "lifecycle"). 0 keeps none. Default
-    /// [`Config::DEFAULT_ENTRY_POOL_BYTES`].
-    pub entry_pool_bytes: usize,
     /// Per-actor detail a scrape exports unless it asks for another level
     /// (`?detail=`). Recording is the same at every level. Default [`DetailLevel::Core`].
     pub per_actor_detail: DetailLevel,
@@ -152,10 +145,6 @@ impl Config {
     pub const DEFAULT_MAX_RETAINED: usize = 80_000;
     /// Default most label sets removed by one sweep tick: 100,000.
     pub const DEFAULT_MAX_SWEEP_PER_TICK: usize = 100_000;
-    /// Default most bytes of entry memory kept for reuse: 8 MiB, about
-    /// 10,000 entries, which covers a sweep interval's churn of 1,000
-    /// actors a second at the default interval.
-    pub const DEFAULT_ENTRY_POOL_BYTES: usize = 8 << 20;
     /// Default longest `actor_key` label value, in bytes: 256.
     pub const DEFAULT_MAX_LABEL_VALUE_BYTES: usize = 256;
     /// Smallest `max_label_value_bytes`: room for a readable prefix and the hash suffix.
@@ -269,7 +258,6 @@ impl Default for Config {
             max_retained: Self::DEFAULT_MAX_RETAINED,
             max_sweep_per_tick: Self::DEFAULT_MAX_SWEEP_PER_TICK,
             max_label_value_bytes: Self::DEFAULT_MAX_LABEL_VALUE_BYTES,
-            entry_pool_bytes: Self::DEFAULT_ENTRY_POOL_BYTES,
             per_actor_detail: DetailLevel::default(),
             native_histograms: true,
             envoy_key: Self::default_envoy_key(),

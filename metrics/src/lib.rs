@@ -47,7 +47,6 @@
 //! | `label_cache.rs` | the renderer's per-entry cache of label blocks: one format-blind slot per sink, held by the store's entries, read only by `render/` |
 //! | `prefetch.rs` | the CPU prefetch hint that walks over scattered entries (totals, scrapes) use |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |
-//! | `recycle.rs` | the entry memory a sweep frees and the next registers reuse, bounded by `entry_pool_bytes` |
 //! | `sweeper.rs` | [`Metrics::sweep`] and the background task (which also runs the promotion tick) |
 //! | `trouble/` | detail follows trouble: windowed figures per actor and type, the promotion rules and set ([`Promotion`], [`Metrics::watch`]), and [`Metrics::top`] |
 //! | `actor.rs`, `record.rs` | the handles a host holds, on top of the store, and the recorders their accessors return ([`record`]) |
@@ -93,7 +92,6 @@ mod lazy;
 mod native;
 mod prefetch;
 pub mod record;
-mod recycle;
 mod render;
 #[cfg(feature = "test-util")]
 pub mod scrape;

@@ -35,7 +35,6 @@ use crate::label_cache::LabelCache;
 use crate::labels::ActorLabels;
 use crate::lazy::LazyBox;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
-use crate::recycle::Recycler;
 use crate::self_metrics::SelfMetrics;
 use crate::trouble::{Reason, Watch, Window};
 
@@ -232,8 +231,6 @@ pub(crate) struct Store {
     pub(crate) selfm: SelfMetrics,
     /// The promotion tick's state.
     pub(crate) watch: Watch,
-    /// Memory of removed entries, for registers to reuse.
-    pub(crate) recycled: Recycler<ActorEntry>,
 }
 
 impl std::fmt::Debug for Store {
@@ -254,7 +251,6 @@ impl Store {
         config.validate()?;
         let selfm = SelfMetrics::register(&registry, config.max_retained)?;
         let capacity = config.max_retained.min(1 << 17);
-        let recycled = Recycler::with_bytes(config.entry_pool_bytes);
         Ok(Store {
             envoy_key: Arc::from(config.envoy_key.as_str()),
             config,
@@ -270,7 +266,6 @@ impl Store {
             types: Mutex::new(Vec::new()),
             selfm,
             watch: Watch::default(),
-            recycled,
         })
     }
 
@@ -308,8 +303,6 @@ impl Store {
         generation: Option<u64>,
         actor_key: &str,
     ) -> Arc<ActorEntry> {
-        // Memory a sweep freed, its lines asked for by the register before.
-        let mut slot = self.recycled.take();
         let labels = ActorLabels::new(
             actor_id,
             generation,
@@ -325,16 +318,11 @@ impl Store {
                 scc::hash_map::Entry::Occupied(o) => {
                     let e = o.get().clone();
                     self.revive(&e);
-                    drop(o);
-                    if let Some(slot) = slot {
-                        self.recycled.put_back(slot);
-                    }
                     return e;
                 }
                 scc::hash_map::Entry::Vacant(v) => {
                     if self.count.fetch_add(1, Ordering::SeqCst) < self.config.max_retained {
-                        let e = ActorEntry::new(labels, ty.clone(), false);
-                        let e = Recycler::fill(slot.take(), e);
+                        let e = Arc::new(ActorEntry::new(labels, ty.clone(), false));
                         v.insert_entry(e.clone());
                         self.selfm.live.inc();
                         return e;

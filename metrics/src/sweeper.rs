@@ -34,10 +34,6 @@ pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
     let mut report = SweepReport::default();
     let limit = store.config.max_sweep_per_tick;
     let mut batch = Vec::with_capacity(BATCH);
-    // What the last sweep kept and no register took is freed; this sweep's
-    // removed entries take its place.
-    store.recycled.clear();
-    let mut removed = Vec::with_capacity(BATCH);
     loop {
         let budget = limit - report.removed;
         report.more_due = store.expiry.pop_due(now, BATCH.min(budget), &mut batch);
@@ -59,13 +55,11 @@ pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
                 }
                 if store.remove_if_expired(&item, &fold) {
                     report.removed += 1;
-                    removed.push(item.item);
                 } else {
                     report.skipped += 1;
                 }
             }
         }
-        store.recycled.give_back(&mut removed);
         if report.removed >= limit || !report.more_due {
             break;
         }

@@ -34,12 +34,6 @@ pub(crate) struct Args {
     /// Cap on retained label sets (live + expiring).
     #[arg(long, default_value_t = actor_metrics::Config::DEFAULT_MAX_RETAINED)]
     pub(crate) max_retained: usize,
-    /// Most bytes of removed actors' metrics entries kept for new actors to
-    /// reuse (about 800 bytes each): a sweep keeps what it frees, the next
-    /// sweep frees what no new actor took. Saves each new actor a wait on
-    /// memory no cache holds. 0 keeps none. [default: 8 MiB]
-    #[arg(long, default_value_t = actor_metrics::Config::DEFAULT_ENTRY_POOL_BYTES, hide_default_value = true)]
-    pub(crate) entry_pool_bytes: usize,
     /// Per-actor detail exported by default: off, core or full (aggregates are
     /// always exported; a scrape may ask for another level with `?detail=`).
     #[arg(long, default_value_t = DetailLevel::Core)]
@@ -104,8 +98,7 @@ pub(crate) struct Args {
     /// read, call payloads (waiting or running), queued messages and user
     /// tasks. Past it new ones are refused (503); nothing accepted is dropped.
     /// The host's memory is at most its base (about 10 MB), plus about 64 KB
-    /// per live actor and 4.2 KB per retained label set, plus this (and
-    /// --entry-pool-bytes).
+    /// per live actor and 4.2 KB per retained label set, plus this.
     /// [default: 256 MiB]
     #[arg(long, default_value_t = actor_core::config::DEFAULT_MAX_CLIENT_BYTES, hide_default_value = true, value_parser = at_least_one)]
     pub(crate) max_client_bytes: usize,

@@ -206,7 +206,6 @@ fn metrics_config(args: &Args) -> Config {
         retention: args.retention,
         sweep_interval: args.sweep_interval,
         max_retained: args.max_retained,
-        entry_pool_bytes: args.entry_pool_bytes,
         per_actor_detail: args.per_actor_detail,
         envoy_key: args
             .envoy_key
