@@ -193,7 +193,11 @@ impl FloorMap for MallocMap {
 /// tried the recycling half, kept memory of swept entries: it cut
 /// `retained_100k` by ~12 % and made `sweep/expire_100k` ~18 % dearer, the kept
 /// entries splitting the heap the sweep frees; see BENCHMARKS.md, "lifecycle".)
-struct PooledMap {
+///
+/// With `RECYCLE` false, the same map and entry, each entry a fresh
+/// allocation and freed by the removal: what keying on the entry and the text
+/// inline give without the recycling.
+struct PooledMap<const RECYCLE: bool> {
     map: scc::HashMap<Keyed, ()>,
     /// The removed entries' own allocations (boxed on purpose: the point is
     /// to reuse each one where it is, as the store's recycler does).
@@ -241,7 +245,7 @@ impl scc::Equivalent<Keyed> for Text<'_> {
     }
 }
 
-impl FloorMap for PooledMap {
+impl<const RECYCLE: bool> FloorMap for PooledMap<RECYCLE> {
     fn new() -> Self {
         PooledMap {
             map: scc::HashMap::with_capacity(1 << 17),
@@ -274,7 +278,9 @@ impl FloorMap for PooledMap {
     }
 
     fn remove(&mut self, text: &str) {
-        if let Some((k, ())) = self.map.remove_sync(&Text(text.as_bytes())) {
+        if let Some((k, ())) = self.map.remove_sync(&Text(text.as_bytes()))
+            && RECYCLE
+        {
             self.free.push(k.0);
         }
     }
@@ -389,8 +395,12 @@ fn lifecycle(c: &mut Criterion) {
         let mut floor = Floor::<MallocMap>::new(retained);
         g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
     }
+    for (id, retained) in [("floor_keyed_1k", 1_000), ("floor_keyed_100k", 100_000)] {
+        let mut floor = Floor::<PooledMap<false>>::new(retained);
+        g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
+    }
     for (id, retained) in [("floor_pooled_1k", 1_000), ("floor_pooled_100k", 100_000)] {
-        let mut floor = Floor::<PooledMap>::new(retained);
+        let mut floor = Floor::<PooledMap<true>>::new(retained);
         g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
     }
     g.finish();
