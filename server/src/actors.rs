@@ -4,8 +4,11 @@
 //! and a scrape slot, and are answered on the blocking pool.
 //!
 //! The page is server-rendered: no script, no external asset, every value
-//! escaped. Each row links to that actor's full scrape
-//! (`/metrics?actor_key=…`).
+//! escaped. Each row links to that actor's full scrape by its
+//! `actor_id_gen` (`/metrics?actor_id_gen=…`), which is never cut and
+//! unique to one actor and generation: an `actor_key` label value is the
+//! key as exported (`~` doubled, a long key cut and hashed), which
+//! `?actor_key=` would escape again and so miss.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -72,6 +75,7 @@ pub(crate) fn top(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
                 "promoted": r.promoted.is_some(),
                 "reason": r.promoted.map(|p| p.as_str()),
                 "live": r.live,
+                "scrape": scrape_link(&r.actor_id_gen),
             })
         })
         .collect();
@@ -195,9 +199,9 @@ fn render_page(
             let width = (r.figure / max * 100.0).clamp(1.0, 100.0);
             let _ = writeln!(
                 out,
-                "<tr class=\"{}\"><td><a href=\"/metrics?actor_key={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"bar\" style=\"width:{width:.0}px\"></span></td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr class=\"{}\"><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><span class=\"bar\" style=\"width:{width:.0}px\"></span></td><td class=\"num\">{}</td><td>{}</td></tr>",
                 if r.promoted.is_some() { "promoted" } else { "" },
-                url(&r.actor_key),
+                scrape_link(&r.actor_id_gen),
                 esc(&r.actor_key),
                 esc(&r.actor_name),
                 esc(&r.actor_id_gen),
@@ -243,6 +247,12 @@ fn esc(s: &str) -> String {
 /// A query-string value, percent-encoded (and so safe in an attribute).
 fn url(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The path of one actor's full scrape: by `actor_id_gen`, the one label
+/// value that is the actor's own text, uncut (see the module docs).
+fn scrape_link(actor_id_gen: &str) -> String {
+    format!("/metrics?actor_id_gen={}", url(actor_id_gen))
 }
 
 /// Whether the route is one of these, and which.

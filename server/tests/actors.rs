@@ -59,6 +59,7 @@ async fn top_answers_json_worst_first_and_400_names_the_valid_values() {
     assert_eq!(rows[0]["envoy_key"], "e");
     assert_eq!(rows[0]["promoted"], true);
     assert_eq!(rows[0]["reason"], "error_ratio");
+    assert_eq!(rows[0]["scrape"], "/metrics?actor_id_gen=b%3A1");
     assert!((rows[0]["figure"].as_f64().unwrap() - 0.75).abs() < 1e-3);
 
     let r = get(addr, "/actors/top?by=calls&n=5&window=5m&type=counter").await;
@@ -96,12 +97,85 @@ async fn the_page_marks_the_promoted_actor_escapes_it_and_links_its_full_scrape(
         "escaped"
     );
     assert!(!html.contains("bad <&>"), "never raw");
-    let link = "/metrics?actor_key=bad+%3C%26%3E+%22key%22";
-    assert!(html.contains(link), "links to its full scrape");
+    let link = "/metrics?actor_id_gen=b%3A1";
+    assert!(
+        html.contains(&format!("<a href=\"{link}\">bad &lt;")),
+        "links to its full scrape"
+    );
     assert!(html.contains("<span class=\"tag\">error_ratio</span>"));
     // The link answers that actor's full detail.
     let full = get(addr, link).await;
     assert!(full.text().contains("actor_action_duration_seconds_bucket"));
+    server.shutdown().await;
+}
+
+/// Actors whose `actor_key` label value is not their key: `a~b` (exported
+/// `a~~b`) beside an actor whose key is `a~~b`, and a key past the label
+/// limit (exported cut and hashed). Each failing, so each has a row.
+#[tokio::test]
+async fn each_link_opens_its_own_actor_even_when_the_label_is_not_the_key() {
+    let m = Metrics::new(Config {
+        envoy_key: "e".into(),
+        ..Config::default()
+    })
+    .unwrap();
+    let ty = m.actor_type("counter");
+    let inc = ty.action("increment");
+    let t0 = tokio::time::Instant::now();
+    m.watch(t0);
+    let long = "L".repeat(600);
+    let keys = ["a~b", "a~~b", long.as_str()];
+    let actors: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ty.register(&format!("x{i}"), Some(1), k))
+        .collect();
+    for k in 1..=2 {
+        for a in &actors {
+            for i in 0..40 {
+                a.record_action(&inc, Duration::from_millis(1), i % 2 == 0);
+            }
+        }
+        m.watch(t0 + Duration::from_secs(10 * k));
+    }
+    let (server, addr) = serve(m).await;
+    let html = get(addr, "/actors").await.text().to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(get(addr, "/actors/top?by=error_ratio").await.text()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{v}");
+    for (i, _) in keys.iter().enumerate() {
+        let id_gen = format!("x{i}:1");
+        let row = rows
+            .iter()
+            .find(|r| r["actor_id_gen"] == id_gen.as_str())
+            .unwrap_or_else(|| panic!("no row for {id_gen}: {v}"));
+        let link = row["scrape"].as_str().unwrap();
+        assert_eq!(link, format!("/metrics?actor_id_gen=x{i}%3A1"));
+        assert!(
+            html.contains(&format!("<a href=\"{link}\">")),
+            "{link} not on the page"
+        );
+        let body = get(addr, link).await.text().to_owned();
+        let others: Vec<String> = (0..keys.len())
+            .filter(|&j| j != i)
+            .map(|j| format!("actor_id_gen=\"x{j}:1\""))
+            .collect();
+        assert!(
+            body.contains(&format!("actor_id_gen=\"{id_gen}\""))
+                && body.contains("actor_action_duration_seconds_bucket"),
+            "{link} does not open {id_gen} in full: {body}"
+        );
+        assert!(
+            others.iter().all(|o| !body.contains(o.as_str())),
+            "{link} opens another actor too: {body}"
+        );
+    }
+    assert!(
+        rows.iter().any(|r| r["actor_key"] == "a~~b")
+            && rows.iter().any(|r| r["actor_key"] == "a~~~~b"),
+        "the rows carry the exported label values: {v}"
+    );
     server.shutdown().await;
 }
 

@@ -123,14 +123,14 @@ fn the_actors_page_in_chromium_ranks_the_failing_actor_first_and_marks_it_promot
         Duration::from_millis(50),
     );
     let top = format!("http://{}/actors/top?by=error_ratio&n=5", host.metrics);
-    poll(
+    let scrape = poll(
         Duration::from_secs(30),
         "bad-fail promoted and first by error ratio",
         || {
             let answer = get_json(&top);
             let first = &answer["rows"][0];
             if first["actor_key"] == "bad-fail" && first["promoted"] == true {
-                Ok(())
+                Ok(first["scrape"].as_str().expect("a scrape link").to_owned())
             } else {
                 Err(answer.to_string())
             }
@@ -146,7 +146,7 @@ fn the_actors_page_in_chromium_ranks_the_failing_actor_first_and_marks_it_promot
         "the first row is not marked promoted: {first}"
     );
     assert!(
-        first.contains("<a href=\"/metrics?actor_key=bad-fail\">bad-fail</a>"),
+        first.contains(&format!("<a href=\"{scrape}\">bad-fail</a>")),
         "the first row is not bad-fail, linked to its full scrape: {first}"
     );
     assert!(
