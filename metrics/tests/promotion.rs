@@ -544,3 +544,81 @@ fn out_of_range_promotion_settings_are_refused_naming_the_field() {
         assert!(err.to_string().contains("promotion.p99_factor"), "{err}");
     }
 }
+
+/// Over the cap, 40 actors failing about equally (each tick's share moves
+/// between 5 % and 15 % per actor) do not churn the promoted set: the first
+/// 8 stay and nobody is displaced, tick after tick. An actor clearly worse
+/// (every call failing) still displaces exactly one of them.
+#[test]
+fn equals_over_the_cap_do_not_churn_and_a_much_worse_actor_still_displaces() {
+    let mut w = World::new(
+        Promotion {
+            max_promoted: 8,
+            ..Promotion::default()
+        },
+        1000,
+    );
+    let bad: Vec<_> = (0..40).map(|i| w.actor(&format!("bad-{i}"))).collect();
+    let promoted_keys = |w: &World| {
+        let mut keys: Vec<String> = w
+            .scrape(&ScrapeRequest::default())
+            .series("actor_detail_promoted")
+            .map(|x| x.labels["actor_key"].clone())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let traffic = |w: &mut World, k: usize| {
+        w.healthy_traffic(20);
+        for (i, a) in bad.iter().enumerate() {
+            w.calls(a, 20, Duration::from_millis(1), 1 + ((i + k) % 3) as u32);
+        }
+    };
+    let (mut promotions, mut demotions) = (0, 0);
+    let mut first = None;
+    for k in 0..30 {
+        traffic(&mut w, k);
+        let r = w.tick();
+        promotions += r.promoted;
+        demotions += r.demoted;
+        if r.promoted_now > 0 {
+            assert_eq!(r.promoted_now, 8, "tick {k}: {r:?}");
+            let keys = promoted_keys(&w);
+            match &first {
+                None => first = Some(keys),
+                Some(f) => assert_eq!(&keys, f, "tick {k}: the promoted set changed"),
+            }
+        }
+    }
+    assert!(first.is_some(), "nobody was promoted in 30 ticks");
+    assert_eq!((promotions, demotions), (8, 0), "churn among equals");
+    let ranked =
+        w.m.top(&TopQuery {
+            by: TopBy::ErrorRatio,
+            n: 100,
+            ..TopQuery::default()
+        })
+        .unwrap();
+    assert_eq!(ranked.len(), 40, "all 40 still ranked");
+
+    let worst = w.actor("worst");
+    let mut displaced = None;
+    for k in 30..40 {
+        traffic(&mut w, k);
+        w.calls(&worst, 20, Duration::from_millis(1), 20);
+        let r = w.tick();
+        promotions += r.promoted;
+        demotions += r.demoted;
+        if r.promoted > 0 {
+            displaced = Some(k);
+            break;
+        }
+    }
+    assert!(displaced.is_some(), "the worst actor never got in");
+    assert_eq!((promotions, demotions), (9, 1), "one in, one out");
+    let keys = promoted_keys(&w);
+    assert_eq!(keys.len(), 8);
+    assert!(keys.contains(&"worst".to_owned()), "{keys:?}");
+    let stayed = first.unwrap().iter().filter(|k| keys.contains(k)).count();
+    assert_eq!(stayed, 7, "{keys:?}");
+}

@@ -25,7 +25,9 @@
 //!   kept).
 //! * **A fixed budget.** At most [`Promotion::max_promoted`] actors are
 //!   promoted at once, the worst kept, so a scrape holds at most
-//!   `core × retained + max_promoted × full` per-actor series.
+//!   `core × retained + max_promoted × full` per-actor series. Over the
+//!   budget a newcomer displaces a promoted actor only with at least twice
+//!   its score, so actors that stand out about equally do not churn the set.
 //! * **Hysteresis.** An actor is promoted when a figure reaches its threshold;
 //!   it stays promoted while the figure stays above
 //!   [`Promotion::release`] × threshold, and is demoted only after

@@ -16,6 +16,13 @@ use crate::store::{ActorEntry, Store};
 /// The share of calls above a p99 line that puts the p99 above it.
 const P99_SHARE: f64 = 0.01;
 
+/// Over `max_promoted`, a newcomer takes a promoted actor's place only when
+/// its score is at least this many times that actor's: among actors that
+/// stand out about equally the promoted set does not change every tick (each
+/// change is a series set started in the promoted job and one left stale,
+/// and two log lines), while an actor clearly worse still gets in.
+const DISPLACE_FACTOR: f64 = 2.0;
+
 /// Why and how much an actor stands out: `score` is figure / threshold.
 #[derive(Debug, Clone, Copy)]
 struct Verdict {
@@ -373,7 +380,8 @@ fn apply(
             ));
         }
     }
-    // Over budget: the worst stay; the already promoted win ties.
+    // Over budget: the worst stay, and a newcomer must be `DISPLACE_FACTOR`
+    // times worse than the promoted actor it displaces.
     let room = cfg.max_promoted;
     if kept.len() + fresh.len() > room {
         fresh.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
@@ -382,7 +390,7 @@ fn apply(
             let worst_fresh = fresh.last().map(|f| f.1.score);
             let worst_kept = kept.last().map(|p| p.score);
             match (worst_fresh, worst_kept) {
-                (Some(f), Some(k)) if k < f => {
+                (Some(f), Some(k)) if f >= DISPLACE_FACTOR * k => {
                     let p = kept.pop().expect("non-empty");
                     demote(&p, "displaced by a worse actor", report);
                 }

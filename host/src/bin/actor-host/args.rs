@@ -121,7 +121,8 @@ pub(crate) struct Args {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
-    /// Most actors promoted to full detail at once (the worst kept); each
+    /// Most actors promoted to full detail at once (the worst kept; a
+    /// newcomer displaces a promoted actor only at twice its score); each
     /// costs a full actor's series in the `/metrics?promoted=1` scrape (the
     /// shipped actor-host-promoted job). 0 turns promotion off
     /// (`/actors/top` still answers).
