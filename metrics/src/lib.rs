@@ -111,7 +111,7 @@ use std::sync::{Arc, LazyLock};
 // its totals in [`families`].
 pub use actor::{ActionMetrics, ActorMetrics, ActorType};
 pub use config::{Config, DetailLevel, UnknownDetailLevel};
-pub use error::MetricsError;
+pub use error::{MetricsError, shown};
 pub use render::{Exposition, Format, ScrapeRequest};
 pub use sweeper::SweepReport;
 pub use trouble::{Promotion, Reason, TopBy, TopError, TopQuery, TopRow, WatchReport};

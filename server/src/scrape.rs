@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actor_metrics::{DetailLevel, ScrapeRequest};
+use actor_metrics::{DetailLevel, ScrapeRequest, shown};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
@@ -86,23 +86,6 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
         }
     }
     Ok(request)
-}
-
-/// Bytes of a client's value an error message repeats.
-const SHOWN: usize = 64;
-
-/// `value` as an error message repeats it: whole up to [`SHOWN`] bytes, else
-/// its start (cut at a char boundary) and how long it was, so a huge bad
-/// value gets a short answer.
-fn shown(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.len() <= SHOWN {
-        return value.into();
-    }
-    let cut = (0..=SHOWN)
-        .rev()
-        .find(|&i| value.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}… ({} bytes)", &value[..cut], value.len()).into()
 }
 
 /// Compressed bytes gathered before a gzip body sends a frame.

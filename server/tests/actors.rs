@@ -70,10 +70,22 @@ async fn top_answers_json_worst_first_and_400_names_the_valid_values() {
         ("by=slowest", "valid: error_ratio, errors, calls"),
         ("window=2m", "valid: 1m, 5m"),
         ("n=0", "from 1 to 1000"),
+        ("by=calls&by=errors", "by is given more than once"),
+        ("type=%FF", "type=%FF is not UTF-8"),
     ] {
         let r = get(addr, &format!("/actors/top?{q}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
         assert!(r.text().contains(says), "{q}: {}", r.text());
+    }
+    // A long bad value is repeated cut, on both routes.
+    for path in ["/actors/top", "/actors"] {
+        let r = get(addr, &format!("{path}?window={}", "w".repeat(6000))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(
+            r.text().len() < 200 && r.text().contains("(6000 bytes)"),
+            "{path}: {}",
+            r.text()
+        );
     }
     let r = send(addr, Method::POST, "/actors/top", &[]).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);

@@ -8,6 +8,7 @@ use super::window::{BUSY, ERRORS, Reading, SECONDS, quantile};
 use super::{Promotion, Reason};
 use crate::buckets::ACTION_BUCKETS;
 use crate::cells::{Cell, HistogramTotal};
+use crate::error::shown;
 use crate::store::{ActorEntry, Store};
 
 /// What [`Metrics::top`](crate::Metrics::top) ranks by.
@@ -76,7 +77,7 @@ impl std::str::FromStr for TopBy {
         TopBy::ALL
             .into_iter()
             .find(|b| b.as_str() == s)
-            .ok_or_else(|| TopError::UnknownBy(s.to_owned()))
+            .ok_or_else(|| TopError::UnknownBy(shown(s).into_owned()))
     }
 }
 
@@ -99,6 +100,18 @@ pub enum TopError {
     /// `n` is not a count from 1 to [`TopQuery::MAX_N`].
     #[error("n={0:?} is not a count from 1 to 1000")]
     BadN(String),
+    /// A parameter is given more than once (which would win is a guess).
+    #[error("{0} is given more than once")]
+    Repeated(&'static str),
+    /// A value is not UTF-8 once percent-decoded (read lossily, a type would
+    /// select nobody and say nothing).
+    #[error("{name}={raw} is not UTF-8 once percent-decoded")]
+    NotUtf8 {
+        /// The parameter.
+        name: &'static str,
+        /// Its value as sent (cut when long).
+        raw: String,
+    },
 }
 
 /// What [`Metrics::top`](crate::Metrics::top) answers.
@@ -129,28 +142,45 @@ impl TopQuery {
     /// Most rows one answer holds.
     pub const MAX_N: usize = 1000;
 
-    /// Parses a query string (`by=…&n=…&type=…&window=…`; other keys are
-    /// ignored, so a page can carry its own).
+    /// Parses a query string (`by=…&n=…&type=…&window=…`, each at most
+    /// once; other keys are ignored, so a page can carry its own).
     ///
     /// # Errors
-    /// [`TopError`] for a `by` or `n` out of range (a window is checked by
-    /// [`Metrics::top`](crate::Metrics::top), which knows the windows).
+    /// [`TopError`] for a `by` or `n` out of range, a parameter given twice
+    /// or a value not UTF-8 (a window is checked by
+    /// [`Metrics::top`](crate::Metrics::top), which knows the windows). An
+    /// error repeats at most 64 bytes of a value ([`shown`]).
     pub fn parse(query: &str) -> Result<TopQuery, TopError> {
+        const NAMES: [&str; 4] = ["by", "n", "type", "window"];
         let mut q = TopQuery::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let v = v.into_owned();
-            match &*k {
+        let mut seen = [false; NAMES.len()];
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            let Some(i) = NAMES.iter().position(|n| *n == name) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(TopError::Repeated(NAMES[i]));
+            }
+            // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
+            let bytes: Vec<u8> =
+                percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
+            let v = String::from_utf8(bytes).map_err(|_| TopError::NotUtf8 {
+                name: NAMES[i],
+                raw: shown(raw).into_owned(),
+            })?;
+            match NAMES[i] {
                 "by" => q.by = v.parse()?,
                 "n" => {
                     q.n = v
                         .parse::<usize>()
                         .ok()
                         .filter(|n| (1..=Self::MAX_N).contains(n))
-                        .ok_or(TopError::BadN(v))?
+                        .ok_or_else(|| TopError::BadN(shown(&v).into_owned()))?
                 }
                 "type" => q.actor_type = Some(v).filter(|t| !t.is_empty()),
-                "window" => q.window = Some(v),
-                _ => {}
+                _ => q.window = Some(v),
             }
         }
         Ok(q)
@@ -188,7 +218,7 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
             .iter()
             .position(|w| Promotion::window_name(*w) == *name)
             .ok_or_else(|| TopError::UnknownWindow {
-                given: name.clone(),
+                given: shown(name).into_owned(),
                 valid: windows
                     .iter()
                     .map(|w| Promotion::window_name(*w))
@@ -270,5 +300,39 @@ mod tests {
             TopQuery::parse("type=a%20b").unwrap().actor_type.as_deref(),
             Some("a b")
         );
+        assert_eq!(
+            TopQuery::parse("type=a+b%2Bc&page=1&page=2")
+                .unwrap()
+                .actor_type
+                .as_deref(),
+            Some("a b+c"),
+            "other keys may repeat"
+        );
+    }
+
+    #[test]
+    fn repeats_and_non_utf8_are_refused_and_long_values_shown_cut() {
+        for (q, name) in [
+            ("by=calls&by=errors", "by"),
+            ("n=1&n=2", "n"),
+            ("type=a&type=b", "type"),
+            ("window=1m&window=5m", "window"),
+        ] {
+            assert_eq!(TopQuery::parse(q), Err(TopError::Repeated(name)), "{q}");
+        }
+        let e = TopQuery::parse("type=%FF").unwrap_err();
+        assert_eq!(e.to_string(), "type=%FF is not UTF-8 once percent-decoded");
+        let long = "x".repeat(60_000);
+        for q in [
+            format!("by={long}"),
+            format!("n={long}"),
+            format!("type=%FF{long}"),
+        ] {
+            let e = TopQuery::parse(&q).unwrap_err().to_string();
+            assert!(
+                e.len() < 250 && (e.contains("(60000 bytes)") || e.contains("(60003 bytes)")),
+                "{e}"
+            );
+        }
     }
 }
