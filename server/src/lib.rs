@@ -13,7 +13,7 @@
 //! | `GET /healthz` | 200 `ok` while every [`Health`] check passes, else 503 with one `unhealthy: {check}: {why}` line per failing check |
 //! | `GET /readyz` | 200 `ready`, or 503 with one `not ready: {condition}` line per open condition of [`Readiness`] |
 //! | `GET /actors/top?by=…&n=20&type=T&window=1m` | JSON rows, worst first, of the actors that stand out (`by`: `error_ratio`, `errors`, `calls`, `mean_latency`, `p99_latency`, `queue_depth`, `inbox_depth`, `sqlite_busy`), each with its labels, figure, calls in the window and whether it is promoted to full detail, and `scrape`, the path of its full scrape by `actor_id_gen`; 400 naming the valid values, or for a parameter given twice or a value not UTF-8; same token and scrape slots as `/metrics`; 404 for a source without per-actor figures |
-//! | `GET /actors` | the same as an HTML page (no script, no external asset): top tables by error ratio, mean latency and queue depth, promoted actors marked, each key linking to its full scrape by `actor_id_gen` (never cut, unlike an exported `actor_key`) |
+//! | `GET /actors` | the same as an HTML page (no script, no external asset; sent `no-store`, `nosniff` and a CSP that allows only its inline style): top tables by error ratio, mean latency and queue depth, promoted actors marked, each key linking to its full scrape by `actor_id_gen` (never cut, unlike an exported `actor_key`) |
 //! | other paths | 404 |
 //! | other methods | 405 with `Allow: GET, HEAD` (`HEAD` answers as `GET` without a body) |
 //!

@@ -99,6 +99,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>, probes_o
     }
 }
 
+/// The page's only own asset is its inline style.
+const ACTORS_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /// `/actors/top` and `/actors`: the token and a scrape slot, like `/metrics`.
 async fn actors(
     shared: Arc<Shared>,
@@ -118,8 +121,21 @@ async fn actors(
     )
     .await;
     let mut r = text(status, body);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The figures are of now, and the page is ours alone: no cache keeps
+    // them, no other site frames the page, no script or outside asset runs
+    // in it (it has none; the policy says so to the browser), and no
+    // browser reads a body as another type than it is sent as.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(ACTORS_CSP),
+    );
     if parts.method == Method::HEAD {
         *r.body_mut() = scrape::full("");
     }

@@ -98,6 +98,13 @@ async fn the_page_marks_the_promoted_actor_escapes_it_and_links_its_full_scrape(
     let r = get(addr, "/actors").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     let html = r.text();
     assert!(!html.contains("<script"), "no script");
     assert!(
