@@ -19,7 +19,8 @@ use crate::exemplar::{ActorExemplars, Exemplar};
 use crate::families::{ActionCells, OwnGauges, Totals, for_families, opt_buckets};
 use crate::labels::*;
 use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record, Recording};
-use crate::store::{ActorEntry, Store, TypeInner};
+use crate::slab::EntryRef;
+use crate::store::{Store, TypeInner};
 
 /// An actor type, resolved once by the host ([`Metrics::actor_type`](crate::Metrics::actor_type)).
 /// Registering its actors and resolving its actions go through it.
@@ -97,7 +98,7 @@ pub struct ActionMetrics(Arc<ActionCells>);
 
 /// One registration of an actor's label set; dropped with the last handle clone.
 struct Registration {
-    entry: Arc<ActorEntry>,
+    entry: EntryRef,
     store: Arc<Store>,
     rec: Recording,
     own: OwnGauges,

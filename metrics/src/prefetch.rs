@@ -1,7 +1,7 @@
 //! A CPU prefetch hint for walks over entries scattered in the heap.
 //!
-//! A scrape or a totals read walks thousands of `Arc<ActorEntry>`, each its own
-//! allocation: asking for the entry [`PREFETCH_AHEAD`] places ahead overlaps the
+//! A scrape or a totals read walks thousands of entries, in slab slots scattered
+//! by churn: asking for the entry [`PREFETCH_AHEAD`] places ahead overlaps the
 //! cache misses instead of waiting on each one. A hint only: it changes no
 //! result, only when memory is loaded.
 

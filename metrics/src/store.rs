@@ -36,6 +36,7 @@ use crate::labels::ActorLabels;
 use crate::lazy::LazyBox;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
 use crate::self_metrics::SelfMetrics;
+use crate::slab::EntryRef;
 use crate::trouble::{Reason, Watch, Window};
 
 /// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
@@ -62,7 +63,7 @@ pub(crate) struct ActorEntry {
 impl ActorEntry {
     /// A new entry with one live registration (`actor_active` 1), set before the
     /// entry is published rather than by a store after it is built.
-    fn new(labels: ActorLabels, ty: Arc<TypeInner>, overflow: bool) -> Self {
+    pub(crate) fn new(labels: ActorLabels, ty: Arc<TypeInner>, overflow: bool) -> Self {
         let series = ActorSeries::default();
         series.active.init(1);
         ActorEntry {
@@ -181,7 +182,7 @@ impl TypeInner {
 /// What a scrape or a totals read sees: the entries it selected and, per type,
 /// the retired totals and action cells as of the same moment.
 pub(crate) struct Snapshot {
-    pub(crate) entries: Vec<Arc<ActorEntry>>,
+    pub(crate) entries: Vec<EntryRef>,
     pub(crate) types: Vec<TypeSnapshot>,
 }
 
@@ -200,7 +201,7 @@ impl Snapshot {
         let mut totals: Vec<Totals> = self.types.iter().map(|t| t.retired.clone()).collect();
         for (i, e) in self.entries.iter().enumerate() {
             if let Some(ahead) = self.entries.get(i + PREFETCH_AHEAD) {
-                prefetch(Arc::as_ptr(ahead).cast(), size_of::<ActorEntry>());
+                prefetch(EntryRef::as_ptr(ahead).cast(), size_of::<ActorEntry>());
             }
             if let Some(t) = totals.get_mut(e.ty.index) {
                 e.series.add_to(t);
@@ -221,11 +222,11 @@ pub(crate) struct Store {
     pub(crate) envoy_key: Arc<str>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) registry: Registry,
-    /// `RETAINED_ACTORS`: label set → that actor's one allocation.
-    retained: scc::HashMap<ActorLabels, Arc<ActorEntry>>,
+    /// `RETAINED_ACTORS`: label set → that actor's entry, in a slot of the slab.
+    retained: scc::HashMap<ActorLabels, EntryRef>,
     /// Entries in `retained`, overflow entries excluded; never exceeds the cap.
     count: AtomicUsize,
-    pub(crate) expiry: ExpiryQueue<Arc<ActorEntry>>,
+    pub(crate) expiry: ExpiryQueue<EntryRef>,
     fold: RwLock<()>,
     types: Mutex<Vec<Arc<TypeInner>>>,
     pub(crate) selfm: SelfMetrics,
@@ -302,7 +303,7 @@ impl Store {
         actor_id: &str,
         generation: Option<u64>,
         actor_key: &str,
-    ) -> Arc<ActorEntry> {
+    ) -> EntryRef {
         let labels = ActorLabels::new(
             actor_id,
             generation,
@@ -322,7 +323,7 @@ impl Store {
                 }
                 scc::hash_map::Entry::Vacant(v) => {
                     if self.count.fetch_add(1, Ordering::SeqCst) < self.config.max_retained {
-                        let e = Arc::new(ActorEntry::new(labels, ty.clone(), false));
+                        let e = EntryRef::new(ActorEntry::new(labels, ty.clone(), false));
                         v.insert_entry(e.clone());
                         self.selfm.live.inc();
                         return e;
@@ -338,7 +339,7 @@ impl Store {
         }
     }
 
-    fn register_overflow(&self, ty: &Arc<TypeInner>) -> Arc<ActorEntry> {
+    fn register_overflow(&self, ty: &Arc<TypeInner>) -> EntryRef {
         self.selfm.overflow.inc();
         let labels = ActorLabels::overflow(&ty.name, self.envoy_key.clone());
         match self.retained.entry_sync(labels.clone()) {
@@ -348,7 +349,7 @@ impl Store {
                 e
             }
             scc::hash_map::Entry::Vacant(v) => {
-                let e = Arc::new(ActorEntry::new(labels, ty.clone(), true));
+                let e = EntryRef::new(ActorEntry::new(labels, ty.clone(), true));
                 v.insert_entry(e.clone());
                 self.selfm.live.inc();
                 e
@@ -366,7 +367,7 @@ impl Store {
         entry.series.withdraw(own);
         let updated = self
             .retained
-            .update_sync(&entry.labels, |_, e: &mut Arc<ActorEntry>| {
+            .update_sync(&entry.labels, |_, e: &mut EntryRef| {
                 if e.series.active.leave() != 1 {
                     return None;
                 }
@@ -405,13 +406,13 @@ impl Store {
     /// holds the fold lock.
     pub(crate) fn remove_if_expired(
         &self,
-        item: &Expiry<Arc<ActorEntry>>,
+        item: &Expiry<EntryRef>,
         _fold: &RwLockWriteGuard<'_, ()>,
     ) -> bool {
         let removed = self
             .retained
             .remove_if_sync(&item.item.labels, |e| {
-                Arc::ptr_eq(e, &item.item) && e.live() == 0 && e.epoch.get() == item.epoch
+                EntryRef::ptr_eq(e, &item.item) && e.live() == 0 && e.epoch.get() == item.epoch
             })
             .is_some();
         if removed {
@@ -457,7 +458,7 @@ impl Store {
     /// if no other registration holds the label set, it is removed at once
     /// instead of being retained, so a failed start leaves no series behind.
     /// What it recorded still counts in its type's aggregates.
-    pub(crate) fn abandon(&self, entry: &Arc<ActorEntry>, stopped: &AtomicBool, own: &OwnGauges) {
+    pub(crate) fn abandon(&self, entry: &EntryRef, stopped: &AtomicBool, own: &OwnGauges) {
         if stopped.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -467,7 +468,7 @@ impl Store {
         let removed = self
             .retained
             .remove_if_sync(&entry.labels, |e| {
-                if !Arc::ptr_eq(e, entry) {
+                if !EntryRef::ptr_eq(e, entry) {
                     return false;
                 }
                 last = e.series.active.leave() == 1;
@@ -497,7 +498,7 @@ impl Store {
         let mut entries = Vec::with_capacity(self.count.load(Ordering::Relaxed) + 8);
         let (types, retired): (Vec<Arc<TypeInner>>, Vec<Totals>) = {
             let _fold = self.fold.read();
-            self.retained.iter_sync(|_, e: &Arc<ActorEntry>| {
+            self.retained.iter_sync(|_, e: &EntryRef| {
                 if select(e) {
                     entries.push(e.clone());
                 }

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
+use crate::slab::EntryRef;
 use crate::store::{ActorEntry, Store};
 
 /// What one call of [`Metrics::sweep`](crate::Metrics::sweep) did.
@@ -48,7 +49,7 @@ pub(crate) fn sweep(store: &Store, now: Instant) -> SweepReport {
             while let Some(item) = batch.pop() {
                 let n = batch.len();
                 if let Some(far) = n.checked_sub(2 * PREFETCH_AHEAD).map(|i| &batch[i]) {
-                    prefetch(Arc::as_ptr(&far.item).cast(), size_of::<ActorEntry>());
+                    prefetch(EntryRef::as_ptr(&far.item).cast(), size_of::<ActorEntry>());
                 }
                 if let Some(near) = n.checked_sub(PREFETCH_AHEAD).map(|i| &batch[i]) {
                     near.item.prefetch_parts();

@@ -31,6 +31,7 @@ use crate::config::DetailLevel;
 use crate::families::{FAMILIES, FAMILY_COUNT, SERIES_OFFSETS, Totals};
 use crate::labels::ActorLabels;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
+use crate::slab::EntryRef;
 use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
 
 /// The exposition format of a scrape. Each is one sink in `render/` (its own
@@ -125,7 +126,7 @@ pub(crate) struct Style {
 /// form, collected once per scrape (see [`collect_labels`]), so each family's
 /// pass reads a compact array instead of one more cache line of every entry.
 pub(crate) struct Actors<'a> {
-    pub(crate) entries: &'a [Arc<ActorEntry>],
+    pub(crate) entries: &'a [EntryRef],
     /// Every actor keeps its own exemplars (the store is at `full`); else
     /// only the promoted ones do ([`ActorEntry::kept_exemplars`]).
     pub(crate) all_keep_exemplars: bool,

@@ -2,7 +2,6 @@
 //! promoted set kept within `max_promoted`, and a log event per promotion and
 //! demotion carrying the numbers that caused it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -11,6 +10,7 @@ use tokio::time::Instant;
 use super::window::{CALLS, ERRORS, Figures, Reading, SECONDS, TypeWindow, alpha, ewma, micros};
 use super::{Promotion, Reason};
 use crate::native::{self, PER_OCTAVE};
+use crate::slab::EntryRef;
 use crate::store::{ActorEntry, Store};
 
 /// The share of calls above a p99 line that puts the p99 above it.
@@ -37,7 +37,7 @@ struct Verdict {
 
 /// One promoted actor.
 struct Promoted {
-    entry: Arc<ActorEntry>,
+    entry: EntryRef,
     reason: Reason,
     last_hot: Instant,
     /// Its score at the last tick (0 when it no longer stood out).
@@ -332,7 +332,7 @@ fn judge(
 fn apply(
     store: &Store,
     state: &mut WatchState,
-    entries: &[Arc<ActorEntry>],
+    entries: &[EntryRef],
     verdicts: &[(usize, Verdict)],
     now: Instant,
     report: &mut WatchReport,
@@ -340,14 +340,14 @@ fn apply(
     let cfg = &store.config.promotion;
     let by_entry: std::collections::HashMap<*const ActorEntry, Verdict> = verdicts
         .iter()
-        .map(|(i, v)| (Arc::as_ptr(&entries[*i]), *v))
+        .map(|(i, v)| (EntryRef::as_ptr(&entries[*i]), *v))
         .collect();
     let present: std::collections::HashSet<*const ActorEntry> =
-        entries.iter().map(Arc::as_ptr).collect();
+        entries.iter().map(EntryRef::as_ptr).collect();
 
     let mut kept: Vec<Promoted> = Vec::with_capacity(state.promoted.len());
     for mut p in std::mem::take(&mut state.promoted) {
-        let key = Arc::as_ptr(&p.entry);
+        let key = EntryRef::as_ptr(&p.entry);
         if !present.contains(&key) {
             demote(&p, "removed", report);
             continue;
@@ -368,7 +368,7 @@ fn apply(
     let mut fresh: Vec<(Promoted, Verdict)> = Vec::new();
     for (i, v) in verdicts {
         let e = &entries[*i];
-        if v.score >= 1.0 && !kept.iter().any(|p| Arc::ptr_eq(&p.entry, e)) {
+        if v.score >= 1.0 && !kept.iter().any(|p| EntryRef::ptr_eq(&p.entry, e)) {
             fresh.push((
                 Promoted {
                     entry: e.clone(),

@@ -2,14 +2,13 @@
 //! Erlang's `recon:proc_window`: from the tick's windowed figures, no stored
 //! series.
 
-use std::sync::Arc;
-
 use super::window::{BUSY, ERRORS, Reading, SECONDS, quantile};
 use super::{Promotion, Reason};
 use crate::buckets::ACTION_BUCKETS;
 use crate::cells::{Cell, HistogramTotal};
 use crate::error::shown;
-use crate::store::{ActorEntry, Store};
+use crate::slab::EntryRef;
+use crate::store::Store;
 
 /// What [`Metrics::top`](crate::Metrics::top) ranks by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +230,7 @@ pub(crate) fn top(store: &Store, query: &TopQuery) -> Result<Vec<TopRow>, TopErr
         !e.overflow() && query.actor_type.as_deref().is_none_or(|t| *e.ty.name == *t)
     });
     let floor = cfg.min_calls as f64;
-    let mut rows: Vec<(f64, f64, &Arc<ActorEntry>)> = Vec::new();
+    let mut rows: Vec<(f64, f64, &EntryRef)> = Vec::new();
     for e in &snapshot.entries {
         let f = e.window.read();
         let calls = f.calls(w, window);
