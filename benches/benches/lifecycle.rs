@@ -2,7 +2,8 @@
 //! drop the last handle, with 1k or 100k label sets already retained (registered
 //! and stopped); and a baseline that also scans a 100k-entry `scc::HashMap`
 //! (`retain_sync`) on register and on drop, as a cleanup-on-lifecycle design does.
-//! The `floor_*` pairs are the store reduced to its map and memory over the same
+//! `threads_2_100k` runs the same lifecycles on two threads at once (wall
+//! time per lifecycle). The `floor_*` pairs are the store reduced to its map and memory over the same
 //! window (see [`FloorMap`]): what they cost more at 100k than at 1k, the
 //! store cannot go below with their design.
 //!
@@ -101,6 +102,39 @@ impl Churn {
         self.clock.set(Duration::from_secs(self.chunk));
         self.filled = 0;
         self.format_ids();
+    }
+
+    /// Runs `iters` lifecycles split over `threads` threads at once (each
+    /// stretch of a chunk split evenly); returns the wall time spent in them.
+    /// What it adds over `run` is what the threads contend for.
+    fn run_threads(&mut self, iters: u64, threads: usize) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters as usize;
+        while left > 0 {
+            let take = left.min(self.chunk_len - self.filled);
+            let ids = &self.ids[self.filled..self.filled + take];
+            let ty = &self.ty;
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for part in ids.chunks(take.div_ceil(threads)) {
+                    s.spawn(move || {
+                        for id in part {
+                            let a = ty.register(id, Some(1), "user");
+                            a.queue_messages_sent_total().inc();
+                            a.stopped();
+                            drop(black_box(a));
+                        }
+                    });
+                }
+            });
+            total += start.elapsed();
+            self.filled += take;
+            left -= take;
+            if self.filled == self.chunk_len {
+                self.next_chunk();
+            }
+        }
+        total
     }
 
     /// Runs `iters` lifecycles; returns the time spent in them only.
@@ -391,6 +425,12 @@ fn lifecycle(c: &mut Criterion) {
             "{id}: {n} retained"
         );
     }
+    // Two threads at once over 100k retained (a chunk is 10,000 lifecycles,
+    // so starting the threads per stretch costs ~1 %): per lifecycle, wall time.
+    let mut churn = Churn::new(100_000, false);
+    g.bench_function("threads_2_100k", |b| {
+        b.iter_custom(|iters| churn.run_threads(iters, 2))
+    });
     for (id, retained) in [("floor_malloc_1k", 1_000), ("floor_malloc_100k", 100_000)] {
         let mut floor = Floor::<MallocMap>::new(retained);
         g.bench_function(id, |b| b.iter_custom(|iters| floor.run(iters)));
