@@ -104,29 +104,20 @@ impl Churn {
         self.format_ids();
     }
 
-    /// Runs `iters` lifecycles split over `threads` threads at once (each
-    /// stretch of a chunk split evenly); returns the wall time spent in them.
-    /// What it adds over `run` is what the threads contend for.
-    fn run_threads(&mut self, iters: u64, threads: usize) -> Duration {
+    /// Runs `iters` lifecycles, `stretch` doing each stretch of a chunk's
+    /// ids; returns the time spent in the stretches only.
+    fn drive(
+        &mut self,
+        iters: u64,
+        mut stretch: impl FnMut(&ActorType, Option<&scc::HashMap<String, u64>>, &[String]),
+    ) -> Duration {
         let mut total = Duration::ZERO;
         let mut left = iters as usize;
         while left > 0 {
             let take = left.min(self.chunk_len - self.filled);
             let ids = &self.ids[self.filled..self.filled + take];
-            let ty = &self.ty;
             let start = Instant::now();
-            std::thread::scope(|s| {
-                for part in ids.chunks(take.div_ceil(threads)) {
-                    s.spawn(move || {
-                        for id in part {
-                            let a = ty.register(id, Some(1), "user");
-                            a.queue_messages_sent_total().inc();
-                            a.stopped();
-                            drop(black_box(a));
-                        }
-                    });
-                }
-            });
+            stretch(&self.ty, self.scan.as_ref(), ids);
             total += start.elapsed();
             self.filled += take;
             left -= take;
@@ -139,42 +130,42 @@ impl Churn {
 
     /// Runs `iters` lifecycles; returns the time spent in them only.
     fn run(&mut self, iters: u64) -> Duration {
-        let mut total = Duration::ZERO;
-        let mut left = iters as usize;
-        while left > 0 {
-            let take = left.min(self.chunk_len - self.filled);
-            let ids = &self.ids[self.filled..self.filled + take];
-            let start = Instant::now();
-            match &self.scan {
-                None => {
-                    for id in ids {
-                        let a = self.ty.register(id, Some(1), "user");
-                        a.queue_messages_sent_total().inc();
-                        a.stopped();
-                        drop(black_box(a));
-                    }
-                }
-                Some(map) => {
-                    let scan = || map.retain_sync(|_, v| black_box(*v) != u64::MAX);
-                    for id in ids {
-                        scan();
-                        let a = self.ty.register(id, Some(1), "user");
-                        a.queue_messages_sent_total().inc();
-                        scan();
-                        a.stopped();
-                        drop(black_box(a));
-                    }
+        self.drive(iters, |ty, scan, ids| match scan {
+            None => ids.iter().for_each(|id| lifecycle_of(ty, id)),
+            Some(map) => {
+                let scan = || map.retain_sync(|_, v| black_box(*v) != u64::MAX);
+                for id in ids {
+                    scan();
+                    let a = ty.register(id, Some(1), "user");
+                    a.queue_messages_sent_total().inc();
+                    scan();
+                    a.stopped();
+                    drop(black_box(a));
                 }
             }
-            total += start.elapsed();
-            self.filled += take;
-            left -= take;
-            if self.filled == self.chunk_len {
-                self.next_chunk();
-            }
-        }
-        total
+        })
     }
+
+    /// Runs `iters` lifecycles split over `threads` threads at once (each
+    /// stretch of a chunk split evenly); returns the wall time spent in them.
+    /// What it adds over `run` is what the threads contend for.
+    fn run_threads(&mut self, iters: u64, threads: usize) -> Duration {
+        self.drive(iters, |ty, _, ids| {
+            std::thread::scope(|s| {
+                for part in ids.chunks(ids.len().div_ceil(threads)) {
+                    s.spawn(move || part.iter().for_each(|id| lifecycle_of(ty, id)));
+                }
+            })
+        })
+    }
+}
+
+/// One timed lifecycle: register, one event, stop, drop.
+fn lifecycle_of(ty: &ActorType, id: &str) {
+    let a = ty.register(id, Some(1), "user");
+    a.queue_messages_sent_total().inc();
+    a.stopped();
+    drop(black_box(a));
 }
 
 /// The floor under `retained_*`: the store reduced to its map and its memory,

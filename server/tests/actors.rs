@@ -5,13 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use actor_metrics::{Config, Metrics};
+use actor_metrics::{ActionMetrics, ActorType, Config, Metrics};
 use actor_metrics_server::{MetricsServer, ServerOptions};
 use common::*;
 use hyper::{Method, StatusCode};
 
-/// One type of 30 actors, `bad` failing 3 of 4 calls, after two ticks.
-fn troubled() -> Metrics {
+/// An instance with type `counter` and its `increment` action, after the
+/// baseline tick at the returned instant.
+fn instance() -> (Metrics, ActorType, ActionMetrics, tokio::time::Instant) {
     let m = Metrics::new(Config {
         envoy_key: "e".into(),
         ..Config::default()
@@ -21,6 +22,12 @@ fn troubled() -> Metrics {
     let inc = ty.action("increment");
     let t0 = tokio::time::Instant::now();
     m.watch(t0);
+    (m, ty, inc, t0)
+}
+
+/// One type of 30 actors, `bad` failing 3 of 4 calls, after two ticks.
+fn troubled() -> Metrics {
+    let (m, ty, inc, t0) = instance();
     let healthy: Vec<_> = (0..30)
         .map(|i| ty.register(&format!("h{i}"), Some(1), &format!("h-{i}")))
         .collect();
@@ -133,15 +140,7 @@ async fn the_page_marks_the_promoted_actor_escapes_it_and_links_its_full_scrape(
 /// limit (exported cut and hashed). Each failing, so each has a row.
 #[tokio::test]
 async fn each_link_opens_its_own_actor_even_when_the_label_is_not_the_key() {
-    let m = Metrics::new(Config {
-        envoy_key: "e".into(),
-        ..Config::default()
-    })
-    .unwrap();
-    let ty = m.actor_type("counter");
-    let inc = ty.action("increment");
-    let t0 = tokio::time::Instant::now();
-    m.watch(t0);
+    let (m, ty, inc, t0) = instance();
     let long = "L".repeat(600);
     let keys = ["a~b", "a~~b", long.as_str()];
     let actors: Vec<_> = keys
