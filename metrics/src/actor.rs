@@ -19,8 +19,7 @@ use crate::exemplar::{ActorExemplars, Exemplar};
 use crate::families::{ActionCells, OwnGauges, Totals, for_families, opt_buckets};
 use crate::labels::*;
 use crate::record::{ActiveRef, CounterRef, GaugeRef, HistogramRef, Record, Recording};
-use crate::slab::EntryRef;
-use crate::store::{Store, TypeInner};
+use crate::store::{EntryRef, Store, TypeInner};
 
 /// An actor type, resolved once by the host ([`Metrics::actor_type`](crate::Metrics::actor_type)).
 /// Registering its actors and resolving its actions go through it.

@@ -44,7 +44,7 @@
 //! | `config.rs`, `validate.rs` | [`Config`] (its defaults and bounds as associated consts, documented on its setters), [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`](clock::Clock); [`MetricsError`] |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
-//! | `slab.rs` | where entries live: slots in chunks outside malloc, and `EntryRef`, their counted reference |
+//! | `slab.rs` | values of one type in slots of chunks outside malloc, and `SlotRef`, a counted reference to one; the store keeps its entries in one |
 //! | `label_cache.rs` | the renderer's per-entry cache of label blocks: one format-blind slot per sink, held by the store's entries, read only by `render/` |
 //! | `prefetch.rs` | the CPU prefetch hint that walks over scattered entries (totals, scrapes) use |
 //! | `expiry.rs` | the deadline-ordered queue the store pushes and the sweeper pops |

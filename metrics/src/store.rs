@@ -36,8 +36,15 @@ use crate::labels::ActorLabels;
 use crate::lazy::LazyBox;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
 use crate::self_metrics::SelfMetrics;
-use crate::slab::EntryRef;
+use crate::slab::{Slab, SlotRef};
 use crate::trouble::{Reason, Watch, Window};
+
+/// Where every entry lives: slots of 256 KiB chunks outside malloc, kept
+/// for the next register when an entry goes (see `slab.rs`).
+static ENTRIES: Slab<ActorEntry> = Slab::new();
+
+/// A counted reference to an entry, as `Arc<ActorEntry>` was.
+pub(crate) type EntryRef = SlotRef<ActorEntry>;
 
 /// One label set's entry in `RETAINED_ACTORS`: every series of that actor.
 #[derive(Debug)]
@@ -63,7 +70,7 @@ pub(crate) struct ActorEntry {
 impl ActorEntry {
     /// A new entry with one live registration (`actor_active` 1), set before the
     /// entry is published rather than by a store after it is built.
-    pub(crate) fn new(labels: ActorLabels, ty: Arc<TypeInner>, overflow: bool) -> Self {
+    fn new(labels: ActorLabels, ty: Arc<TypeInner>, overflow: bool) -> Self {
         let series = ActorSeries::default();
         series.active.init(1);
         ActorEntry {
@@ -323,7 +330,8 @@ impl Store {
                 }
                 scc::hash_map::Entry::Vacant(v) => {
                     if self.count.fetch_add(1, Ordering::SeqCst) < self.config.max_retained {
-                        let e = EntryRef::new(ActorEntry::new(labels, ty.clone(), false));
+                        let e =
+                            SlotRef::new_in(ActorEntry::new(labels, ty.clone(), false), &ENTRIES);
                         v.insert_entry(e.clone());
                         self.selfm.live.inc();
                         return e;
@@ -349,7 +357,7 @@ impl Store {
                 e
             }
             scc::hash_map::Entry::Vacant(v) => {
-                let e = EntryRef::new(ActorEntry::new(labels, ty.clone(), true));
+                let e = SlotRef::new_in(ActorEntry::new(labels, ty.clone(), true), &ENTRIES);
                 v.insert_entry(e.clone());
                 self.selfm.live.inc();
                 e

@@ -12,8 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
-use crate::slab::EntryRef;
-use crate::store::{ActorEntry, Store};
+use crate::store::{ActorEntry, EntryRef, Store};
 
 /// What one call of [`Metrics::sweep`](crate::Metrics::sweep) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

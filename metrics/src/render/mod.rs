@@ -31,8 +31,7 @@ use crate::config::DetailLevel;
 use crate::families::{FAMILIES, FAMILY_COUNT, SERIES_OFFSETS, Totals};
 use crate::labels::ActorLabels;
 use crate::prefetch::{PREFETCH_AHEAD, prefetch};
-use crate::slab::EntryRef;
-use crate::store::{ActorEntry, Snapshot, Store, TypeSnapshot};
+use crate::store::{ActorEntry, EntryRef, Snapshot, Store, TypeSnapshot};
 
 /// The exposition format of a scrape. Each is one sink in `render/` (its own
 /// file), which owns its escaping, its label cache slot and its content type;

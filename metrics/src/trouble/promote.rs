@@ -10,8 +10,7 @@ use tokio::time::Instant;
 use super::window::{CALLS, ERRORS, Figures, Reading, SECONDS, TypeWindow, alpha, ewma, micros};
 use super::{Promotion, Reason};
 use crate::native::{self, PER_OCTAVE};
-use crate::slab::EntryRef;
-use crate::store::{ActorEntry, Store};
+use crate::store::{ActorEntry, EntryRef, Store};
 
 /// The share of calls above a p99 line that puts the p99 above it.
 const P99_SHARE: f64 = 0.01;

@@ -7,8 +7,7 @@ use super::{Promotion, Reason};
 use crate::buckets::ACTION_BUCKETS;
 use crate::cells::{Cell, HistogramTotal};
 use crate::error::shown;
-use crate::slab::EntryRef;
-use crate::store::Store;
+use crate::store::{EntryRef, Store};
 
 /// What [`Metrics::top`](crate::Metrics::top) ranks by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
