@@ -571,3 +571,44 @@ fn the_metrics_token_can_come_from_a_file_and_a_bad_file_is_a_clear_error() {
         assert!(line.contains(says) && line.contains(file), "{line}");
     }
 }
+
+/// The host's own figures are in its default scrape (7 or 8 series, none per
+/// actor): its resident memory as the kernel counts it, its descriptors and
+/// threads, its start time. A selecting scrape does not carry them.
+#[test]
+fn the_default_scrape_carries_the_host_process_figures() {
+    let host = Host::start(&["--workload", "none"]);
+    let s = host.scrape();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
+    let vm_rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+        * 1024.0;
+    let rss = s
+        .get("process_resident_memory_bytes", &[])
+        .expect("process_resident_memory_bytes");
+    assert!(
+        rss > 0.5 * vm_rss && rss < 2.0 * vm_rss,
+        "process_resident_memory_bytes {rss} against VmRSS {vm_rss}"
+    );
+    let open = s.get("process_open_fds", &[]).expect("process_open_fds");
+    let max = s.get("process_max_fds", &[]).expect("process_max_fds");
+    assert!(open >= 3.0 && open < max, "{open} of {max}");
+    assert!(s.get("process_threads", &[]).expect("process_threads") >= 2.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = s
+        .get("process_start_time_seconds", &[])
+        .expect("process_start_time_seconds");
+    assert!(
+        (now - 600.0..=now + 5.0).contains(&started),
+        "started at {started}, now {now}"
+    );
+    assert!(s.get("process_cpu_seconds_total", &[]).is_some());
+    let selected = Scrape::parse(&host.scrape_text_with("actor_key=nobody")).unwrap();
+    assert!(selected.get("process_resident_memory_bytes", &[]).is_none());
+}

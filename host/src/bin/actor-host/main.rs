@@ -140,6 +140,15 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     let metrics = Metrics::new(metrics_config(&args)).map_err(|e| e.to_string())?;
+    // The host's own memory, CPU, descriptors and start time, per host (8
+    // series, none per actor): what an operator watches next to the actors'.
+    #[cfg(target_os = "linux")]
+    metrics
+        .registry()
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .map_err(|e| format!("cannot register the process metrics: {e}"))?;
     let port = MetricsPort::start(&args, &metrics)?;
 
     // From here on a signal is a graceful stop (and a second one, an exit).
