@@ -602,13 +602,14 @@ fn equals_over_the_cap_do_not_churn_and_a_much_worse_actor_still_displaces() {
     assert_eq!(ranked.len(), 40, "all 40 still ranked");
 
     let worst = w.actor("worst");
-    let mut displaced = None;
+    let (mut displaced, mut displaced_count) = (None, 0);
     for k in 30..40 {
         traffic(&mut w, k);
         w.calls(&worst, 20, Duration::from_millis(1), 20);
         let r = w.tick();
         promotions += r.promoted;
         demotions += r.demoted;
+        displaced_count += r.displaced;
         if r.promoted > 0 {
             displaced = Some(k);
             break;
@@ -616,9 +617,55 @@ fn equals_over_the_cap_do_not_churn_and_a_much_worse_actor_still_displaces() {
     }
     assert!(displaced.is_some(), "the worst actor never got in");
     assert_eq!((promotions, demotions), (9, 1), "one in, one out");
+    assert_eq!(displaced_count, 1, "it displaced one that still stood out");
     let keys = promoted_keys(&w);
     assert_eq!(keys.len(), 8);
     assert!(keys.contains(&"worst".to_owned()), "{keys:?}");
     let stayed = first.unwrap().iter().filter(|k| keys.contains(k)).count();
     assert_eq!(stayed, 7, "{keys:?}");
+}
+
+/// At the cap, an actor that no longer stands out and is kept only by its
+/// hold (a destroyed one, say) gives its place to a newcomer at once, and is
+/// not counted as displaced: it was not displaced by a worse actor.
+#[test]
+fn an_actor_kept_only_by_its_hold_gives_its_place_without_being_counted_displaced() {
+    let mut w = World::new(
+        Promotion {
+            max_promoted: 1,
+            ..Promotion::default()
+        },
+        1000,
+    );
+    let first = w.actor("first");
+    for _ in 0..3 {
+        w.healthy_traffic(20);
+        w.calls(&first, 20, Duration::from_millis(1), 10);
+        w.tick();
+    }
+    let s = w.scrape(&ScrapeRequest::default());
+    assert_eq!(promoted_reason(&s, "first").as_deref(), Some("error_ratio"));
+    // `first` stops calling: its window decays below the calls a ratio
+    // needs, and only its 10-minute hold keeps it. `second` fails now.
+    let second = w.actor("second");
+    let mut report = Default::default();
+    for _ in 0..30 {
+        w.healthy_traffic(20);
+        w.calls(&second, 20, Duration::from_millis(1), 10);
+        report = w.tick();
+        if report.promoted == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        (report.promoted, report.demoted, report.displaced),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let s = w.scrape(&ScrapeRequest::default());
+    assert_eq!(promoted_reason(&s, "first"), None);
+    assert_eq!(
+        promoted_reason(&s, "second").as_deref(),
+        Some("error_ratio")
+    );
 }

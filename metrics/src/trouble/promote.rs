@@ -79,6 +79,10 @@ pub struct WatchReport {
     pub promoted: usize,
     /// Actors demoted by this tick (hold over, displaced, or removed).
     pub demoted: usize,
+    /// Of those, actors that still stood out but gave their place to one at
+    /// least twice as bad (an actor in its hold that no longer stands out
+    /// gives its place to any newcomer, and is not counted here).
+    pub displaced: usize,
     /// Actors promoted after this tick.
     pub promoted_now: usize,
     /// Actors that qualified but did not fit under `max_promoted`.
@@ -391,7 +395,18 @@ fn apply(
             match (worst_fresh, worst_kept) {
                 (Some(f), Some(k)) if f >= DISPLACE_FACTOR * k => {
                     let p = kept.pop().expect("non-empty");
-                    demote(&p, "displaced by a worse actor", report);
+                    // A score of 0: it no longer stands out (only its hold
+                    // kept it), so any newcomer takes its place.
+                    if p.score > 0.0 {
+                        report.displaced += 1;
+                        demote(&p, "displaced by a worse actor", report);
+                    } else {
+                        demote(
+                            &p,
+                            "no longer stands out; a newcomer took its place",
+                            report,
+                        );
+                    }
                 }
                 (Some(_), _) => {
                     fresh.pop();
