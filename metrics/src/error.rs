@@ -1,5 +1,4 @@
-//! Why a [`Metrics`](crate::Metrics) instance could not be built, and how an
-//! error repeats a client's value.
+//! Why a [`Metrics`](crate::Metrics) instance could not be built.
 
 use crate::validate::ConfigError;
 
@@ -13,33 +12,4 @@ pub enum MetricsError {
     /// clash in an injected registry).
     #[error("prometheus registry: {0}")]
     Prometheus(#[from] prometheus::Error),
-}
-
-/// Bytes of a client's value an error message repeats.
-const SHOWN: usize = 64;
-
-/// `value` as an error message repeats it: whole up to 64 bytes, else its
-/// start (cut at a char boundary) and how long it was, so a huge bad value
-/// gets a short answer.
-pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.len() <= SHOWN {
-        return value.into();
-    }
-    let cut = (0..=SHOWN)
-        .rev()
-        .find(|&i| value.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}… ({} bytes)", &value[..cut], value.len()).into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shown;
-
-    #[test]
-    fn a_long_value_is_shown_cut_at_a_char_boundary_with_its_length() {
-        assert_eq!(shown("short"), "short");
-        let long = format!("{}é{}", "a".repeat(63), "b".repeat(1000));
-        assert_eq!(shown(&long), format!("{}… (1065 bytes)", "a".repeat(63)));
-    }
 }

@@ -43,6 +43,7 @@
 //! | `buckets.rs`, `native.rs`, `lazy.rs` | bucket sets ([`buckets`]): classic bounds, and the sparse exponential buckets of native histograms (the first octave's span inline in its cell, in the words classic counts use; later spans allocated on first use through `lazy.rs`) |
 //! | `config.rs`, `validate.rs` | [`Config`] (its defaults and bounds as associated consts, documented on its setters), [`DetailLevel`], and [`ConfigError`] |
 //! | `clock.rs`, `error.rs` | the injected [`Clock`](clock::Clock); [`MetricsError`] |
+//! | `query.rs` | a query string's pairs, decoded once for every route, and [`query::shown`], a client's value as an error repeats it |
 //! | `store.rs` | `RETAINED_ACTORS`: register, stop, overflow, cap, snapshots |
 //! | `slab.rs` | values of one type in slots of chunks outside malloc, and `SlotRef`, a counted reference to one; the store keeps its entries in one |
 //! | `label_cache.rs` | the renderer's per-entry cache of label blocks: one format-blind slot per sink, held by the store's entries, read only by `render/` |
@@ -92,6 +93,7 @@ pub mod layer;
 mod lazy;
 mod native;
 mod prefetch;
+pub mod query;
 pub mod record;
 mod render;
 #[cfg(feature = "test-util")]
@@ -113,7 +115,7 @@ use std::sync::{Arc, LazyLock};
 // its totals in [`families`].
 pub use actor::{ActionMetrics, ActorMetrics, ActorType};
 pub use config::{Config, DetailLevel, UnknownDetailLevel};
-pub use error::{MetricsError, shown};
+pub use error::MetricsError;
 pub use render::{Exposition, Format, ScrapeRequest};
 pub use sweeper::SweepReport;
 pub use trouble::{Promotion, Reason, TopBy, TopError, TopQuery, TopRow, WatchReport};

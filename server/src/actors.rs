@@ -108,7 +108,7 @@ pub(crate) fn page(source: &dyn MetricsSource, query: Option<&str>) -> Answer {
     };
     let base = match TopQuery::parse(query.unwrap_or("")) {
         Ok(q) => TopQuery {
-            n: if form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "n") {
+            n: if actor_metrics::query::pairs(query.unwrap_or("")).any(|p| p.name == "n") {
                 q.n
             } else {
                 10

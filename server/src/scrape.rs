@@ -14,7 +14,8 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actor_metrics::{DetailLevel, ScrapeRequest, shown};
+use actor_metrics::query::{pairs, shown};
+use actor_metrics::{DetailLevel, ScrapeRequest};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
@@ -40,10 +41,8 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> {
     let mut request = ScrapeRequest::default();
     let mut promoted = false;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-        // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
-        let bytes: Vec<u8> = percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
+    for pair in pairs(query.unwrap_or("")) {
+        let (name, raw, bytes) = (&*pair.name, pair.raw, pair.bytes);
         let value = |bytes: Vec<u8>| {
             String::from_utf8(bytes).map_err(|_| {
                 format!(
@@ -53,7 +52,7 @@ pub(crate) fn parse_query(query: Option<&str>) -> Result<ScrapeRequest, String> 
                 )
             })
         };
-        match &*percent_encoding::percent_decode_str(name).decode_utf8_lossy() {
+        match name {
             "detail" => {
                 if request.detail.is_some() {
                     return Err("detail is given more than once".into());

@@ -6,7 +6,7 @@ use super::window::{BUSY, ERRORS, Reading, SECONDS, quantile};
 use super::{Promotion, Reason};
 use crate::buckets::ACTION_BUCKETS;
 use crate::cells::{Cell, HistogramTotal};
-use crate::error::shown;
+use crate::query::{pairs, shown};
 use crate::store::{EntryRef, Store};
 
 /// What [`Metrics::top`](crate::Metrics::top) ranks by.
@@ -152,21 +152,16 @@ impl TopQuery {
         const NAMES: [&str; 4] = ["by", "n", "type", "window"];
         let mut q = TopQuery::default();
         let mut seen = [false; NAMES.len()];
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
-            let Some(i) = NAMES.iter().position(|n| *n == name) else {
+        for pair in pairs(query) {
+            let Some(i) = NAMES.iter().position(|n| *n == pair.name) else {
                 continue;
             };
             if std::mem::replace(&mut seen[i], true) {
                 return Err(TopError::Repeated(NAMES[i]));
             }
-            // `application/x-www-form-urlencoded`: `+` is a space, then `%XX`.
-            let bytes: Vec<u8> =
-                percent_encoding::percent_decode_str(&raw.replace('+', " ")).collect();
-            let v = String::from_utf8(bytes).map_err(|_| TopError::NotUtf8 {
+            let v = String::from_utf8(pair.bytes).map_err(|_| TopError::NotUtf8 {
                 name: NAMES[i],
-                raw: shown(raw).into_owned(),
+                raw: shown(pair.raw).into_owned(),
             })?;
             match NAMES[i] {
                 "by" => q.by = v.parse()?,

@@ -140,7 +140,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     let metrics = Metrics::new(metrics_config(&args)).map_err(|e| e.to_string())?;
-    // The host's own memory, CPU, descriptors and start time, per host (8
+    // The host's own memory, CPU, descriptors and start time, per host (7
     // series, none per actor): what an operator watches next to the actors'.
     #[cfg(target_os = "linux")]
     metrics
