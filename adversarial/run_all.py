@@ -58,6 +58,8 @@ CHECKS = [
     ("metrics_port_attack2.py", ["1000", "skip-write-timeout"], 180, []),
     ("metrics_port_concurrent.py", [], 120, []),
     ("probe_starvation.py", ["300", "10"], 90, []),
+    ("scrape_small_window.py", ["300", "4096"], 240, []),
+    ("scrape_stop_reading.py", ["300"], 120, []),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Metrics port: a scraper with a 4 KiB receive buffer reading as fast as it can: is the scrape cut, when, where?"""
+"""Metrics port: a scraper with a 4 KiB receive buffer reading as fast as it can: is the scrape cut, when, where?
+Holds (exit 0) when the body arrives whole, its last chunk included."""
 import sys, time, threading, http.client, socket
 sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.abspath(__file__)))
 from ah import Host
@@ -26,3 +27,4 @@ sm = h.samples(); from ah import pick
 print("scrapes_total", pick(sm, "actor_metrics_http_scrapes_total"), "aborted", pick(sm, "actor_metrics_http_scrapes_aborted_total"))
 print("log:", [l[:250] for l in h.log().splitlines() if "WARN" in l or "ERROR" in l or "panic" in l][:5])
 h.term()
+sys.exit(0 if n > 0 and tail.endswith(b"0\r\n\r\n") else 1)

@@ -30,9 +30,10 @@ pub struct ServerOptions {
     /// `Retry-After` at once. Keeps connection slots for `/healthz` and
     /// `/readyz` whatever scrapers do. Default 32.
     pub max_scrapes: usize,
-    /// How long a response write may make no progress (the client reads
-    /// nothing) before the connection is cut, freeing its slot and its scrape.
-    /// Default 30 s.
+    /// How long the client may acknowledge nothing of a response before the
+    /// connection is cut, freeing its slot and its scrape; the close of a
+    /// connection also waits, under this bound, until the client has
+    /// acknowledged the whole response. Default 30 s.
     pub write_timeout: Duration,
     /// What `/readyz` reports. Default: one open condition, `not marked ready`.
     pub readiness: Readiness,
