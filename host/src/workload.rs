@@ -6,6 +6,10 @@
 //! (one deliberate `fail` in [`FAIL_EVERY`] calls, so the error series are not
 //! empty), and it only disconnects where it knows it opened a connection. Any
 //! other error is a real one and counts like one.
+//!
+//! Every call starts a trace, as a traced client's would: the action latency
+//! buckets carry exemplars with its trace id, and a failed call's debug line
+//! names the same id, so the demo shows the way from a slow bucket to a call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use serde_json::json;
 
 use actor_core::Host;
 use actor_core::action::CallError;
+use actor_core::trace::TraceContext;
 
 /// One call in this many is the deliberate `fail` action.
 pub const FAIL_EVERY: u64 = 1000;
@@ -113,7 +118,11 @@ async fn worker(host: Host, keys: Keys, stats: Arc<DemoStats>, rate: Option<u64>
                 let (action, payload) = pick(n, open);
                 (key.clone(), action, payload)
             };
-            match host.call("counter", &key, action, payload).await {
+            let trace = TraceContext::start();
+            match host
+                .call_traced("counter", &key, action, payload, trace)
+                .await
+            {
                 Ok(_) if action == "connect" => {
                     if let Some((_, open)) = keys.lock().iter_mut().find(|(k, _)| *k == key) {
                         *open += 1;
@@ -128,7 +137,9 @@ async fn worker(host: Host, keys: Keys, stats: Arc<DemoStats>, rate: Option<u64>
                     continue;
                 }
                 Err(CallError::ShuttingDown) => return,
-                Err(e) => tracing::debug!(key, action, error = %e, "demo call failed"),
+                Err(e) => {
+                    tracing::debug!(key, action, trace_id = %trace.trace_id(), error = %e, "demo call failed");
+                }
             }
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
@@ -254,10 +265,10 @@ mod tests {
     use crate::counter::Counter;
     use actor_core::HostConfig;
     use actor_metrics::scrape::Scrape;
-    use actor_metrics::{Config, Metrics};
+    use actor_metrics::{Config, Format, Metrics, ScrapeRequest};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_demo_errs_on_about_one_call_in_a_thousand_not_more() {
+    async fn the_demo_errs_on_one_call_in_a_thousand_and_leaves_exemplars() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Metrics::new(Config::default()).unwrap();
         let host = Host::builder(metrics.clone(), HostConfig::new(dir.path()))
@@ -283,6 +294,25 @@ mod tests {
         }
         demo.abort();
         let _ = demo.await;
+        let openmetrics: Vec<u8> = metrics
+            .exposition(&ScrapeRequest {
+                format: Format::OpenMetrics,
+                ..ScrapeRequest::default()
+            })
+            .flatten()
+            .collect();
+        let om = Scrape::parse_openmetrics(std::str::from_utf8(&openmetrics).unwrap()).unwrap();
+        let traced = om
+            .exemplars()
+            .iter()
+            .filter(|e| e.name == "actor_type_action_duration_seconds_bucket")
+            .filter(|e| e.exemplar.get("trace_id").is_some_and(|t| t.len() == 32))
+            .count();
+        assert!(
+            traced > 0,
+            "the demo's calls left no exemplar: {:?}",
+            om.exemplars()
+        );
         let s = Scrape::parse(&metrics.render()).unwrap();
         let calls = s.sum("actor_type_action_calls_total", &[]);
         let errors = s.sum("actor_type_action_errors_total", &[]);
