@@ -147,7 +147,11 @@ fn connection(
     } else {
         options.header_read_timeout
     };
-    let io = TokioIo::new(TimedWrites::new(stream, options.write_timeout));
+    let io = TokioIo::new(TimedWrites::new(
+        stream,
+        options.write_timeout,
+        shared.selfm.cut.clone(),
+    ));
     let shared = shared.clone();
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -63,6 +64,8 @@ pub(crate) struct TimedWrites<T> {
     /// Set once the write side is shut: when to look at the queue next
     /// (`None` before the first look, which is at once).
     linger: Option<Option<Pin<Box<Sleep>>>>,
+    /// Counts the connections cut.
+    cut: IntCounter,
 }
 
 /// A wait on the client: when to look again at what it has yet to
@@ -78,12 +81,13 @@ struct Stall {
 const STALL_LOOKS: u32 = 8;
 
 impl<T> TimedWrites<T> {
-    pub(crate) fn new(inner: T, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: T, timeout: Duration, cut: IntCounter) -> Self {
         TimedWrites {
             inner,
             timeout,
             stalled: None,
             linger: None,
+            cut,
         }
     }
 }
@@ -110,6 +114,7 @@ impl<T: Unacked> TimedWrites<T> {
             }
             stall.unacked = unacked;
             if now.duration_since(stall.progress_at) >= timeout {
+                self.cut.inc();
                 tracing::warn!(
                     timeout = ?timeout,
                     unacked,
@@ -231,6 +236,10 @@ mod tests {
         (accepted.unwrap().0, client.unwrap())
     }
 
+    fn counter() -> IntCounter {
+        IntCounter::new("cut", "cut").unwrap()
+    }
+
     fn response() -> Vec<u8> {
         (0..256 * 1024).map(|i: u32| (i % 251) as u8).collect()
     }
@@ -238,7 +247,8 @@ mod tests {
     #[tokio::test]
     async fn close_waits_until_the_client_has_the_whole_response() {
         let (server, mut client) = pair().await;
-        let mut server = TimedWrites::new(server, Duration::from_secs(30));
+        let cut = counter();
+        let mut server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
         let sent = response();
         server.write_all(&sent).await.unwrap();
         let mut shutdown = std::pin::pin!(server.shutdown());
@@ -257,13 +267,15 @@ mod tests {
             reader.await.unwrap() == sent,
             "the client got the response whole, then EOF"
         );
+        assert_eq!(cut.get(), 0);
     }
 
     #[tokio::test]
     async fn close_gives_up_when_the_client_reads_nothing_for_the_write_timeout() {
         let (server, _client) = pair().await;
+        let cut = counter();
         let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout);
+        let mut server = TimedWrites::new(server, timeout, cut.clone());
         server.write_all(&response()).await.unwrap();
         tokio::time::pause();
         let start = tokio::time::Instant::now();
@@ -275,6 +287,7 @@ mod tests {
             waited >= timeout && waited < timeout + Duration::from_secs(1),
             "gave up after {waited:?}"
         );
+        assert_eq!(cut.get(), 1);
     }
 
     /// A client reading through a small window, slower than the kernel
@@ -282,8 +295,9 @@ mod tests {
     #[tokio::test]
     async fn a_write_waiting_on_a_client_that_keeps_reading_is_not_cut() {
         let (server, mut client) = pair().await;
+        let cut = counter();
         let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout);
+        let mut server = TimedWrites::new(server, timeout, cut.clone());
         let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
         let mut write = std::pin::pin!(server.write_all(&sent));
         assert!(
@@ -302,12 +316,14 @@ mod tests {
                 "cut in window {window} while the client read"
             );
         }
+        assert_eq!(cut.get(), 0);
         tokio::time::advance(timeout + Duration::from_secs(1)).await;
         let err = match futures::poll!(write.as_mut()) {
             Poll::Ready(Err(e)) => e,
             other => panic!("not cut after the client stopped reading: {other:?}"),
         };
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(cut.get(), 1);
     }
 
     /// Cut one timeout after the client's last read, not one timeout after
@@ -315,8 +331,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_cut_one_timeout_after_its_last_read() {
         let (server, mut client) = pair().await;
+        let cut = counter();
         let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout);
+        let mut server = TimedWrites::new(server, timeout, cut.clone());
         let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
         let mut write = std::pin::pin!(server.write_all(&sent));
         assert!(
@@ -338,12 +355,14 @@ mod tests {
             matches!(futures::poll!(write.as_mut()), Poll::Ready(Err(_))),
             "not cut 31 s after the last read"
         );
+        assert_eq!(cut.get(), 1);
     }
 
     #[tokio::test]
     async fn close_of_a_drained_connection_does_not_wait() {
         let (server, mut client) = pair().await;
-        let mut server = TimedWrites::new(server, Duration::from_secs(30));
+        let cut = counter();
+        let mut server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
         server.write_all(b"short").await.unwrap();
         let mut got = [0u8; 5];
         client.read_exact(&mut got).await.unwrap();
@@ -354,5 +373,6 @@ mod tests {
         let start = tokio::time::Instant::now();
         server.shutdown().await.unwrap();
         assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(cut.get(), 0);
     }
 }

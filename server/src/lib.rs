@@ -38,6 +38,7 @@
 //!
 //! Self-metrics, registered in the source's registry when it has one:
 //! `actor_metrics_http_scrapes_total`, `actor_metrics_http_scrapes_aborted_total`,
+//! `actor_metrics_http_connections_cut_total`,
 //! `actor_metrics_http_scrape_duration_seconds` and
 //! `actor_metrics_http_scrape_bytes_total` (uncompressed bytes).
 //!

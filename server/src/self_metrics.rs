@@ -12,6 +12,9 @@ pub(crate) struct SelfMetrics {
     pub(crate) duration: Histogram,
     /// Uncompressed bytes of completed scrapes.
     pub(crate) bytes: IntCounter,
+    /// Connections cut because the client acknowledged nothing for the write
+    /// timeout, mid-response or while the close waited for it.
+    pub(crate) cut: IntCounter,
 }
 
 impl SelfMetrics {
@@ -42,12 +45,18 @@ impl SelfMetrics {
             "Bytes of /metrics text rendered for completed scrapes, before compression.",
         )
         .expect("valid counter");
+        let cut = IntCounter::new(
+            "actor_metrics_http_connections_cut_total",
+            "Metrics-port connections cut because the client acknowledged nothing of a response for the write timeout (mid-response, or while the close waited for it to have the whole response).",
+        )
+        .expect("valid counter");
         if let Some(registry) = registry {
-            let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+            let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
                 Box::new(scrapes.clone()),
                 Box::new(aborted.clone()),
                 Box::new(duration.clone()),
                 Box::new(bytes.clone()),
+                Box::new(cut.clone()),
             ];
             for c in collectors {
                 if let Err(e) = registry.register(c) {
@@ -62,6 +71,7 @@ impl SelfMetrics {
             aborted,
             duration,
             bytes,
+            cut,
         }
     }
 }

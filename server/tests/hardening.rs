@@ -203,6 +203,12 @@ async fn clients_that_never_read_cannot_starve_the_probes() {
     // The stalled writes time out; the slots come back.
     let r = poll_scrape(addr).await;
     assert_eq!(r.status, StatusCode::OK);
+    // Counted as cut: the 4 that held a scrape slot, not the 8 answered 503.
+    let s = actor_metrics::scrape::Scrape::parse(r.text()).unwrap();
+    let cut = s
+        .get("actor_metrics_http_connections_cut_total", &[])
+        .unwrap();
+    assert!((1.0..=4.0).contains(&cut), "{cut} connections cut");
     drop((stalled, actors));
 }
 

@@ -119,6 +119,10 @@ async fn self_metrics_count_scrapes_and_a_second_server_does_not_panic() {
     let s = Scrape::parse(get(addr, "/metrics").await.text()).unwrap();
     assert_eq!(s.get("actor_metrics_http_scrapes_total", &[]), Some(2.0));
     assert_eq!(
+        s.get("actor_metrics_http_connections_cut_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
         s.get("actor_metrics_http_scrape_duration_seconds_count", &[]),
         Some(2.0)
     );
