@@ -236,6 +236,15 @@ mod tests {
         (accepted.unwrap().0, client.unwrap())
     }
 
+    /// A server side with a 30 s write timeout, its client, and its counter
+    /// of cuts.
+    async fn waiting_on_the_client() -> (TimedWrites<TcpStream>, TcpStream, IntCounter) {
+        let (server, client) = pair().await;
+        let cut = counter();
+        let server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
+        (server, client, cut)
+    }
+
     fn counter() -> IntCounter {
         IntCounter::new("cut", "cut").unwrap()
     }
@@ -291,14 +300,13 @@ mod tests {
     }
 
     /// A client reading through a small window, slower than the kernel
-    /// reports the socket writable again, is not cut while it reads.
+    /// reports the socket writable again, is not cut while it reads; once it
+    /// stops, it is cut one timeout after its last read (not one timeout
+    /// after the write began to wait).
     #[tokio::test]
-    async fn a_write_waiting_on_a_client_that_keeps_reading_is_not_cut() {
-        let (server, mut client) = pair().await;
-        let cut = counter();
-        let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout, cut.clone());
-        let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    async fn a_client_is_cut_one_timeout_after_its_last_read_and_not_while_it_reads() {
+        let (mut server, mut client, cut) = waiting_on_the_client().await;
+        let sent = vec![7u8; 16 << 20];
         let mut write = std::pin::pin!(server.write_all(&sent));
         assert!(
             futures::poll!(write.as_mut()).is_pending(),
@@ -307,54 +315,28 @@ mod tests {
         tokio::time::pause();
         let mut got = vec![0u8; 64 * 1024];
         for window in 0..3 {
-            // 64 KiB taken out of a queue of megabytes: the socket is not
-            // writable again, and the write still waits.
+            // 64 KiB taken out of a queue of megabytes every 25 s: the
+            // socket is not writable again, and the write still waits.
+            tokio::time::advance(Duration::from_secs(20)).await;
             client.read_exact(&mut got).await.unwrap();
-            tokio::time::advance(timeout + Duration::from_secs(1)).await;
+            tokio::time::advance(Duration::from_secs(5)).await;
             assert!(
                 futures::poll!(write.as_mut()).is_pending(),
                 "cut in window {window} while the client read"
             );
         }
-        assert_eq!(cut.get(), 0);
-        tokio::time::advance(timeout + Duration::from_secs(1)).await;
-        let err = match futures::poll!(write.as_mut()) {
-            Poll::Ready(Err(e)) => e,
-            other => panic!("not cut after the client stopped reading: {other:?}"),
-        };
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(cut.get(), 1);
-    }
-
-    /// Cut one timeout after the client's last read, not one timeout after
-    /// the write began to wait.
-    #[tokio::test]
-    async fn a_client_that_stops_reading_is_cut_one_timeout_after_its_last_read() {
-        let (server, mut client) = pair().await;
-        let cut = counter();
-        let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout, cut.clone());
-        let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
-        let mut write = std::pin::pin!(server.write_all(&sent));
-        assert!(
-            futures::poll!(write.as_mut()).is_pending(),
-            "the queue is full"
-        );
-        tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(20)).await;
-        client.read_exact(&mut vec![0u8; 64 * 1024]).await.unwrap();
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(futures::poll!(write.as_mut()).is_pending(), "it just read");
         tokio::time::advance(Duration::from_secs(29)).await;
         assert!(
             futures::poll!(write.as_mut()).is_pending(),
             "cut 29 s after the last read"
         );
+        assert_eq!(cut.get(), 0);
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(
-            matches!(futures::poll!(write.as_mut()), Poll::Ready(Err(_))),
-            "not cut 31 s after the last read"
-        );
+        let err = match futures::poll!(write.as_mut()) {
+            Poll::Ready(Err(e)) => e,
+            other => panic!("not cut 31 s after the last read: {other:?}"),
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(cut.get(), 1);
     }
 
