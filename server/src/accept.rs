@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinSet;
 
-use crate::io::TimedWrites;
+use crate::io::{Bounds, TimedWrites};
 use crate::routes::{self, Shared};
 
 /// Connections accepted beyond `max_connections` to serve the probes: one
@@ -133,8 +133,9 @@ async fn accept(
 }
 
 /// The HTTP/1 connection serving `stream`: no keep-alive and a header timeout
-/// of at most [`PROBE_HEADER_TIMEOUT`] on a probe slot, writes cut when they
-/// stall for the write timeout.
+/// of at most [`PROBE_HEADER_TIMEOUT`] on a probe slot, the client cut when it
+/// acknowledges nothing for the write timeout or takes a response longer than
+/// the longest delivery time, half-closes answered.
 fn connection(
     shared: &Arc<Shared>,
     stream: TcpStream,
@@ -149,7 +150,10 @@ fn connection(
     };
     let io = TokioIo::new(TimedWrites::new(
         stream,
-        options.write_timeout,
+        Bounds {
+            write_timeout: options.write_timeout,
+            max_delivery: options.max_delivery_time,
+        },
         shared.selfm.cut.clone(),
     ));
     let shared = shared.clone();
@@ -160,6 +164,9 @@ fn connection(
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(!probes_only)
+        // A client that shuts its sending side after a request (`nc -N`)
+        // still gets the answer; the write bounds hold the connection as any.
+        .half_close(true)
         .header_read_timeout(header_timeout)
         .serve_connection(io, service)
 }

@@ -6,12 +6,17 @@
 //! kernel: with megabytes queued the kernel reports the socket writable only
 //! once a good part of the queue has drained, which a client steadily reading
 //! through a small receive window may take longer than the timeout to do.
+//! Since a client can also acknowledge a trickle for hours, a response must
+//! reach it within the longest delivery time too, whatever its pace: the
+//! connection is cut once its send queue has held bytes, without emptying,
+//! for that long.
 //!
 //! The close lingers: the socket is kept until the client has acknowledged
-//! every byte of the response, under the same bound. Closed at once, a socket
-//! with a response still queued is left to the kernel, which gives it up after
-//! its zero-window probes (~100 s) and cuts the tail off a slow reader's
-//! response with no error on either side.
+//! every byte of the response, under the same bounds. Closed at once, a
+//! socket with a response still queued is left to the kernel, which gives it
+//! up after its zero-window probes (~100 s) and cuts the tail off a slow
+//! reader's response with no error on either side. A connection the client
+//! reset ends its close at once.
 
 use std::future::Future;
 use std::io;
@@ -24,40 +29,89 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-/// How often a lingering close looks at what the client has yet to acknowledge.
-const LINGER_POLL: Duration = Duration::from_millis(20);
+/// How often a lingering close looks whether the client has acknowledged
+/// everything: how late, at most, it lets go of a delivered connection.
+const LINGER_POLL: Duration = Duration::from_millis(100);
 
-/// A stream that can tell how much of what was written the peer has not yet
-/// acknowledged.
-pub(crate) trait Unacked {
-    /// Bytes written and not yet acknowledged; `None` when it cannot be told
-    /// (then only writes count as progress, and a close does not wait).
-    fn unacked(&self) -> Option<usize>;
+/// A stalled connection is looked at this many times per timeout, so it is
+/// cut at most a `1/STALL_LOOKS` of the timeout late.
+const STALL_LOOKS: u32 = 8;
+
+/// What a stream can tell of the bytes it was given to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// This many not yet acknowledged by the peer.
+    Unacked(usize),
+    /// The peer reset the connection: nothing more will be delivered.
+    Reset,
+    /// It cannot tell: then only writes count as progress, and a close does
+    /// not wait.
+    Unknown,
 }
 
-impl Unacked for TcpStream {
+/// A stream that can tell how its sending stands.
+pub(crate) trait Delivery {
+    fn sent(&self) -> Sent;
+}
+
+impl Delivery for TcpStream {
     #[cfg(target_os = "linux")]
-    fn unacked(&self) -> Option<usize> {
+    fn sent(&self) -> Sent {
         use std::os::fd::AsRawFd;
-        let mut queued: libc::c_int = 0;
-        // SAFETY: SIOCOUTQ (TIOCOUTQ on a socket) writes one int through the
-        // pointer, which points at `queued`; the descriptor is open while
-        // `self` is borrowed.
-        let rc = unsafe { libc::ioctl(self.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-        (rc == 0).then(|| usize::try_from(queued).unwrap_or(0))
+        /// `TCP_CLOSE` of the kernel's `tcp_states.h`.
+        const TCP_CLOSE: u8 = 7;
+        let fd = self.as_raw_fd();
+        // SAFETY: `tcp_info` is plain integers, valid zeroed; getsockopt
+        // writes at most `len` bytes into it, and SIOCOUTQ (TIOCOUTQ on a
+        // socket) one int into `queued`. The descriptor is open while `self`
+        // is borrowed.
+        let (state, queued) = unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &mut len,
+            );
+            let state = (rc == 0).then_some(info.tcpi_state);
+            let mut queued: libc::c_int = 0;
+            let rc = libc::ioctl(fd, libc::TIOCOUTQ, &mut queued);
+            (state, (rc == 0).then_some(queued))
+        };
+        // A connection closed by both sides is in TCP_CLOSE too, with
+        // everything acknowledged (the FIN's byte at most): only a closed one
+        // with bytes outstanding was reset.
+        match (state, queued) {
+            (_, None) => Sent::Unknown,
+            (Some(TCP_CLOSE), Some(queued)) if queued > 1 => Sent::Reset,
+            (_, Some(queued)) => Sent::Unacked(usize::try_from(queued).unwrap_or(0)),
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn unacked(&self) -> Option<usize> {
-        None
+    fn sent(&self) -> Sent {
+        Sent::Unknown
     }
 }
 
-/// `inner` with a deadline on writes that make no progress, and a close that
-/// waits for the client to acknowledge the response.
+/// How long a client may take: to acknowledge anything at all, and to take a
+/// whole response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_delivery: Duration,
+}
+
+/// `inner` with deadlines on the client's progress, and a close that waits
+/// for the client to acknowledge the response.
 pub(crate) struct TimedWrites<T> {
     inner: T,
-    timeout: Duration,
+    bounds: Bounds,
+    /// Since when the send queue has held bytes without emptying: set by a
+    /// write, cleared by a look that finds it empty.
+    busy_since: Option<Instant>,
     /// Armed while a write (or the close) waits on the client; cleared when a
     /// write goes through.
     stalled: Option<Stall>,
@@ -76,56 +130,113 @@ struct Stall {
     progress_at: Instant,
 }
 
-/// A stalled connection is looked at this many times per timeout, so it is
-/// cut at most a `1/STALL_LOOKS` of the timeout late.
-const STALL_LOOKS: u32 = 8;
-
 impl<T> TimedWrites<T> {
-    pub(crate) fn new(inner: T, timeout: Duration, cut: IntCounter) -> Self {
+    pub(crate) fn new(inner: T, bounds: Bounds, cut: IntCounter) -> Self {
         TimedWrites {
             inner,
-            timeout,
+            bounds,
+            busy_since: None,
             stalled: None,
             linger: None,
             cut,
         }
     }
+
+    /// Counts and logs a cut; the error that ends the connection.
+    fn cut(&self, unacked: Option<usize>, why: String) -> io::Error {
+        self.cut.inc();
+        tracing::warn!(unacked, "metrics client cut: {why}; closing its connection");
+        io::Error::new(io::ErrorKind::TimedOut, why)
+    }
+
+    fn too_slow(&self, unacked: Option<usize>) -> io::Error {
+        let max = self.bounds.max_delivery;
+        self.cut(
+            unacked,
+            format!("its response did not reach it within {max:?}"),
+        )
+    }
 }
 
-impl<T: Unacked> TimedWrites<T> {
+fn reset() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "the client reset the connection before it had the whole response",
+    )
+}
+
+impl<T: Delivery> TimedWrites<T> {
+    /// Before a write: a queue found empty ends the busy time.
+    fn before_write(&mut self) {
+        if self.busy_since.is_some() && self.inner.sent() == Sent::Unacked(0) {
+            self.busy_since = None;
+        }
+    }
+
+    /// After a write: a write that went through is progress, and starts the
+    /// busy time if none runs; one that waits, a look at the client.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Pending => self.check(cx),
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.stalled = None;
+                let now = Instant::now();
+                let since = *self.busy_since.get_or_insert(now);
+                if now.duration_since(since) >= self.bounds.max_delivery {
+                    return Poll::Ready(Err(self.too_slow(None)));
+                }
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
     /// While waiting on the client: `Ready(Err)` once it has acknowledged
-    /// nothing for the timeout.
+    /// nothing for the write timeout, has been taking its response for the
+    /// longest delivery time, or has reset the connection.
     fn check<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
-        let (timeout, inner) = (self.timeout, &self.inner);
-        let look_every = timeout / STALL_LOOKS;
+        let Bounds {
+            write_timeout,
+            max_delivery,
+        } = self.bounds;
+        let look_every = write_timeout / STALL_LOOKS;
         let stall = self.stalled.get_or_insert_with(|| Stall {
             next_look: Box::pin(tokio::time::sleep(look_every)),
-            unacked: inner.unacked(),
+            unacked: match self.inner.sent() {
+                Sent::Unacked(n) => Some(n),
+                Sent::Reset | Sent::Unknown => None,
+            },
             progress_at: Instant::now(),
         });
         loop {
             ready!(stall.next_look.as_mut().poll(cx));
             let now = Instant::now();
-            let unacked = inner.unacked();
+            let unacked = match self.inner.sent() {
+                Sent::Reset => return Poll::Ready(Err(reset())),
+                Sent::Unacked(n) => Some(n),
+                Sent::Unknown => None,
+            };
             if let (Some(before), Some(unacked)) = (stall.unacked, unacked)
                 && unacked < before
             {
                 stall.progress_at = now;
             }
             stall.unacked = unacked;
-            if now.duration_since(stall.progress_at) >= timeout {
-                self.cut.inc();
-                tracing::warn!(
-                    timeout = ?timeout,
-                    unacked,
-                    "a metrics client acknowledged nothing for the write timeout; cutting its connection"
-                );
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the client read nothing for {timeout:?}"),
-                )));
+            let busy_since = *self.busy_since.get_or_insert(stall.progress_at);
+            if now.duration_since(stall.progress_at) >= write_timeout {
+                let why = format!("its acknowledgements did not advance for {write_timeout:?}");
+                return Poll::Ready(Err(self.cut(unacked, why)));
             }
-            let next = (now + look_every).min(stall.progress_at + timeout);
+            if now.duration_since(busy_since) >= max_delivery {
+                return Poll::Ready(Err(self.too_slow(unacked)));
+            }
+            let next = (now + look_every)
+                .min(stall.progress_at + write_timeout)
+                .min(busy_since + max_delivery);
             stall.next_look.as_mut().reset(next);
         }
     }
@@ -141,19 +252,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedWrites<T> {
     }
 }
 
-impl<T: AsyncWrite + Unacked + Unpin> AsyncWrite for TimedWrites<T> {
+impl<T: AsyncWrite + Delivery + Unpin> AsyncWrite for TimedWrites<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => self.check(cx),
-            ready => {
-                self.stalled = None;
-                ready
-            }
-        }
+        self.before_write();
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -161,32 +268,26 @@ impl<T: AsyncWrite + Unacked + Unpin> AsyncWrite for TimedWrites<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.check(cx),
-            ready => {
-                self.stalled = None;
-                ready
-            }
-        }
+        self.before_write();
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
 
+    /// A flush that goes through is no progress of the client's (hyper
+    /// flushes at every wake-up, the close's included).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Pending => self.check(cx),
-            ready => {
-                self.stalled = None;
-                ready
-            }
+            ready => ready,
         }
     }
 
     /// Shuts the write side, then stays pending until the client has
-    /// acknowledged every byte; an error once it has acknowledged nothing
-    /// for the write timeout.
+    /// acknowledged every byte, under the same bounds as a write.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.linger.is_none() {
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
@@ -199,8 +300,10 @@ impl<T: AsyncWrite + Unacked + Unpin> AsyncWrite for TimedWrites<T> {
             }
             // The FIN takes a byte of sequence space: at 1 every byte of the
             // response has been acknowledged, and the FIN is the kernel's.
-            if matches!(self.inner.unacked(), None | Some(0..=1)) {
-                return Poll::Ready(Ok(()));
+            match self.inner.sent() {
+                Sent::Unacked(0..=1) | Sent::Unknown => return Poll::Ready(Ok(())),
+                Sent::Reset => return Poll::Ready(Err(reset())),
+                Sent::Unacked(_) => {}
             }
             if let Poll::Ready(cut) = self.check(cx) {
                 return Poll::Ready(cut);
@@ -236,12 +339,16 @@ mod tests {
         (accepted.unwrap().0, client.unwrap())
     }
 
-    /// A server side with a 30 s write timeout, its client, and its counter
-    /// of cuts.
+    const BOUNDS: Bounds = Bounds {
+        write_timeout: Duration::from_secs(30),
+        max_delivery: Duration::from_secs(300),
+    };
+
+    /// A server side with [`BOUNDS`], its client, and its counter of cuts.
     async fn waiting_on_the_client() -> (TimedWrites<TcpStream>, TcpStream, IntCounter) {
         let (server, client) = pair().await;
         let cut = counter();
-        let server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
+        let server = TimedWrites::new(server, BOUNDS, cut.clone());
         (server, client, cut)
     }
 
@@ -257,7 +364,7 @@ mod tests {
     async fn close_waits_until_the_client_has_the_whole_response() {
         let (server, mut client) = pair().await;
         let cut = counter();
-        let mut server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
+        let mut server = TimedWrites::new(server, BOUNDS, cut.clone());
         let sent = response();
         server.write_all(&sent).await.unwrap();
         let mut shutdown = std::pin::pin!(server.shutdown());
@@ -283,14 +390,14 @@ mod tests {
     async fn close_gives_up_when_the_client_reads_nothing_for_the_write_timeout() {
         let (server, _client) = pair().await;
         let cut = counter();
-        let timeout = Duration::from_secs(30);
-        let mut server = TimedWrites::new(server, timeout, cut.clone());
+        let timeout = BOUNDS.write_timeout;
+        let mut server = TimedWrites::new(server, BOUNDS, cut.clone());
         server.write_all(&response()).await.unwrap();
         tokio::time::pause();
         let start = tokio::time::Instant::now();
         let err = server.shutdown().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(err.to_string().contains("read nothing for 30s"), "{err}");
+        assert!(err.to_string().contains("did not advance for 30s"), "{err}");
         let waited = start.elapsed();
         assert!(
             waited >= timeout && waited < timeout + Duration::from_secs(1),
@@ -344,11 +451,11 @@ mod tests {
     async fn close_of_a_drained_connection_does_not_wait() {
         let (server, mut client) = pair().await;
         let cut = counter();
-        let mut server = TimedWrites::new(server, Duration::from_secs(30), cut.clone());
+        let mut server = TimedWrites::new(server, BOUNDS, cut.clone());
         server.write_all(b"short").await.unwrap();
         let mut got = [0u8; 5];
         client.read_exact(&mut got).await.unwrap();
-        while server.inner.unacked().is_some_and(|n| n > 0) {
+        while matches!(server.inner.sent(), Sent::Unacked(n) if n > 0) {
             tokio::task::yield_now().await;
         }
         tokio::time::pause();
@@ -356,5 +463,75 @@ mod tests {
         server.shutdown().await.unwrap();
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(cut.get(), 0);
+    }
+
+    /// However steadily it reads, a client that takes longer than the
+    /// longest delivery time to take a response is cut.
+    #[tokio::test]
+    async fn a_trickling_client_is_cut_at_the_longest_delivery_time() {
+        let (mut server, mut client, cut) = waiting_on_the_client().await;
+        let sent = vec![7u8; 16 << 20];
+        let mut write = std::pin::pin!(server.write_all(&sent));
+        assert!(
+            futures::poll!(write.as_mut()).is_pending(),
+            "the queue is full"
+        );
+        tokio::time::pause();
+        let start = Instant::now();
+        let mut got = vec![0u8; 64 * 1024];
+        let err = loop {
+            tokio::time::advance(Duration::from_secs(20)).await;
+            client.read_exact(&mut got).await.unwrap();
+            match futures::poll!(write.as_mut()) {
+                Poll::Pending => {}
+                Poll::Ready(Err(e)) => break e,
+                Poll::Ready(Ok(())) => panic!("16 MiB taken 64 KiB at a time"),
+            }
+            assert!(start.elapsed() <= BOUNDS.max_delivery, "not cut in time");
+        };
+        assert!(start.elapsed() >= BOUNDS.max_delivery, "cut too early");
+        assert!(
+            err.to_string().contains("did not reach it within 300s"),
+            "{err}"
+        );
+        assert_eq!(cut.get(), 1);
+    }
+
+    /// The delivery time is that of one response: a kept-alive connection
+    /// whose queue empties between responses is never cut for its age.
+    #[tokio::test]
+    async fn a_connection_that_empties_its_queue_between_responses_is_not_cut() {
+        let (mut server, mut client, cut) = waiting_on_the_client().await;
+        tokio::time::pause();
+        let mut got = [0u8; 1000];
+        for _ in 0..10 {
+            server.write_all(&[1u8; 1000]).await.unwrap();
+            client.read_exact(&mut got).await.unwrap();
+            while matches!(server.inner.sent(), Sent::Unacked(n) if n > 0) {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::advance(BOUNDS.max_delivery / 2).await;
+        }
+        server.write_all(&[1u8; 1000]).await.unwrap();
+        assert_eq!(cut.get(), 0);
+    }
+
+    /// A client that resets the connection ends the close at once: no slot
+    /// is held for a write timeout on its behalf.
+    #[tokio::test]
+    async fn close_ends_at_once_when_the_client_resets() {
+        let (mut server, client, cut) = waiting_on_the_client().await;
+        server.write_all(&response()).await.unwrap();
+        client.set_zero_linger().unwrap();
+        drop(client);
+        while server.inner.sent() != Sent::Reset {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::pause();
+        let start = Instant::now();
+        let err = server.shutdown().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(cut.get(), 0, "a reset is the client's doing, not a cut");
     }
 }

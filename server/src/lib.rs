@@ -24,9 +24,10 @@
 //! make a probe wait; at most [`ServerOptions::max_scrapes`] scrapes at once
 //! (more get 503 at once with `Connection: close`, so clients that never read
 //! cannot take every slot from the probes), a client
-//! that acknowledges nothing for [`ServerOptions::write_timeout`] is cut (and a
-//! connection's close waits, under the same bound, until the client has the
-//! whole response), a header read timeout that
+//! that acknowledges nothing for [`ServerOptions::write_timeout`], or takes
+//! longer than [`ServerOptions::max_delivery_time`] to take one response, is
+//! cut (and a connection's close waits, under the same bounds, until the
+//! client has the whole response), a header read timeout that
 //! also cuts connections idling between requests, every request body read to its
 //! end (bounded, 413 past [`ServerOptions::max_request_body`]) so kept-alive
 //! connections stay usable, scrapes rendered a chunk at a time on the blocking

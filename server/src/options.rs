@@ -35,6 +35,11 @@ pub struct ServerOptions {
     /// connection also waits, under this bound, until the client has
     /// acknowledged the whole response. Default 30 s.
     pub write_timeout: Duration,
+    /// The longest a response may take to reach the client, however steadily
+    /// it reads: a connection whose send queue has held bytes, without
+    /// emptying, for this long is cut. So a client acknowledging a trickle
+    /// cannot hold a scrape slot for hours. Default 5 min.
+    pub max_delivery_time: Duration,
     /// What `/readyz` reports. Default: one open condition, `not marked ready`.
     pub readiness: Readiness,
     /// What `/healthz` checks. Default: no checks (healthy while it serves).
@@ -53,6 +58,7 @@ impl Default for ServerOptions {
             max_request_body: MAX_REQUEST_BODY,
             max_scrapes: 32,
             write_timeout: Duration::from_secs(30),
+            max_delivery_time: Duration::from_secs(300),
             readiness: Readiness::new(["not marked ready"]),
             health: Health::default(),
             shutdown_grace: Duration::from_secs(10),

@@ -17,6 +17,9 @@ pub enum OptionsError {
     /// `write_timeout` is zero: every response would be cut.
     #[error("write_timeout must be positive")]
     ZeroWriteTimeout,
+    /// `max_delivery_time` is zero: every response would be cut.
+    #[error("max_delivery_time must be positive")]
+    ZeroMaxDeliveryTime,
     /// `bearer_token` is set but empty: `Bearer ` alone would be the secret.
     #[error("bearer_token is empty")]
     EmptyBearerToken,
@@ -39,6 +42,9 @@ impl ServerOptions {
         }
         if self.write_timeout.is_zero() {
             return Err(OptionsError::ZeroWriteTimeout);
+        }
+        if self.max_delivery_time.is_zero() {
+            return Err(OptionsError::ZeroMaxDeliveryTime);
         }
         match self.bearer_token.as_deref() {
             Some("") => Err(OptionsError::EmptyBearerToken),
@@ -88,6 +94,13 @@ mod tests {
                     ..ok.clone()
                 },
                 OptionsError::ZeroWriteTimeout,
+            ),
+            (
+                ServerOptions {
+                    max_delivery_time: Duration::ZERO,
+                    ..ok.clone()
+                },
+                OptionsError::ZeroMaxDeliveryTime,
             ),
             (
                 ServerOptions {

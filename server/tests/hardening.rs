@@ -271,3 +271,73 @@ async fn poll_scrape(addr: std::net::SocketAddr) -> Reply {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Through hyper, which flushes at every wake-up of a closing connection: a
+/// `Connection: close` client that leaves its response unread is cut once
+/// the close has waited the write timeout, and its slot comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_connection_left_unread_is_cut_and_its_slot_comes_back() {
+    let m = full_metrics();
+    let ty = m.actor_type("counter");
+    let actors: Vec<_> = (0..20)
+        .map(|i| ty.register(&i.to_string(), Some(1), "k"))
+        .collect();
+    let body = m.render().len();
+    let server = MetricsServer::bind(
+        local(),
+        m,
+        ServerOptions {
+            max_connections: 1,
+            write_timeout: Duration::from_millis(300),
+            ..ready()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    assert!(
+        (8_000..200_000).contains(&body),
+        "{body} bytes: more than the client's window, less than the server's queue"
+    );
+    let client = tokio::net::TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(2048).unwrap();
+    let mut unread = client.connect(addr).await.unwrap();
+    unread
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // The only ordinary slot is the unread one's (the first connection)
+    // until it is cut; then a scrape gets it (a probe slot answers it 503).
+    let started = Instant::now();
+    let r = poll_scrape(addr).await;
+    assert_eq!(r.status, StatusCode::OK, "the slot never came back");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let s = actor_metrics::scrape::Scrape::parse(r.text()).unwrap();
+    assert_eq!(
+        s.get("actor_metrics_http_connections_cut_total", &[]),
+        Some(1.0)
+    );
+    drop((unread, actors));
+}
+
+/// A client that shuts its sending side after its request (`nc -N`) still
+/// gets the whole answer.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let (_server, addr) = serve(small_metrics()).await;
+    let whole = get(addr, "/metrics").await.body.len();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let got = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0\r\n\r\n"), "the body's last chunk");
+    assert!(
+        got.len() > whole,
+        "{} bytes for a {whole}-byte body",
+        got.len()
+    );
+}

@@ -19,10 +19,12 @@ pub(crate) struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) app_addr: SocketAddr,
     /// Address of the metrics port (`/metrics`, `/healthz`, `/readyz`,
-    /// `/actors`, `/actors/top`). It serves at most 256 connections (and 16 more, one probe
-    /// each, when those are taken) and 32 scrapes at once; a client that
-    /// acknowledges nothing of a response for 30 s is cut, and a connection's
-    /// close waits, under that bound, until the client has the whole response.
+    /// `/actors`, `/actors/top`). It serves at most 256 connections (and 16
+    /// more, one probe each, when those are taken) and 32 scrapes at once. A
+    /// client whose acknowledgements do not advance for 30 s, or that takes
+    /// longer than 5 min to take one response however steadily it reads, is
+    /// cut; a connection's close waits, under those bounds, until the client
+    /// has the whole response.
     #[arg(long, default_value = "127.0.0.1:9091")]
     pub(crate) metrics_addr: SocketAddr,
     /// `envoy_key` label of every per-actor series [default: hostname:pid].
