@@ -1,6 +1,7 @@
 """Metrics port: a scraper with a 4 KiB receive buffer reads part of a `detail=full` scrape, then stops reading
 and never closes. Is it cut after the write timeout (30 s), with a WARN line, its slot freed for the next scrape?
-Holds (exit 0) when it is cut within 40 s of its last read with one WARN line, and the next scrape is served."""
+Holds (exit 0) when it is cut within 40 s of its last read with one WARN line, counted once in
+actor_metrics_http_connections_cut_total, and the next scrape is served."""
 import sys, time, socket, subprocess, os
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ah import Host
@@ -31,6 +32,9 @@ warns = [l[:200] for l in h.log().splitlines() if "WARN" in l]
 print("WARN lines:", warns)
 after = len(h.scrape())
 print("a scrape after it:", after, "bytes")
+from ah import pick
+cut = pick(h.samples(), "actor_metrics_http_connections_cut_total")
+print("actor_metrics_http_connections_cut_total", cut)
 s.close()
 h.term()
-sys.exit(0 if waited < 40 and len(warns) == 1 and after > 0 else 1)
+sys.exit(0 if waited < 40 and len(warns) == 1 and after > 0 and cut == {frozenset(): 1.0} else 1)
