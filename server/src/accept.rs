@@ -177,6 +177,9 @@ async fn close(graceful: GracefulShutdown, mut connections: JoinSet<()>, grace: 
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => {
+            // Only the connections still running: ended ones stay in the set
+            // until joined.
+            while connections.try_join_next().is_some() {}
             tracing::warn!(
                 open = connections.len(),
                 "metrics connections still open after the shutdown grace; closing them"

@@ -49,45 +49,65 @@ pub(crate) enum Sent {
     Unknown,
 }
 
-/// A stream that can tell how its sending stands.
+/// A stream that can tell how its sending stands, and be cut for good.
 pub(crate) trait Delivery {
     fn sent(&self) -> Sent;
+    /// Makes closing reset the connection, dropping what is queued: a cut
+    /// connection closed gracefully would leave its queue to the kernel for
+    /// as long as the client answers its probes.
+    fn reset_on_close(&self);
+    /// The client's address, for the log.
+    fn peer(&self) -> Option<std::net::SocketAddr>;
 }
 
 impl Delivery for TcpStream {
+    fn reset_on_close(&self) {
+        if let Err(e) = self.set_zero_linger() {
+            tracing::debug!(error = %e, "SO_LINGER 0 on a cut metrics connection failed");
+        }
+    }
+
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr().ok()
+    }
+
     #[cfg(target_os = "linux")]
     fn sent(&self) -> Sent {
         use std::os::fd::AsRawFd;
         /// `TCP_CLOSE` of the kernel's `tcp_states.h`.
         const TCP_CLOSE: u8 = 7;
         let fd = self.as_raw_fd();
-        // SAFETY: `tcp_info` is plain integers, valid zeroed; getsockopt
-        // writes at most `len` bytes into it, and SIOCOUTQ (TIOCOUTQ on a
-        // socket) one int into `queued`. The descriptor is open while `self`
-        // is borrowed.
-        let (state, queued) = unsafe {
-            let mut info: libc::tcp_info = std::mem::zeroed();
-            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-            let rc = libc::getsockopt(
+        let mut queued: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ on a socket) writes one int into
+        // `queued`; the descriptor is open while `self` is borrowed.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } != 0 {
+            return Sent::Unknown;
+        }
+        let queued = usize::try_from(queued).unwrap_or(0);
+        // Everything acknowledged (the FIN's byte at most): the common case,
+        // one call. A connection closed by both sides is in TCP_CLOSE too;
+        // only a closed one with bytes outstanding was reset.
+        if queued <= 1 {
+            return Sent::Unacked(queued);
+        }
+        let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, plain
+        // integers valid zeroed.
+        let rc = unsafe {
+            libc::getsockopt(
                 fd,
                 libc::IPPROTO_TCP,
                 libc::TCP_INFO,
-                (&raw mut info).cast(),
+                info.as_mut_ptr().cast(),
                 &mut len,
-            );
-            let state = (rc == 0).then_some(info.tcpi_state);
-            let mut queued: libc::c_int = 0;
-            let rc = libc::ioctl(fd, libc::TIOCOUTQ, &mut queued);
-            (state, (rc == 0).then_some(queued))
+            )
         };
-        // A connection closed by both sides is in TCP_CLOSE too, with
-        // everything acknowledged (the FIN's byte at most): only a closed one
-        // with bytes outstanding was reset.
-        match (state, queued) {
-            (_, None) => Sent::Unknown,
-            (Some(TCP_CLOSE), Some(queued)) if queued > 1 => Sent::Reset,
-            (_, Some(queued)) => Sent::Unacked(usize::try_from(queued).unwrap_or(0)),
+        // SAFETY: zeroed, and written by the kernel if at all.
+        if rc == 0 && unsafe { info.assume_init() }.tcpi_state == TCP_CLOSE {
+            return Sent::Reset;
         }
+        Sent::Unacked(queued)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -141,21 +161,6 @@ impl<T> TimedWrites<T> {
             cut,
         }
     }
-
-    /// Counts and logs a cut; the error that ends the connection.
-    fn cut(&self, unacked: Option<usize>, why: String) -> io::Error {
-        self.cut.inc();
-        tracing::warn!(unacked, "metrics client cut: {why}; closing its connection");
-        io::Error::new(io::ErrorKind::TimedOut, why)
-    }
-
-    fn too_slow(&self, unacked: Option<usize>) -> io::Error {
-        let max = self.bounds.max_delivery;
-        self.cut(
-            unacked,
-            format!("its response did not reach it within {max:?}"),
-        )
-    }
 }
 
 fn reset() -> io::Error {
@@ -166,6 +171,30 @@ fn reset() -> io::Error {
 }
 
 impl<T: Delivery> TimedWrites<T> {
+    /// Counts and logs a cut; the error that ends the connection.
+    fn cut(&self, unacked: Option<usize>, why: String) -> io::Error {
+        self.cut.inc();
+        self.inner.reset_on_close();
+        match self.inner.peer() {
+            Some(peer) => {
+                tracing::warn!(%peer, unacked, "metrics client cut: {why}; resetting its connection")
+            }
+            None => tracing::warn!(
+                unacked,
+                "metrics client cut: {why}; resetting its connection"
+            ),
+        }
+        io::Error::new(io::ErrorKind::TimedOut, why)
+    }
+
+    fn too_slow(&self, unacked: Option<usize>) -> io::Error {
+        let max = self.bounds.max_delivery;
+        self.cut(
+            unacked,
+            format!("its response did not reach it within {max:?}"),
+        )
+    }
+
     /// Before a write: a queue found empty ends the busy time.
     fn before_write(&mut self) {
         if self.busy_since.is_some() && self.inner.sent() == Sent::Unacked(0) {
@@ -388,7 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_gives_up_when_the_client_reads_nothing_for_the_write_timeout() {
-        let (server, _client) = pair().await;
+        let (server, mut client) = pair().await;
         let cut = counter();
         let timeout = BOUNDS.write_timeout;
         let mut server = TimedWrites::new(server, BOUNDS, cut.clone());
@@ -404,6 +433,17 @@ mod tests {
             "gave up after {waited:?}"
         );
         assert_eq!(cut.get(), 1);
+        // Reset, not closed: the kernel keeps nothing queued for a client
+        // that could answer its probes for as long as it likes.
+        drop(server);
+        let mut got = Vec::new();
+        let read = client.read_to_end(&mut got).await;
+        assert_eq!(
+            read.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::ConnectionReset),
+            "read {} bytes and an end, not a reset",
+            got.len()
+        );
     }
 
     /// A client reading through a small window, slower than the kernel

@@ -4,7 +4,8 @@ use prometheus::{Histogram, HistogramOpts, IntCounter};
 
 /// `actor_metrics_http_*`.
 pub(crate) struct SelfMetrics {
-    /// Scrapes completed.
+    /// Scrapes whose body was written to its last byte (into the socket: the
+    /// client may still be cut, or reset, before it has them all).
     pub(crate) scrapes: IntCounter,
     /// Scrapes whose client went away before the body was complete.
     pub(crate) aborted: IntCounter,
@@ -12,8 +13,9 @@ pub(crate) struct SelfMetrics {
     pub(crate) duration: Histogram,
     /// Uncompressed bytes of completed scrapes.
     pub(crate) bytes: IntCounter,
-    /// Connections cut because the client acknowledged nothing for the write
-    /// timeout, mid-response or while the close waited for it.
+    /// Connections cut because the client's acknowledgements did not advance
+    /// for the write timeout, or it took longer than the longest delivery
+    /// time to take a response: mid-response or while the close waited.
     pub(crate) cut: IntCounter,
 }
 
@@ -22,7 +24,7 @@ impl SelfMetrics {
         // Names and help are constants: construction cannot fail.
         let scrapes = IntCounter::new(
             "actor_metrics_http_scrapes_total",
-            "Scrapes of /metrics served to the last byte.",
+            "Scrapes of /metrics whose body was written to the last byte (into the socket; a client cut or reset before it had them all counts here too).",
         )
         .expect("valid counter");
         let aborted = IntCounter::new(
@@ -47,7 +49,7 @@ impl SelfMetrics {
         .expect("valid counter");
         let cut = IntCounter::new(
             "actor_metrics_http_connections_cut_total",
-            "Metrics-port connections cut because the client acknowledged nothing of a response for the write timeout (mid-response, or while the close waited for it to have the whole response).",
+            "Metrics-port connections cut (reset) because the client's acknowledgements did not advance for the write timeout, or it took longer than the longest delivery time to take one response (mid-response, or while the close waited for it to have the whole response).",
         )
         .expect("valid counter");
         if let Some(registry) = registry {
