@@ -381,6 +381,21 @@ mod tests {
         (server, client, cut)
     }
 
+    /// The write of `sent`, polled until it waits on the client (the queue
+    /// is full); time is paused from then on.
+    async fn waiting_write<'a>(
+        server: &'a mut TimedWrites<TcpStream>,
+        sent: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = io::Result<()>> + 'a>> {
+        let mut write = Box::pin(server.write_all(sent));
+        assert!(
+            futures::poll!(write.as_mut()).is_pending(),
+            "the queue is full"
+        );
+        tokio::time::pause();
+        write
+    }
+
     fn counter() -> IntCounter {
         IntCounter::new("cut", "cut").unwrap()
     }
@@ -454,12 +469,7 @@ mod tests {
     async fn a_client_is_cut_one_timeout_after_its_last_read_and_not_while_it_reads() {
         let (mut server, mut client, cut) = waiting_on_the_client().await;
         let sent = vec![7u8; 16 << 20];
-        let mut write = std::pin::pin!(server.write_all(&sent));
-        assert!(
-            futures::poll!(write.as_mut()).is_pending(),
-            "the queue is full"
-        );
-        tokio::time::pause();
+        let mut write = waiting_write(&mut server, &sent).await;
         let mut got = vec![0u8; 64 * 1024];
         for window in 0..3 {
             // 64 KiB taken out of a queue of megabytes every 25 s: the
@@ -511,12 +521,7 @@ mod tests {
     async fn a_trickling_client_is_cut_at_the_longest_delivery_time() {
         let (mut server, mut client, cut) = waiting_on_the_client().await;
         let sent = vec![7u8; 16 << 20];
-        let mut write = std::pin::pin!(server.write_all(&sent));
-        assert!(
-            futures::poll!(write.as_mut()).is_pending(),
-            "the queue is full"
-        );
-        tokio::time::pause();
+        let mut write = waiting_write(&mut server, &sent).await;
         let start = Instant::now();
         let mut got = vec![0u8; 64 * 1024];
         let err = loop {
