@@ -24,10 +24,12 @@
 //! waits for the promotion itself rather than for a time: it is as
 //! deterministic as `--per-actor-detail full` and checks more.
 //!
-//! The host runs its default demo workload: 200 untraced calls a second on
-//! 20 other `counter` actors, `slow` and `fail` among them. Untraced calls
-//! offer no exemplar, so every exemplar on the type's `slow` buckets and
-//! `fail` errors must be one of the test's calls.
+//! The host runs its demo workload, at 10 calls a second, on 20 other
+//! `counter` actors, `slow` (5 ms) and `fail` among them. Its calls are
+//! traced as a client's would be, so they leave exemplars too: in the type's
+//! low `slow` buckets, and no `fail` before 200 s. So every exemplar on the
+//! type's `fail` errors and its slow `slow` buckets must be one of the
+//! test's calls.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -118,6 +120,11 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
             "--promotion-tick",
             "1s",
             "--promotion-min-calls",
+            "10",
+            // The demo at a twentieth of its rate: its first deliberate
+            // `fail`, whose exemplar would replace ours as the type's
+            // latest error, comes 200 s in.
+            "--rate",
             "10",
         ],
         &[("RUST_LOG", "info,actor_host=debug")],
@@ -240,12 +247,13 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
         assert_eq!(label(e, "actor_key"), KEY, "{e:?}");
     }
 
-    // Only traced calls leave exemplars: none of the demo's untraced `slow`
-    // and `fail` calls is on the type's series, and every exemplar on the
-    // actor's own is one of its calls.
+    // Every exemplar on the actor's own series is one of its calls (the
+    // demo never calls it), and so is every one on the type's `fail`
+    // errors (at `--rate 10` the demo's first `fail` comes 200 s in). The
+    // demo's calls are traced too: on the type's `slow` buckets its 5 ms
+    // calls may sit, in the low buckets only.
     for (what, stored) in [
         ("the actor's buckets", &own_buckets),
-        ("the type's slow buckets", &type_buckets),
         ("the actor's errors", &own_errors),
         ("the type's fail errors", &type_errors),
     ] {
@@ -255,6 +263,14 @@ fn a_traced_slow_call_and_a_failing_one_are_found_by_trace_id_in_prometheus_and_
             .collect();
         assert!(strangers.is_empty(), "{what}: {strangers:?}");
     }
+    let misplaced: Vec<&StoredExemplar> = type_buckets
+        .iter()
+        .filter(|e| !ours.contains(e.trace_id()) && e.value >= 0.1)
+        .collect();
+    assert!(
+        misplaced.is_empty(),
+        "the type's slow buckets hold a slow call not ours: {misplaced:?}"
+    );
 
     // The same traces, and the host's same spans, on the JSON log lines
     // written inside the two calls.
