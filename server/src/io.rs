@@ -135,9 +135,11 @@ pub(crate) struct TimedWrites<T> {
     /// Armed while a write (or the close) waits on the client; cleared when a
     /// write goes through.
     stalled: Option<Stall>,
-    /// Set once the write side is shut: when to look at the queue next
-    /// (`None` before the first look, which is at once).
-    linger: Option<Option<Pin<Box<Sleep>>>>,
+    /// The write side is shut: the close lingers.
+    shut: bool,
+    /// While the close lingers, when to look at the queue next (none before
+    /// the first look, which is at once).
+    next_look: Option<Pin<Box<Sleep>>>,
     /// Counts the connections cut.
     cut: IntCounter,
 }
@@ -157,7 +159,8 @@ impl<T> TimedWrites<T> {
             bounds,
             busy_since: None,
             stalled: None,
-            linger: None,
+            shut: false,
+            next_look: None,
             cut,
         }
     }
@@ -318,15 +321,12 @@ impl<T: AsyncWrite + Delivery + Unpin> AsyncWrite for TimedWrites<T> {
     /// Shuts the write side, then stays pending until the client has
     /// acknowledged every byte, under the same bounds as a write.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.linger.is_none() {
+        if !self.shut {
             ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
-            self.linger = Some(None);
+            self.shut = true;
             self.stalled = None;
         }
         loop {
-            if let Some(Some(next_look)) = self.linger.as_mut() {
-                ready!(next_look.as_mut().poll(cx));
-            }
             // The FIN takes a byte of sequence space: at 1 every byte of the
             // response has been acknowledged, and the FIN is the kernel's.
             match self.inner.sent() {
@@ -337,11 +337,11 @@ impl<T: AsyncWrite + Delivery + Unpin> AsyncWrite for TimedWrites<T> {
             if let Poll::Ready(cut) = self.check(cx) {
                 return Poll::Ready(cut);
             }
-            let next = Instant::now() + LINGER_POLL;
-            match self.linger.as_mut() {
-                Some(Some(next_look)) => next_look.as_mut().reset(next),
-                _ => self.linger = Some(Some(Box::pin(tokio::time::sleep_until(next)))),
-            }
+            let next_look = self
+                .next_look
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER_POLL)));
+            ready!(next_look.as_mut().poll(cx));
+            next_look.as_mut().reset(Instant::now() + LINGER_POLL);
         }
     }
 }
